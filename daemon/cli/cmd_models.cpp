@@ -1,0 +1,131 @@
+// segnode models: what is installed, and (models init) random-weight bundles for tests/benchmarks.
+#include <cstdio>
+#include <ctime>
+
+#include "common/Error.h"
+#include "common/Json.h"
+#include "common/Sha256.h"
+#include "daemon/cli/Commands.h"
+#include "daemon/cli/ModelRef.h"
+
+namespace segnode::cli {
+namespace {
+
+std::string metricSummary(const YAML::Node& metrics) {
+  std::string out;
+  for (const char* key : {"mean_dice", "cpu_seconds_per_volume"}) {
+    if (metrics && metrics[key] && metrics[key].IsScalar())
+      out += std::string(out.empty() ? "" : ", ") + key + "=" + metrics[key].Scalar();
+  }
+  return out.empty() ? "-" : out;
+}
+
+Json bundleJson(const engine::InstalledBundle& b, bool verify) {
+  Json::Object o{{"directory", Json(b.directory.string())}, {"ok", Json(b.ok)}};
+  if (!b.ok) {
+    o["error"] = Json(b.error);
+    return Json(std::move(o));
+  }
+  const auto& s = b.spec;
+  Json::Array labels;
+  for (const auto& l : s.labels) labels.emplace_back(Json::Object{{"value", Json(l.value)}, {"name", Json(l.name)}});
+  o["name"] = Json(s.name);
+  o["version"] = Json(s.version.toString());
+  o["modality"] = Json(engine::toString(s.modality));
+  o["body_part"] = Json(s.bodyPart);
+  o["labels"] = Json(std::move(labels));
+  o["parameters"] = Json(s.architecture.parameterCount());
+  o["untrained"] = Json(s.untrained());
+  if (s.metrics && s.metrics.IsMap()) {
+    Json::Object m;
+    for (auto it = s.metrics.begin(); it != s.metrics.end(); ++it)
+      if (it->second.IsScalar()) m[it->first.as<std::string>()] = Json(it->second.Scalar());
+    o["metrics"] = Json(std::move(m));
+  }
+  if (verify) o["weights_ok"] = Json(sha256File(s.weightsPath()) == s.weightsSha256);
+  return Json(std::move(o));
+}
+
+int listModels(const Args& args, const char* argv0) {
+  engine::ModelStore store = modelStore(args, argv0);
+  auto all = store.list();
+  bool verify = args.flag("--verify");
+  int broken = 0;
+  if (args.flag("--json")) {
+    for (const auto& b : all) {
+      Json j = bundleJson(b, verify && b.ok);
+      if (!b.ok || (verify && j.contains("weights_ok") && j.at("weights_ok").dump() == "false")) ++broken;
+      std::printf("%s\n", j.dump().c_str());
+    }
+    return broken ? 65 : 0;
+  }
+  std::printf("models in %s\n", store.root().string().c_str());
+  std::printf("%-28s %-8s %-3s %-8s %6s %11s  %s\n", "NAME", "VERSION", "MOD", "BODY", "LABELS", "PARAMS", "METRICS");
+  for (const auto& b : all) {
+    if (!b.ok) {
+      std::printf("%-28s BROKEN: %s\n", b.directory.string().c_str(), b.error.c_str());
+      ++broken;
+      continue;
+    }
+    const auto& s = b.spec;
+    std::string metrics = s.untrained() ? "UNTRAINED (random weights)" : metricSummary(s.metrics);
+    if (verify && sha256File(s.weightsPath()) != s.weightsSha256) {
+      metrics = "WEIGHTS FAIL CHECKSUM";
+      ++broken;
+    }
+    std::printf("%-28s %-8s %-3s %-8s %6zu %11lld  %s\n", s.name.c_str(), s.version.toString().c_str(),
+                engine::toString(s.modality), s.bodyPart.c_str(), s.labels.size() - 1,
+                (long long)s.architecture.parameterCount(), metrics.c_str());
+  }
+  if (all.empty()) std::printf("(none installed)\n");
+  return broken ? 65 : 0;
+}
+
+std::string nowIso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+int initBundle(const Args& args, const char* argv0) {
+  engine::BundleSpec spec = engine::loadBundleTemplate(args.required("--template"));
+  spec.name = args.required("--name");
+  if (!engine::SemVer::parse(args.required("--version"), spec.version))
+    throw Error(ErrorCode::InvalidArgument, "--version must be MAJOR.MINOR.PATCH");
+  int divisor = args.intValue("--width-divisor", 1, 1, 64);
+  int minFeatures = args.intValue("--min-features", 4, 1, 1024);
+  spec.architecture = spec.architecture.withWidthDivisor(divisor, minFeatures);
+  spec.created = nowIso();
+  spec.description = "UNTRAINED: random weights for tests and benchmarks; outputs are meaningless. " + spec.description;
+  spec.provenance = YAML::Node(YAML::NodeType::Map);
+  spec.provenance["untrained"] = true;
+  spec.provenance["template"] = args.required("--template");
+  spec.provenance["width_divisor"] = divisor;
+  spec.provenance["seed"] = args.intValue("--seed", 1, 0, 1 << 30);
+  spec.metrics = YAML::Node(YAML::NodeType::Map);
+  spec.metrics["parameters"] = spec.architecture.parameterCount();
+  engine::ModelStore store = modelStore(args, argv0);
+  auto dir = store.root() / spec.name / spec.version.toString();
+  if (std::filesystem::exists(dir / "bundle.yaml"))
+    throw Error(ErrorCode::InvalidArgument, dir.string() + " exists already; bundles are immutable, pick a new version");
+  auto written = engine::writeRandomBundle(spec, dir, uint64_t(args.intValue("--seed", 1, 0, 1 << 30)),
+                                           args.flag("--fp16") ? torch::kHalf : torch::kFloat);
+  std::printf("%s: %s (%lld parameters, random weights)\n", dir.string().c_str(), written.reference().c_str(),
+              (long long)written.architecture.parameterCount());
+  return 0;
+}
+
+}  // namespace
+
+int runModels(const ArgList& argList, const char* argv0) {
+  if (!argList.empty() && argList[0] == "init") {
+    Args args(ArgList(argList.begin() + 1, argList.end()), {"--fp16"},
+              {"--template", "--name", "--version", "--width-divisor", "--min-features", "--seed", "--models-dir"});
+    return initBundle(args, argv0);
+  }
+  Args args(argList, {"--json", "--verify"}, {"--models-dir"});
+  return listModels(args, argv0);
+}
+
+}  // namespace segnode::cli

@@ -1,0 +1,114 @@
+#pragma once
+// The typed form of a model bundle's bundle.yaml (DESIGN §4). Parsed once and validated; the
+// network, preprocessing and inference settings are all built from it. No LibTorch here.
+//
+// Axis order: every per-axis list (target_spacing, kernel_sizes, strides, patch_size) is given in
+// the canonical orientation's (x, y, z) = (L, P, S) order that the engine reorients inputs to.
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/Geometry.h"
+
+namespace segnode::engine {
+
+enum class Modality { MR, CT };
+enum class Normalization { ZScore, CT };
+enum class Interpolation { Nearest, Linear, Cubic };
+
+struct SemVer {
+  int major = 0, minor = 0, patch = 0;
+  static bool parse(const std::string& text, SemVer& out);
+  std::string toString() const;
+  bool operator<(const SemVer& o) const;
+  bool operator==(const SemVer& o) const;
+};
+
+struct CodedConcept {  // DICOM code triplet (e.g. SCT 91723000 "Anatomical Structure")
+  std::string scheme, value, meaning;
+  bool empty() const { return value.empty(); }
+};
+
+struct LabelInfo {
+  int value = 0;  // value written in output label maps
+  std::string name;
+  std::array<int, 3> color{128, 128, 128};  // recommended display colour, sRGB
+  CodedConcept category, type;
+  std::vector<int> sourceValues;  // label values in the training data merged into this one
+};
+
+struct PreprocessingSpec {
+  Vec3 targetSpacing{1, 1, 1};
+  Normalization normalization = Normalization::ZScore;
+  double clipLow = 0, clipHigh = 0, mean = 0, std = 1;  // CT only
+  Interpolation imageInterpolation = Interpolation::Linear;
+  bool cropNonzero = true;
+};
+
+// nnU-Net's PlainConvUNet, described by its plan. Acts as the network's options struct.
+struct ArchitectureSpec {
+  int inChannels = 1;
+  int numClasses = 2;
+  std::vector<int> features;                       // per stage
+  std::vector<std::array<int, 3>> kernelSizes;     // per stage
+  std::vector<std::array<int, 3>> strides;         // per stage; stage 0 is usually 1,1,1
+  std::vector<int> convsPerStage;                  // encoder, per stage
+  std::vector<int> convsPerStageDecoder;           // decoder, per stage except the deepest
+  bool deepSupervision = false;
+
+  int stages() const { return int(features.size()); }
+  // Throws Error(BadBundle) naming `where` and the key at fault.
+  void validate(const std::string& where) const;
+  // Student rule of DESIGN §6: features_i = max(minFeatures, features_i / divisor).
+  ArchitectureSpec withWidthDivisor(int divisor, int minFeatures) const;
+  int64_t parameterCount() const;
+  // The nnU-Net default for n stages: min(32 * 2^i, 320) features, 3^3 kernels, stride 2 after
+  // stage 0, two convs per stage.
+  static ArchitectureSpec nnunetDefault(int stages, int numClasses, int inChannels = 1);
+};
+
+struct InferenceSpec {
+  std::array<int64_t, 3> patchSize{128, 128, 128};
+  double tileStep = 0.5;  // fraction of the patch between tile starts
+  bool gaussian = true;
+  std::vector<int> mirrorAxes;  // axes flipped for test-time augmentation (0..2); empty: off
+  int batchSize = 1;
+};
+
+struct BundleSpec {
+  std::string name;
+  SemVer version;
+  std::string created;  // ISO 8601
+  Modality modality = Modality::MR;
+  std::string bodyPart;  // DICOM BodyPartExamined, e.g. BRAIN, ABDOMEN
+  std::string description;
+  std::vector<LabelInfo> labels;  // index = network output channel; labels[0] is background
+  PreprocessingSpec preprocessing;
+  ArchitectureSpec architecture;
+  InferenceSpec inference;
+  YAML::Node provenance;  // free-form: teacher, distillation settings, data, untrained flag
+  YAML::Node metrics;     // free-form: params, dice per label, cpu seconds
+  std::string weightsFile = "weights.safetensors";
+  std::string weightsSha256;
+  std::filesystem::path directory;  // where bundle.yaml was read from
+
+  std::string reference() const { return name + "@" + version.toString(); }
+  std::filesystem::path weightsPath() const { return directory / weightsFile; }
+  bool untrained() const;
+};
+
+// Reads and validates <dir>/bundle.yaml (not the weights). Errors name the file and the key.
+BundleSpec loadBundleSpec(const std::filesystem::path& directory);
+// A template is a bundle.yaml without the weights section (labels, plan, inference defaults),
+// from which new bundles are made (etc/templates/).
+BundleSpec loadBundleTemplate(const std::filesystem::path& yamlFile);
+BundleSpec parseBundleFile(const std::filesystem::path& yamlFile, bool isTemplate);
+void saveBundleSpec(const BundleSpec& spec, const std::filesystem::path& yamlFile);
+
+const char* toString(Modality m);
+const char* toString(Normalization n);
+
+}  // namespace segnode::engine

@@ -1,0 +1,95 @@
+#include "engine/Model.h"
+
+#include <set>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "common/Error.h"
+#include "common/Sha256.h"
+#include "engine/Safetensors.h"
+#include "engine/nn/PlainConvUNet.h"
+#include "engine/nn/ScriptedUNet.h"
+
+namespace segnode::engine {
+
+struct SegmentationModel::Impl {
+  PlainConvUNet eager{nullptr};
+  mutable torch::jit::Module scripted;
+};
+
+SegmentationModel::SegmentationModel(BundleSpec spec, Backend backend)
+    : spec_(std::move(spec)), backend_(backend), impl_(std::make_unique<Impl>()) {}
+SegmentationModel::~SegmentationModel() = default;
+
+namespace {
+
+std::string shapeText(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// Strict name/shape match between the architecture and the file, both directions.
+void copyWeights(PlainConvUNet& net, const TensorMap& weights, const std::string& file) {
+  std::set<std::string> expected;
+  torch::NoGradGuard noGrad;
+  for (auto& p : net->named_parameters()) {
+    expected.insert(p.key());
+    auto it = weights.find(p.key());
+    if (it == weights.end())
+      throw Error(ErrorCode::BadBundle, file + ": tensor '" + p.key() + "' is missing (architecture and weights disagree)");
+    if (it->second.sizes() != p.value().sizes())
+      throw Error(ErrorCode::BadBundle, file + ": tensor '" + p.key() + "' has shape " + shapeText(it->second.sizes()) +
+                                            ", the architecture needs " + shapeText(p.value().sizes()));
+    p.value().copy_(it->second.to(torch::kFloat));
+  }
+  for (const auto& [name, t] : weights)
+    if (!expected.count(name))
+      throw Error(ErrorCode::BadBundle, file + ": unexpected tensor '" + name + "' (architecture and weights disagree)");
+}
+
+}  // namespace
+
+std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spec, Backend backend) {
+  const std::string file = spec.weightsPath().string();
+  if (!std::filesystem::exists(spec.weightsPath()))
+    throw Error(ErrorCode::BadBundle, file + ": missing (bundle.yaml names it under weights.file)");
+  std::string sum = sha256File(spec.weightsPath());
+  if (sum != spec.weightsSha256)
+    throw Error(ErrorCode::BadBundle, file + ": sha256 is " + sum + " but bundle.yaml says " + spec.weightsSha256 +
+                                          " (corrupt or replaced weights; reinstall the bundle)");
+  TensorMap weights = readSafetensors(spec.weightsPath());
+  std::shared_ptr<SegmentationModel> m(new SegmentationModel(spec, backend));
+  m->impl_->eager = PlainConvUNet(spec.architecture);
+  copyWeights(m->impl_->eager, weights, file);
+  m->impl_->eager->eval();
+  m->parameterCount_ = m->impl_->eager->parameterCount();
+  if (backend == Backend::TorchScript) {
+    m->impl_->scripted = buildScriptedUNet(spec.architecture, weights, /*optimize=*/true);
+    m->impl_->eager = nullptr;  // the frozen module holds its own copy of the weights
+  }
+  return m;
+}
+
+torch::Tensor SegmentationModel::forward(const torch::Tensor& x) const {
+  if (backend_ == Backend::TorchScript) return impl_->scripted.forward({x}).toTensor();
+  return impl_->eager->forward(x);
+}
+
+BundleSpec writeRandomBundle(BundleSpec spec, const std::filesystem::path& directory, uint64_t seed,
+                             torch::ScalarType storeAs) {
+  std::filesystem::create_directories(directory);
+  torch::manual_seed(seed);
+  spec.architecture.numClasses = int(spec.labels.size());
+  PlainConvUNet net(spec.architecture);
+  TensorMap weights;
+  for (auto& p : net->named_parameters()) weights[p.key()] = p.value().detach();
+  writeSafetensors(directory / spec.weightsFile, weights, {{"format", "pt"}, {"bundle", spec.name}}, storeAs);
+  spec.weightsSha256 = sha256File(directory / spec.weightsFile);
+  spec.directory = directory;
+  saveBundleSpec(spec, directory / "bundle.yaml");
+  return spec;
+}
+
+}  // namespace segnode::engine

@@ -1,0 +1,49 @@
+#pragma once
+// A loaded, checked model bundle ready to run: bundle.yaml + weights verified against their
+// sha256, every tensor matched by name and shape to the architecture.
+#include <filesystem>
+#include <memory>
+
+#include <torch/types.h>
+
+#include "engine/BundleSpec.h"
+
+namespace segnode::engine {
+
+enum class Backend {
+  Eager,        // torch::nn modules, as in training
+  TorchScript,  // generated TorchScript, frozen + optimize_for_inference (default for inference)
+};
+
+class SegmentationModel {
+ public:
+  // Refuses (Error BadBundle, naming the file) weights that fail their checksum, miss a tensor,
+  // carry an unexpected one, or have a wrong shape.
+  static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend = Backend::TorchScript);
+
+  // [N, in_channels, z, y, x] float32 -> logits [N, classes, z, y, x]. Callers hold an
+  // InferenceMode guard. Safe to call from several threads at once.
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+  const BundleSpec& spec() const { return spec_; }
+  Backend backend() const { return backend_; }
+  int64_t parameterCount() const { return parameterCount_; }
+
+  struct Impl;
+  ~SegmentationModel();
+
+ private:
+  SegmentationModel(BundleSpec spec, Backend backend);
+  BundleSpec spec_;
+  Backend backend_;
+  int64_t parameterCount_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes weights (random if `seed` is given and no weights are passed) and bundle.yaml into
+// `directory`, filling in the sha256. Used by training export and by tests that need a bundle.
+// storeAs: torch::kFloat or torch::kHalf.
+BundleSpec writeRandomBundle(BundleSpec spec, const std::filesystem::path& directory, uint64_t seed,
+                             torch::ScalarType storeAs = torch::kFloat);
+
+}  // namespace segnode::engine

@@ -1,0 +1,96 @@
+#include "engine/Preprocess.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "engine/Resample.h"
+
+namespace segnode::engine {
+namespace {
+
+// First and one-past-last true index of a 1D bool tensor.
+std::pair<int64_t, int64_t> extent(const torch::Tensor& any) {
+  auto idx = torch::nonzero(any).flatten();
+  if (idx.numel() == 0) return {0, any.size(0)};
+  return {idx.min().item<int64_t>(), idx.max().item<int64_t>() + 1};
+}
+
+bool sameSpacing(const Vec3& a, const Vec3& b) {
+  for (int i = 0; i < 3; ++i)
+    if (std::fabs(a[size_t(i)] - b[size_t(i)]) > 1e-3 * b[size_t(i)]) return false;
+  return true;
+}
+
+}  // namespace
+
+CropBox nonzeroBox(const torch::Tensor& image) {
+  torch::Tensor nz = image.ne(0);
+  CropBox box;
+  if (!nz.any().item<bool>()) {
+    box.end = {image.size(2), image.size(1), image.size(0)};
+    return box;
+  }
+  auto [z0, z1] = extent(nz.any(2).any(1));
+  auto [y0, y1] = extent(nz.any(2).any(0));
+  auto [x0, x1] = extent(nz.any(1).any(0));
+  box.begin = {x0, y0, z0};
+  box.end = {x1, y1, z1};
+  return box;
+}
+
+void normalize(torch::Tensor& image, const PreprocessingSpec& spec) {
+  if (spec.normalization == Normalization::CT) {
+    image.clamp_(spec.clipLow, spec.clipHigh).sub_(spec.mean).div_(std::max(spec.std, 1e-8));
+    return;
+  }
+  // Accumulate in double: float32 sums over millions of voxels lose digits.
+  double mean = image.mean(torch::kDouble).item<double>();
+  double std = image.to(torch::kDouble).std(/*unbiased=*/false).item<double>();
+  image.sub_(mean).div_(std::max(std, 1e-8));
+}
+
+Preprocessed preprocess(const Volume& input, const PreprocessingSpec& spec) {
+  input.checkConsistent();
+  PreprocessRecord rec;
+  rec.input = input.geometry;
+  rec.reorientation = canonicalReorientation(input.geometry);
+  Geometry canonical = rec.reorientation.apply(input.geometry);
+  rec.canonicalSize = canonical.size;
+  torch::Tensor image = reorient(input.data.to(torch::kFloat), rec.reorientation);
+
+  rec.crop = spec.cropNonzero ? nonzeroBox(image) : CropBox{{0, 0, 0}, canonical.size};
+  const auto& c = rec.crop;
+  image = image.slice(0, c.begin[2], c.end[2]).slice(1, c.begin[1], c.end[1]).slice(2, c.begin[0], c.end[0]);
+
+  const Size3 cropSize = c.size();
+  rec.resampled = !sameSpacing(canonical.spacing, spec.targetSpacing);
+  rec.networkSize = cropSize;
+  if (rec.resampled) {
+    rec.networkSize = resampledSize(cropSize, canonical.spacing, spec.targetSpacing);
+    for (int a = 0; a < 3; ++a) rec.step[size_t(a)] = spec.targetSpacing[size_t(a)] / canonical.spacing[size_t(a)];
+    image = resample(image, rec.networkSize, rec.step, spec.imageInterpolation);
+  }
+  image = image.contiguous();
+  // Never normalise the caller's voxels in place (a view survives when no step copied them).
+  if (image.storage().is_alias_of(input.data.storage())) image = image.clone();
+  normalize(image, spec);
+  return {image, rec};
+}
+
+torch::Tensor classesOnInputGrid(const torch::Tensor& logits, const PreprocessRecord& rec) {
+  if (!rec.resampled) return placeOnInputGrid(logits.argmax(0).to(torch::kByte), rec);
+  Vec3 back;
+  for (int a = 0; a < 3; ++a) back[size_t(a)] = 1.0 / rec.step[size_t(a)];
+  return placeOnInputGrid(resampleArgmax(logits, rec.crop.size(), back), rec);
+}
+
+torch::Tensor placeOnInputGrid(const torch::Tensor& cropClasses, const PreprocessRecord& rec) {
+  const auto& s = rec.canonicalSize;
+  torch::Tensor canonical = torch::zeros({s[2], s[1], s[0]}, torch::kByte);
+  const auto& c = rec.crop;
+  canonical.slice(0, c.begin[2], c.end[2]).slice(1, c.begin[1], c.end[1]).slice(2, c.begin[0], c.end[0]).copy_(cropClasses);
+  return unreorient(canonical, rec.reorientation);
+}
+
+}  // namespace segnode::engine

@@ -1,0 +1,47 @@
+#pragma once
+// nnU-Net's preprocessing, recorded so that it can be undone in exact reverse order:
+//   reorient to canonical axes -> crop to the non-zero box -> resample to the bundle spacing
+//   -> normalise (MR z-score, CT clip + dataset statistics).
+// The inverse maps network logits back to class indices on the input's own grid.
+#include <torch/types.h>
+
+#include "engine/BundleSpec.h"
+#include "engine/Volume.h"
+
+namespace segnode::engine {
+
+struct CropBox {
+  Size3 begin{0, 0, 0}, end{0, 0, 0};  // (x, y, z), end exclusive
+  Size3 size() const { return {end[0] - begin[0], end[1] - begin[1], end[2] - begin[2]}; }
+};
+
+// Bounding box of voxels != 0 of a [z, y, x] tensor; the whole grid when nothing is non-zero.
+CropBox nonzeroBox(const torch::Tensor& image);
+
+struct PreprocessRecord {
+  Geometry input;             // the grid labels must come back to
+  Reorientation reorientation;
+  Size3 canonicalSize{};      // after reorientation
+  CropBox crop;               // in the canonical grid
+  bool resampled = false;
+  Size3 networkSize{};        // grid the network sees
+  Vec3 step{1, 1, 1};         // network index * step = cropped canonical index
+};
+
+struct Preprocessed {
+  torch::Tensor image;  // [z, y, x] float32, normalised
+  PreprocessRecord record;
+};
+
+Preprocessed preprocess(const Volume& input, const PreprocessingSpec& spec);
+
+// In-place normalisation of a float32 tensor as the bundle says.
+void normalize(torch::Tensor& image, const PreprocessingSpec& spec);
+
+// logits [C, z, y, x] on the network grid -> uint8 class indices [z, y, x] on the input grid.
+torch::Tensor classesOnInputGrid(const torch::Tensor& logits, const PreprocessRecord& record);
+
+// Class indices already on the cropped canonical grid (no resampling was needed) -> input grid.
+torch::Tensor placeOnInputGrid(const torch::Tensor& cropClasses, const PreprocessRecord& record);
+
+}  // namespace segnode::engine

@@ -1,0 +1,30 @@
+#pragma once
+// The whole offline pipeline for one volume: preprocess -> sliding window -> back to the input grid
+// -> label values from the bundle's table. Used by `segnode segment`, `segnode bench` and the
+// daemon's workers alike.
+#include <optional>
+
+#include "engine/Model.h"
+#include "engine/Predictor.h"
+#include "engine/Volume.h"
+
+namespace segnode::engine {
+
+struct SegmentOptions {
+  std::optional<double> tileStep;  // default: the bundle's inference.tile_step
+  std::optional<bool> mirror;      // default: mirroring on iff the bundle lists mirror_axes
+  ProgressFn progress;
+};
+
+struct SegmentStats {
+  double preprocessSeconds = 0, inferenceSeconds = 0, postprocessSeconds = 0;
+  int64_t tiles = 0;
+  Size3 networkSize{};
+};
+
+// Labels on the input's grid (same geometry object), values from the bundle's label table,
+// uint8 when every value fits, else int16.
+Volume segment(const SegmentationModel& model, const Volume& input, const SegmentOptions& options = {},
+               SegmentStats* stats = nullptr);
+
+}  // namespace segnode::engine

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs (as root, from Debian 12's archive) what segnode needs and is missing. Idempotent:
+# nothing is downloaded when everything is present.  Usage: install-deps.sh [--tests]
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config zlib1g-dev
+  libtorch-dev libdcmtk-dev dcmtk libsqlitecpp-dev libsqlite3-dev libyaml-cpp-dev
+  libboost-dev libboost-system-dev)
+if [[ ${1:-} == --tests ]]; then
+  # catch2: unit tests; python3-nibabel/yaml: end-to-end checks of NIfTI output.
+  packages+=(catch2 python3-nibabel python3-yaml python3-numpy)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  echo "install-deps: installing ${missing[*]}"
+  if [[ $(id -u) != 0 ]]; then echo "install-deps: run as root (apt-get) or install: ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,28 @@
+#pragma once
+// Helpers shared by the engine tests: scratch directories, shared data paths, tiny bundles.
+#include <filesystem>
+#include <string>
+
+#include "engine/BundleSpec.h"
+
+namespace segnode::test {
+
+// A fresh directory under the system temp dir, removed when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// ../shared/data/<relative>, or an empty path when the data is not there.
+std::filesystem::path sharedData(const std::string& relative);
+
+// A small but complete bundle spec: 3 stages (4, 8, 16 features), patch 32^3, `classes` labels.
+engine::BundleSpec tinySpec(int classes = 3);
+
+}  // namespace segnode::test

@@ -1,0 +1,98 @@
+#include <catch2/catch.hpp>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "TestSupport.h"
+#include "engine/Model.h"
+#include "engine/Segmenter.h"
+#include "engine/Safetensors.h"
+#include "engine/nn/PlainConvUNet.h"
+#include "engine/nn/ScriptedUNet.h"
+
+using namespace segnode::engine;
+using segnode::test::TempDir;
+
+TEST_CASE("PlainConvUNet has the nnU-Net default size and its analytic parameter count", "[network]") {
+  // nnU-Net 3d_fullres default for 33 classes: 6 stages, 32..320 features.
+  ArchitectureSpec teacher = ArchitectureSpec::nnunetDefault(6, 33);
+  CHECK(teacher.features == std::vector<int>{32, 64, 128, 256, 320, 320});
+  PlainConvUNet net(teacher);
+  CHECK(net->parameterCount() == teacher.parameterCount());
+  ArchitectureSpec student = teacher.withWidthDivisor(4, 4);
+  CHECK(student.features == std::vector<int>{8, 16, 32, 64, 80, 80});
+  CHECK(PlainConvUNet(student)->parameterCount() == student.parameterCount());
+  // The 1/4 student has at least 93.75 % fewer parameters (the target).
+  CHECK(double(student.parameterCount()) <= 0.0625 * double(teacher.parameterCount()));
+}
+
+TEST_CASE("deep supervision gives one output per decoder stage, full resolution first", "[network]") {
+  ArchitectureSpec a = segnode::test::tinySpec(3).architecture;
+  a.deepSupervision = true;
+  PlainConvUNet net(a);
+  auto outs = net->forwardAll(torch::randn({1, 1, 16, 16, 16}));
+  REQUIRE(outs.size() == 2);
+  CHECK(outs[0].sizes() == torch::IntArrayRef({1, 3, 16, 16, 16}));
+  CHECK(outs[1].sizes() == torch::IntArrayRef({1, 3, 8, 8, 8}));
+}
+
+TEST_CASE("the TorchScript network computes what the eager one does", "[network]") {
+  TempDir dir;
+  BundleSpec spec = segnode::test::tinySpec(4);
+  spec.architecture.strides[1] = {2, 2, 1};  // anisotropic, to catch an axis-order mix-up
+  spec.architecture.kernelSizes[0] = {3, 3, 1};
+  BundleSpec written = writeRandomBundle(spec, dir / "b", 11);
+  auto eager = SegmentationModel::load(written, Backend::Eager);
+  auto scripted = SegmentationModel::load(written, Backend::TorchScript);
+  c10::InferenceMode guard;
+  torch::Tensor x = torch::randn({2, 1, 12, 16, 20});
+  for (int i = 0; i < 3; ++i) {  // the profiling executor changes the graph after its first runs
+    torch::Tensor a = eager->forward(x), b = scripted->forward(x);
+    REQUIRE(a.sizes() == b.sizes());
+    CHECK(torch::allclose(a, b, 1e-4, 1e-4));
+  }
+}
+
+TEST_CASE("segmentation results do not depend on the thread count", "[network]") {
+  TempDir dir;
+  BundleSpec written = writeRandomBundle(segnode::test::tinySpec(3), dir / "b", 5);
+  auto model = SegmentationModel::load(written);
+  Volume v;
+  v.geometry.size = {40, 36, 30};
+  v.geometry.spacing = {1, 1, 1};
+  torch::manual_seed(2);
+  v.data = torch::rand({30, 36, 40}) * 100;
+  int saved = at::get_num_threads();
+  at::set_num_threads(1);
+  Volume one = segment(*model, v);
+  at::set_num_threads(2);
+  Volume two = segment(*model, v);
+  at::set_num_threads(saved);
+  CHECK(torch::equal(one.data, two.data));
+  // Label values come from the bundle's table.
+  auto values = std::get<0>(at::_unique(one.data));
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    int val = values[i].item<int>();
+    CHECK((val == 0 || val == 10 || val == 20));
+  }
+}
+
+TEST_CASE("segment returns labels on the input grid for any orientation and spacing", "[network]") {
+  TempDir dir;
+  BundleSpec spec = segnode::test::tinySpec(3);
+  spec.preprocessing.targetSpacing = {1.5, 1.5, 1.5};
+  BundleSpec written = writeRandomBundle(spec, dir / "b", 9);
+  auto model = SegmentationModel::load(written);
+  Volume v;
+  v.geometry.size = {33, 20, 25};
+  v.geometry.spacing = {0.9, 2.0, 1.2};
+  v.geometry.origin = {4, 5, 6};
+  v.geometry.direction = {{{0, 0, -1}, {-1, 0, 0}, {0, 1, 0}}};
+  v.data = torch::randint(1, 1000, {25, 20, 33}, torch::kShort);
+  SegmentStats stats;
+  Volume out = segment(*model, v, {}, &stats);
+  CHECK(out.data.sizes() == v.data.sizes());
+  CHECK(out.data.scalar_type() == torch::kByte);
+  CHECK(out.geometry.affine() == v.geometry.affine());
+  CHECK(stats.networkSize == Size3{20, 20, 27});  // canonical x <- k, y <- i, z <- j, resampled to 1.5 mm
+}

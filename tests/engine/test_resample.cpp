@@ -1,0 +1,85 @@
+#include <catch2/catch.hpp>
+
+#include <torch/torch.h>
+
+#include "engine/Preprocess.h"
+#include "engine/Resample.h"
+
+using namespace segnode::engine;
+
+TEST_CASE("resampling to the same grid is the identity", "[resample]") {
+  torch::Tensor x = torch::rand({6, 7, 8});
+  for (auto interp : {Interpolation::Nearest, Interpolation::Linear, Interpolation::Cubic})
+    CHECK(torch::equal(resample(x, {8, 7, 6}, {1, 1, 1}, interp), x));
+  torch::Tensor labels = torch::randint(0, 4, {6, 7, 8}, torch::kByte);
+  CHECK(torch::equal(resampleLabels(labels, {8, 7, 6}, {1, 1, 1}), labels));
+}
+
+TEST_CASE("linear and cubic resampling reproduce a linear ramp exactly", "[resample]") {
+  // f(x, y, z) = 2x - 3y + 0.5z + 1 on a 9x8x7 grid, resampled to half the spacing along x and
+  // twice along z: the samples of a linear function are that function at the new positions.
+  auto f = [](double x, double y, double z) { return 2 * x - 3 * y + 0.5 * z + 1; };
+  torch::Tensor in = torch::empty({7, 8, 9});
+  for (int z = 0; z < 7; ++z)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 9; ++x) in[z][y][x] = f(x, y, z);
+  Size3 out{17, 8, 4};
+  Vec3 step{0.5, 1, 2};
+  for (auto interp : {Interpolation::Linear, Interpolation::Cubic}) {
+    torch::Tensor r = resample(in, out, step, interp);
+    REQUIRE(r.sizes() == torch::IntArrayRef({4, 8, 17}));
+    for (int z = 0; z < 4; ++z)
+      for (int y = 0; y < 8; y += 3)
+        for (int x = 1; x < 16; ++x)  // interior: cubic clamps its outer taps at the border
+          CHECK(r[z][y][x].item<double>() == Approx(f(x * 0.5, y, z * 2)).margin(1e-4));
+  }
+}
+
+TEST_CASE("resampledSize follows nnU-Net's rounding", "[resample]") {
+  CHECK(resampledSize({181, 217, 181}, {1, 1, 1}, {1, 1, 1}) == Size3{181, 217, 181});
+  CHECK(resampledSize({122, 101, 112}, {3, 3, 3}, {1.5, 1.5, 1.5}) == Size3{244, 202, 224});
+  CHECK(resampledSize({10, 10, 3}, {1, 1, 5}, {2, 2, 2}) == Size3{5, 5, 8});
+}
+
+TEST_CASE("label resampling keeps labels and argmax resampling matches it on one-hot maps", "[resample]") {
+  torch::Tensor labels = torch::zeros({10, 10, 10}, torch::kByte);
+  labels.slice(0, 2, 8).slice(1, 2, 8).slice(2, 2, 8).fill_(7);
+  labels.slice(0, 4, 6).slice(1, 4, 6).slice(2, 4, 6).fill_(3);
+  torch::Tensor up = resampleLabels(labels, {19, 19, 19}, {0.5, 0.5, 0.5});
+  auto values = std::get<0>(at::_unique(up));
+  CHECK(values.numel() == 3);  // 0, 3, 7 only: nothing invented between neighbours
+  // On the original sample points (every second voxel) the labels are unchanged.
+  CHECK(torch::equal(up.slice(0, 0, 19, 2).slice(1, 0, 19, 2).slice(2, 0, 19, 2), labels));
+  // The same through per-class maps (one-hot of indices 0, 1, 2).
+  torch::Tensor idx = torch::zeros_like(labels);
+  idx.masked_fill_(labels == 7, 1);
+  idx.masked_fill_(labels == 3, 2);
+  torch::Tensor onehot = torch::stack({(idx == 0).to(torch::kFloat), (idx == 1).to(torch::kFloat), (idx == 2).to(torch::kFloat)});
+  torch::Tensor viaMaps = resampleArgmax(onehot, {19, 19, 19}, {0.5, 0.5, 0.5});
+  torch::Tensor expected = torch::zeros_like(up);
+  expected.masked_fill_(up == 7, 1);
+  expected.masked_fill_(up == 3, 2);
+  CHECK(torch::equal(viaMaps, expected));
+}
+
+TEST_CASE("preprocessing crops, normalises and is undone onto the input grid", "[resample][preprocess]") {
+  Volume v;
+  v.geometry.size = {20, 16, 12};
+  v.geometry.spacing = {1, 1, 2};
+  v.geometry.direction = {{{-1, 0, 0}, {0, 0, 1}, {0, -1, 0}}};  // a coronal, flipped grid
+  v.data = torch::zeros({12, 16, 20});
+  v.data.slice(0, 3, 9).slice(1, 4, 12).slice(2, 5, 15) = torch::rand({6, 8, 10}) + 1;
+  PreprocessingSpec spec;
+  spec.targetSpacing = {1, 1, 1};
+  Preprocessed p = preprocess(v, spec);
+  CHECK(p.record.resampled);
+  CHECK(p.image.mean().item<double>() == Approx(0).margin(1e-5));
+  CHECK(p.image.std(false).item<double>() == Approx(1).margin(1e-4));
+  // Two "classes": inside the non-zero box or not. Undoing must put class 1 exactly on the box.
+  torch::Tensor logits = torch::stack({torch::zeros_like(p.image), torch::ones_like(p.image)});
+  torch::Tensor back = classesOnInputGrid(logits, p.record);
+  REQUIRE(back.sizes() == v.data.sizes());
+  CHECK(torch::equal(back.to(torch::kBool), v.data.ne(0)));
+  // The caller's voxels are untouched.
+  CHECK(v.data.min().item<float>() == 0);
+}
