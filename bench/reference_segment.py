@@ -45,9 +45,9 @@ def zyx(t):  # bundle triples are (x, y, z); tensors are [N, C, z, y, x]
 
 
 class ConvNormAct(nn.Module):
-    def __init__(self, cin, cout, kernel, stride):
+    def __init__(self, cin, cout, kernel, stride, bias):
         super().__init__()
-        self.conv = nn.Conv3d(cin, cout, zyx(kernel), zyx(stride), tuple(k // 2 for k in zyx(kernel)))
+        self.conv = nn.Conv3d(cin, cout, zyx(kernel), zyx(stride), tuple(k // 2 for k in zyx(kernel)), bias=bias)
         self.norm = nn.InstanceNorm3d(cout, eps=1e-5, affine=True)
 
     def forward(self, x):
@@ -58,16 +58,16 @@ class PlainConvUNet(nn.Module):
     def __init__(self, a, num_classes):
         super().__init__()
         f, k, s = a["features_per_stage"], a["kernel_sizes"], a["strides"]
-        n = a["n_stages"]
+        n, bias = a["n_stages"], a.get("conv_bias", True)
         self.encoder = nn.ModuleList()
         for i in range(n):
-            convs = [ConvNormAct(a.get("in_channels", 1) if i == 0 else f[i - 1], f[i], k[i], s[i])]
-            convs += [ConvNormAct(f[i], f[i], k[i], [1, 1, 1]) for _ in range(a["n_conv_per_stage"][i] - 1)]
+            convs = [ConvNormAct(a.get("in_channels", 1) if i == 0 else f[i - 1], f[i], k[i], s[i], bias)]
+            convs += [ConvNormAct(f[i], f[i], k[i], [1, 1, 1], bias) for _ in range(a["n_conv_per_stage"][i] - 1)]
             self.encoder.append(nn.Sequential(*convs))
         self.upsample, self.decoder, self.heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for i in range(n - 2, -1, -1):
             self.upsample.append(nn.ConvTranspose3d(f[i + 1], f[i], zyx(s[i + 1]), zyx(s[i + 1])))
-            convs = [ConvNormAct(2 * f[i] if c == 0 else f[i], f[i], k[i], [1, 1, 1])
+            convs = [ConvNormAct(2 * f[i] if c == 0 else f[i], f[i], k[i], [1, 1, 1], bias)
                      for c in range(a["n_conv_per_stage_decoder"][i])]
             self.decoder.append(nn.Sequential(*convs))
             self.heads.append(nn.Conv3d(f[i], num_classes, 1))

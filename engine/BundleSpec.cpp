@@ -178,6 +178,7 @@ ArchitectureSpec readArchitecture(const Reader& r, const YAML::Node& root, int n
   a.convsPerStageDecoder = r.list<int>(r.need(n, "n_conv_per_stage_decoder", "architecture.n_conv_per_stage_decoder"),
                                        "architecture.n_conv_per_stage_decoder", "integers");
   a.deepSupervision = r.getOr<bool>(n, "deep_supervision", "architecture.deep_supervision", "true or false", false);
+  a.convBias = r.getOr<bool>(n, "conv_bias", "architecture.conv_bias", "true or false", true);
   if (int(a.features.size()) != stages)
     r.fail("architecture.features_per_stage", "has " + std::to_string(a.features.size()) +
                                                   " entries but n_stages is " + std::to_string(stages));
@@ -251,21 +252,24 @@ ArchitectureSpec ArchitectureSpec::withWidthDivisor(int divisor, int minFeatures
 }
 
 int64_t ArchitectureSpec::parameterCount() const {
-  auto conv = [](int64_t in, int64_t out, const std::array<int, 3>& k) { return in * out * k[0] * k[1] * k[2] + out; };
+  auto weights = [](int64_t in, int64_t out, const std::array<int, 3>& k) { return in * out * k[0] * k[1] * k[2]; };
+  // conv (+ bias if convBias) -> InstanceNorm (weight + bias)
+  auto convNorm = [&](int64_t in, int64_t out, const std::array<int, 3>& k) {
+    return weights(in, out, k) + (convBias ? out : 0) + 2 * out;
+  };
   int64_t total = 0;
-  int n = stages();
+  const int n = stages();
   for (int s = 0; s < n; ++s) {
     for (int c = 0; c < convsPerStage[size_t(s)]; ++c) {
       int64_t in = c > 0 ? features[size_t(s)] : (s == 0 ? inChannels : features[size_t(s - 1)]);
-      total += conv(in, features[size_t(s)], kernelSizes[size_t(s)]) + 2 * features[size_t(s)];
+      total += convNorm(in, features[size_t(s)], kernelSizes[size_t(s)]);
     }
   }
   for (int s = n - 2; s >= 0; --s) {
     int64_t f = features[size_t(s)];
-    total += conv(features[size_t(s + 1)], f, strides[size_t(s + 1)]);  // transposed conv
-    for (int c = 0; c < convsPerStageDecoder[size_t(s)]; ++c)
-      total += conv(c == 0 ? 2 * f : f, f, kernelSizes[size_t(s)]) + 2 * f;
-    total += conv(f, numClasses, {1, 1, 1});  // segmentation head of this decoder stage
+    total += weights(features[size_t(s + 1)], f, strides[size_t(s + 1)]) + f;  // transposed conv, with bias
+    for (int c = 0; c < convsPerStageDecoder[size_t(s)]; ++c) total += convNorm(c == 0 ? 2 * f : f, f, kernelSizes[size_t(s)]);
+    total += weights(f, numClasses, {1, 1, 1}) + numClasses;  // segmentation head of this decoder stage
   }
   return total;
 }
@@ -380,6 +384,7 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   arch["n_conv_per_stage"] = flowList(a.convsPerStage);
   arch["n_conv_per_stage_decoder"] = flowList(a.convsPerStageDecoder);
   arch["deep_supervision"] = a.deepSupervision;
+  arch["conv_bias"] = a.convBias;
   root["architecture"] = arch;
   const auto& inf = b.inference;
   root["inference"]["patch_size"] = flowList(inf.patchSize);

@@ -58,6 +58,9 @@ struct ArchitectureSpec {
   std::vector<int> convsPerStage;                  // encoder, per stage
   std::vector<int> convsPerStageDecoder;           // decoder, per stage except the deepest
   bool deepSupervision = false;
+  // nnU-Net gives every conv a bias; before InstanceNorm it is redundant (the norm subtracts the
+  // mean), so bundles may drop it: fewer parameters, same function.
+  bool convBias = true;
 
   int stages() const { return int(features.size()); }
   // Throws Error(BadBundle) naming `where` and the key at fault.

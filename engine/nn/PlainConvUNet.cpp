@@ -6,12 +6,13 @@ torch::ExpandingArray<3> torchOrder(const std::array<int, 3>& xyz) {
   return torch::ExpandingArray<3>({xyz[2], xyz[1], xyz[0]});
 }
 
-ConvNormActImpl::ConvNormActImpl(int in, int out, const std::array<int, 3>& kernel, const std::array<int, 3>& stride) {
+ConvNormActImpl::ConvNormActImpl(int in, int out, const std::array<int, 3>& kernel, const std::array<int, 3>& stride,
+                                 bool bias) {
   std::array<int, 3> pad{kernel[0] / 2, kernel[1] / 2, kernel[2] / 2};
   conv = register_module("conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, torchOrder(kernel))
                                                        .stride(torchOrder(stride))
                                                        .padding(torchOrder(pad))
-                                                       .bias(true)));
+                                                       .bias(bias)));
   norm = register_module("norm", torch::nn::InstanceNorm3d(torch::nn::InstanceNorm3dOptions(out).eps(1e-5).affine(true)));
 }
 
@@ -28,7 +29,7 @@ PlainConvUNetImpl::PlainConvUNetImpl(const ArchitectureSpec& spec) : spec_(spec)
     for (int c = 0; c < spec_.convsPerStage[size_t(s)]; ++c) {
       int in = c > 0 ? spec_.features[size_t(s)] : (s == 0 ? spec_.inChannels : spec_.features[size_t(s - 1)]);
       stage->push_back(ConvNormAct(in, spec_.features[size_t(s)], spec_.kernelSizes[size_t(s)],
-                                   c == 0 ? spec_.strides[size_t(s)] : std::array<int, 3>{1, 1, 1}));
+                                   c == 0 ? spec_.strides[size_t(s)] : std::array<int, 3>{1, 1, 1}, spec_.convBias));
     }
     encoder->push_back(stage);
   }
@@ -39,7 +40,8 @@ PlainConvUNetImpl::PlainConvUNetImpl(const ArchitectureSpec& spec) : spec_(spec)
         torch::nn::ConvTranspose3dOptions(spec_.features[size_t(s + 1)], f, stride).stride(stride).bias(true)));
     torch::nn::Sequential stage;
     for (int c = 0; c < spec_.convsPerStageDecoder[size_t(s)]; ++c)
-      stage->push_back(ConvNormAct(c == 0 ? 2 * f : f, f, spec_.kernelSizes[size_t(s)], std::array<int, 3>{1, 1, 1}));
+      stage->push_back(ConvNormAct(c == 0 ? 2 * f : f, f, spec_.kernelSizes[size_t(s)], std::array<int, 3>{1, 1, 1},
+                                   spec_.convBias));
     decoder->push_back(stage);
     heads->push_back(torch::nn::Conv3d(torch::nn::Conv3dOptions(f, spec_.numClasses, 1).bias(true)));
   }

@@ -18,7 +18,7 @@ torch::ExpandingArray<3> torchOrder(const std::array<int, 3>& xyz);
 
 class ConvNormActImpl : public torch::nn::Module {
  public:
-  ConvNormActImpl(int in, int out, const std::array<int, 3>& kernel, const std::array<int, 3>& stride);
+  ConvNormActImpl(int in, int out, const std::array<int, 3>& kernel, const std::array<int, 3>& stride, bool bias);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:

@@ -21,11 +21,11 @@ std::string list(const std::array<int, 3>& xyz) {  // TorchScript int list in te
 }
 
 void emitConvNormAct(std::ostringstream& src, const std::string& prefix, const std::array<int, 3>& kernel,
-                     const std::array<int, 3>& stride) {
+                     const std::array<int, 3>& stride, bool bias) {
   std::array<int, 3> pad{kernel[0] / 2, kernel[1] / 2, kernel[2] / 2};
   std::string p = attr(prefix);
-  src << "    x = torch.conv3d(x, self." << p << "_conv_weight, self." << p << "_conv_bias, " << list(stride) << ", "
-      << list(pad) << ", [1, 1, 1], 1)\n";
+  src << "    x = torch.conv3d(x, self." << p << "_conv_weight, " << (bias ? "self." + p + "_conv_bias" : "None") << ", "
+      << list(stride) << ", " << list(pad) << ", [1, 1, 1], 1)\n";
   src << "    x = torch.instance_norm(x, self." << p << "_norm_weight, self." << p
       << "_norm_bias, None, None, True, 0.1, 1e-05, False)\n";
   src << "    x = torch.leaky_relu(x, 0.01)\n";
@@ -35,7 +35,8 @@ void emitConvNormAct(std::ostringstream& src, const std::string& prefix, const s
 std::vector<std::string> parameterNames(const ArchitectureSpec& a) {
   std::vector<std::string> names;
   auto cna = [&](const std::string& p) {
-    for (const char* s : {".conv.weight", ".conv.bias", ".norm.weight", ".norm.bias"}) names.push_back(p + s);
+    for (const char* s : {".conv.weight", ".conv.bias", ".norm.weight", ".norm.bias"})
+      if (a.convBias || std::string(s) != ".conv.bias") names.push_back(p + s);
   };
   const int n = a.stages();
   for (int s = 0; s < n; ++s)
@@ -60,7 +61,7 @@ std::string scriptedUNetSource(const ArchitectureSpec& a) {
   for (int s = 0; s < n; ++s) {
     for (int c = 0; c < a.convsPerStage[size_t(s)]; ++c)
       emitConvNormAct(src, "encoder." + std::to_string(s) + "." + std::to_string(c), a.kernelSizes[size_t(s)],
-                      c == 0 ? a.strides[size_t(s)] : std::array<int, 3>{1, 1, 1});
+                      c == 0 ? a.strides[size_t(s)] : std::array<int, 3>{1, 1, 1}, a.convBias);
     if (s + 1 < n) src << "    skip" << s << " = x\n";
   }
   for (int d = 0; d < n - 1; ++d) {
@@ -70,7 +71,8 @@ std::string scriptedUNetSource(const ArchitectureSpec& a) {
         << list(a.strides[size_t(s + 1)]) << ", [0, 0, 0], [0, 0, 0], 1, [1, 1, 1])\n";
     src << "    x = torch.cat([x, skip" << s << "], 1)\n";
     for (int c = 0; c < a.convsPerStageDecoder[size_t(s)]; ++c)
-      emitConvNormAct(src, "decoder." + std::to_string(d) + "." + std::to_string(c), a.kernelSizes[size_t(s)], {1, 1, 1});
+      emitConvNormAct(src, "decoder." + std::to_string(d) + "." + std::to_string(c), a.kernelSizes[size_t(s)], {1, 1, 1},
+                      a.convBias);
   }
   std::string head = "heads_" + std::to_string(n - 2);
   src << "    return torch.conv3d(x, self." << head << "_weight, self." << head

@@ -1,11 +1,14 @@
+// LibTorch pulls in glog, whose CHECK macro must not shadow Catch's: torch first.
+#include <torch/torch.h>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
 
-#include <torch/torch.h>
 
 #include "TestSupport.h"
 #include "common/Error.h"
+#include "common/Sha256.h"
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
 #include "engine/Safetensors.h"
@@ -67,7 +70,7 @@ TEST_CASE("a bundle written is a bundle read, found by name or name@version", "[
   BundleSpec b = store.resolve("tiny@0.0.1");
   CHECK(b.labels.size() == 3);
   CHECK(b.labels[1].value == 10);
-  CHECK(b.architecture.features == std::vector<int>{4, 8, 16});
+  CHECK((b.architecture.features == std::vector<int>{4, 8, 16}));
   CHECK(b.untrained());
   auto model = SegmentationModel::load(b);
   CHECK(model->parameterCount() == b.architecture.parameterCount());

@@ -1,6 +1,8 @@
+// LibTorch pulls in glog, whose CHECK macro must not shadow Catch's: torch first.
+#include <torch/torch.h>
+
 #include <catch2/catch.hpp>
 
-#include <torch/torch.h>
 
 #include "engine/Geometry.h"
 #include "engine/Volume.h"

@@ -1,8 +1,10 @@
+// LibTorch pulls in glog, whose CHECK macro must not shadow Catch's: torch first.
+#include <torch/torch.h>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
 
-#include <torch/torch.h>
 
 #include "TestSupport.h"
 #include "common/Error.h"
@@ -83,10 +85,10 @@ TEST_CASE("NIfTI reads the real Colin27 header in LPS", "[nifti][data]") {
     return;
   }
   Volume v = readNifti(path);
-  CHECK(v.geometry.size == Size3{181, 217, 181});
+  CHECK((v.geometry.size == Size3{181, 217, 181}));
   CHECK(v.data.scalar_type() == torch::kByte);
   // RAS affine diag(1,1,1), origin (-90,-125,-71) -> LPS origin (90, 125, -71), axes R->L flipped.
-  CHECK(v.geometry.origin == Vec3{90, 125, -71});
+  CHECK((v.geometry.origin == Vec3{90, 125, -71}));
   CHECK(v.geometry.direction[0][0] == -1);
   CHECK(v.geometry.direction[1][1] == -1);
   CHECK(v.geometry.direction[2][2] == 1);

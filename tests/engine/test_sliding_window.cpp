@@ -1,6 +1,8 @@
+// LibTorch pulls in glog, whose CHECK macro must not shadow Catch's: torch first.
+#include <torch/torch.h>
+
 #include <catch2/catch.hpp>
 
-#include <torch/torch.h>
 
 #include "engine/Predictor.h"
 #include "engine/SlidingWindow.h"
@@ -8,11 +10,11 @@
 using namespace segnode::engine;
 
 TEST_CASE("tile starts follow nnU-Net's rule", "[window]") {
-  CHECK(tileStarts(128, 128, 0.5) == std::vector<int64_t>{0});
-  CHECK(tileStarts(177, 128, 0.5) == std::vector<int64_t>{0, 49});
-  CHECK(tileStarts(215, 128, 0.5) == std::vector<int64_t>{0, 44, 87});
-  CHECK(tileStarts(300, 128, 0.5) == std::vector<int64_t>{0, 57, 115, 172});
-  CHECK(tileStarts(256, 128, 1.0) == std::vector<int64_t>{0, 128});
+  CHECK((tileStarts(128, 128, 0.5) == std::vector<int64_t>{0}));
+  CHECK((tileStarts(177, 128, 0.5) == std::vector<int64_t>{0, 49}));
+  CHECK((tileStarts(215, 128, 0.5) == std::vector<int64_t>{0, 44, 87}));
+  CHECK((tileStarts(300, 128, 0.5) == std::vector<int64_t>{0, 57, 115, 172}));
+  CHECK((tileStarts(256, 128, 1.0) == std::vector<int64_t>{0, 128}));
   CHECK(tileOrigins({181, 215, 177}, {128, 128, 128}, 0.5).size() == 12);
 }
 
