@@ -1,12 +1,13 @@
 // segnode: the admin and offline command line (DESIGN §2). Wiring only: each subcommand lives in
 // its own cmd_*.cpp.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
-#include "common/Allocator.h"
 #include "common/Error.h"
 #include "daemon/cli/Commands.h"
+#include "engine/TensorCache.h"
 
 namespace {
 
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 64 : 0;
   }
-  segnode::tuneAllocatorForLargeTensors();
+  // SEGNODE_NO_TENSOR_CACHE=1 measures the difference (docs/benchmarks.md).
+  if (!std::getenv("SEGNODE_NO_TENSOR_CACHE")) segnode::engine::installTensorCache();
   std::string command = argv[1];
   segnode::cli::ArgList args(argv + 2, argv + argc);
   for (const auto& a : args)

@@ -8,6 +8,7 @@
 #include "TestSupport.h"
 #include "engine/Model.h"
 #include "engine/Segmenter.h"
+#include "engine/TensorCache.h"
 #include "engine/Safetensors.h"
 #include "engine/nn/PlainConvUNet.h"
 #include "engine/nn/ScriptedUNet.h"
@@ -103,4 +104,20 @@ TEST_CASE("segment returns labels on the input grid for any orientation and spac
   CHECK(out.data.scalar_type() == torch::kByte);
   CHECK(out.geometry.affine() == v.geometry.affine());
   CHECK((stats.networkSize == Size3{20, 20, 27}));  // canonical x <- k, y <- i, z <- j, resampled to 1.5 mm
+}
+
+TEST_CASE("the tensor cache reuses freed blocks and keeps their contents private", "[network][cache]") {
+  installTensorCache();
+  auto before = tensorCacheStats();
+  for (int i = 0; i < 5; ++i) {
+    torch::Tensor a = torch::full({4, 256, 256}, float(i));  // 4 MiB: cached size class
+    CHECK(a.sum().item<double>() == Approx(double(i) * 4 * 256 * 256));
+  }
+  auto after = tensorCacheStats();
+  CHECK(after.hits - before.hits >= 4);  // the first allocation may miss, the next four reuse it
+  // Zero-filled allocations are still zero when the block is reused.
+  torch::Tensor z = torch::zeros({4, 256, 256});
+  CHECK(z.abs().max().item<float>() == 0);
+  releaseTensorCache();
+  CHECK(tensorCacheStats().cachedBytes == 0);
 }
