@@ -3,8 +3,6 @@
 #include <filesystem>
 #include <string>
 
-#include "engine/BundleSpec.h"
-
 namespace segnode::test {
 
 // A fresh directory under the system temp dir, removed when the object goes.
@@ -21,8 +19,5 @@ class TempDir {
 
 // ../shared/data/<relative>, or an empty path when the data is not there.
 std::filesystem::path sharedData(const std::string& relative);
-
-// A small but complete bundle spec: 3 stages (4, 8, 16 features), patch 32^3, `classes` labels.
-engine::BundleSpec tinySpec(int classes = 3);
 
 }  // namespace segnode::test

@@ -7,6 +7,7 @@
 
 
 #include "TestSupport.h"
+#include "engine/TinyBundle.h"
 #include "common/Error.h"
 #include "common/Sha256.h"
 #include "engine/Model.h"

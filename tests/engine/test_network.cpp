@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include "TestSupport.h"
+#include "engine/TinyBundle.h"
 #include "engine/Model.h"
 #include "engine/Segmenter.h"
 #include "engine/TensorCache.h"

@@ -1,0 +1,156 @@
+#include "daemon/dicom/StoreScp.h"
+
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/scpthrd.h>
+
+#include "common/Error.h"
+#include "common/Log.h"
+#include "daemon/dicom/InstanceReader.h"
+
+namespace segnode::dicom {
+
+const std::vector<std::string>& acceptedTransferSyntaxes() {
+  static const std::vector<std::string> all = {
+      UID_LittleEndianExplicitTransferSyntax,  UID_LittleEndianImplicitTransferSyntax,
+      UID_BigEndianExplicitTransferSyntax,     UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+      UID_JPEGProcess14SV1TransferSyntax,      UID_JPEGProcess14TransferSyntax,
+      UID_JPEGLSLosslessTransferSyntax,        UID_JPEGLSLossyTransferSyntax,
+      UID_JPEG2000LosslessOnlyTransferSyntax,  UID_JPEG2000TransferSyntax,
+      UID_RLELosslessTransferSyntax,           UID_JPEGProcess1TransferSyntax,
+      UID_JPEGProcess2_4TransferSyntax,
+  };
+  return all;
+}
+
+namespace {
+
+using ingest::IngestService;
+
+// One association. DCMTK calls the check* hooks while negotiating and handleIncomingCommand for
+// each DIMSE message.
+class Session : public DcmThreadSCP {
+ public:
+  explicit Session(IngestService& ingest) : ingest_(ingest) {}
+
+ protected:
+  ingest::Association association() {
+    return {getPeerAETitle().c_str(), getCalledAETitle().c_str(), getPeerIP().c_str()};
+  }
+
+  // Each hook refuses only for its own reason, so the sender is told the right one.
+  OFBool refuseIf(IngestService::PeerCheck failure) {
+    std::string reason;
+    auto a = association();
+    if (ingest_.checkPeer(a, reason) != failure) return OFTrue;
+    ingest_.refuse(a, "", "association refused: " + reason);
+    return OFFalse;
+  }
+  OFBool checkCalledAETitleAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::WrongCalledAe); }
+  OFBool checkCallingAETitleAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::UnknownCallingAe); }
+  OFBool checkCallingHostAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::WrongHost); }
+
+  OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
+    if (msg->CommandField == DIMSE_C_STORE_RQ) return handleStore(msg->msg.CStoreRQ, info.presentationContextID);
+    return DcmThreadSCP::handleIncomingCommand(msg, info);
+  }
+
+ private:
+  OFCondition respond(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& req, const ingest::StoreStatus& st) {
+    DcmDataset detail;
+    DcmDataset* detailPtr = nullptr;
+    if (!st.comment.empty()) {
+      detail.putAndInsertString(DCM_ErrorComment, st.comment.substr(0, 64).c_str());
+      detailPtr = &detail;
+    }
+    return sendSTOREResponse(presId, req.MessageID, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, st.code, detailPtr);
+  }
+
+  OFCondition handleStore(T_DIMSE_C_StoreRQ& req, T_ASC_PresentationContextID presId) {
+    auto a = association();
+    std::string reason;
+    if (!ingest_.hasRoomFor(0, reason)) {
+      // The data follows the command whatever we answer: take it into memory and drop it, so
+      // nothing is half-written on a full disk.
+      DcmDataset* ds = nullptr;
+      OFCondition c = receiveSTORERequest(req, presId, ds);
+      delete ds;
+      if (c.bad()) return c;
+      ingest_.refuse(a, req.AffectedSOPInstanceUID, reason);
+      return respond(presId, req, {ingest::kOutOfResources, reason});
+    }
+    std::filesystem::path tmp = ingest_.spool().newTempPath();
+    OFCondition c = receiveSTORERequest(req, presId, OFString(tmp.c_str()));
+    if (c.bad()) {  // the association broke mid-transfer: no response can be sent
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << ": receiving " << req.AffectedSOPInstanceUID
+                                           << " failed: " << c.text());
+      return c;
+    }
+    ingest::ReceivedInstance in;
+    try {
+      in = readInstanceHeader(tmp);
+    } catch (const Error& e) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      ingest_.refuse(a, req.AffectedSOPInstanceUID, e.what());
+      return respond(presId, req, {ingest::kCannotUnderstand, "data set is not readable DICOM"});
+    }
+    in.commandSopInstanceUid = req.AffectedSOPInstanceUID;
+    in.commandSopClassUid = req.AffectedSOPClassUID;
+    return respond(presId, req, ingest_.store(a, std::move(in), tmp));
+  }
+
+  IngestService& ingest_;
+};
+
+}  // namespace
+
+// DcmSCPPool default-constructs its workers; ours need the ingest service, so the pool is ours.
+struct StoreScp::Pool : public DcmBaseSCPPool {
+  struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, public Session {
+    Worker(Pool& pool) : DcmBaseSCPWorker(pool), Session(pool.ingest) {}
+    OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override { return Session::setSharedConfig(config); }
+    OFBool busy() override { return Session::isConnected(); }
+    OFCondition workerListen(T_ASC_Association* const assoc) override { return Session::run(assoc); }
+  };
+  explicit Pool(IngestService& i) : ingest(i) {}
+  DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this); }
+  IngestService& ingest;
+};
+
+StoreScp::StoreScp(const config::NodeConfig& c, ingest::IngestService& ingest) : pool_(std::make_unique<Pool>(ingest)) {
+  pool_->setMaxThreads(Uint16(c.maxAssociations));
+  DcmSCPConfig& cfg = pool_->getConfig();
+  cfg.setAETitle(c.aeTitle.c_str());
+  cfg.setPort(c.port);
+  cfg.setMaxReceivePDULength(c.maxPdu);
+  cfg.setACSETimeout(Uint32(c.acseTimeoutSeconds));
+  cfg.setDIMSETimeout(Uint32(c.dimseTimeoutSeconds));
+  cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  // Wake up every second while idle so that stop() is noticed.
+  cfg.setConnectionBlockingMode(DUL_NOBLOCK);
+  cfg.setConnectionTimeout(1);
+  cfg.setHostLookupEnabled(OFFalse);
+  OFList<OFString> echoSyntaxes;
+  echoSyntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
+  echoSyntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+  echoSyntaxes.push_back(UID_BigEndianExplicitTransferSyntax);
+  cfg.addPresentationContext(UID_VerificationSOPClass, echoSyntaxes);
+  OFList<OFString> storeSyntaxes;
+  for (const auto& ts : acceptedTransferSyntaxes()) storeSyntaxes.push_back(ts.c_str());
+  for (const auto& sop : c.sopClasses) cfg.addPresentationContext(sop.c_str(), storeSyntaxes);
+}
+
+StoreScp::~StoreScp() = default;
+
+void StoreScp::run() {
+  OFCondition c = pool_->listen();
+  if (c.bad()) throw Error(ErrorCode::Io, std::string("DICOM listener stopped: ") + c.text());
+}
+
+void StoreScp::stop() { pool_->stopAfterCurrentAssociations(); }
+
+}  // namespace segnode::dicom

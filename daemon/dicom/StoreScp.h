@@ -1,0 +1,31 @@
+#pragma once
+// The node's DICOM listener: C-ECHO and C-STORE on a pool of association threads (DCMTK's
+// DcmSCPPool). Every DICOM detail stays in here; decisions are the IngestService's.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/config/Config.h"
+#include "daemon/ingest/IngestService.h"
+
+namespace segnode::dicom {
+
+// Transfer syntaxes the node accepts, in order of preference: what DCMTK here decodes, plus
+// JPEG 2000 (decoded with OpenJPEG).
+const std::vector<std::string>& acceptedTransferSyntaxes();
+
+class StoreScp {
+ public:
+  StoreScp(const config::NodeConfig& config, ingest::IngestService& ingest);
+  ~StoreScp();
+  // Listens until stop(); throws Error(Io) if the port cannot be opened.
+  void run();
+  void stop();  // from another thread: finish the running associations, then return from run()
+
+  struct Pool;
+
+ private:
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace segnode::dicom

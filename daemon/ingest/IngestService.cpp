@@ -1,0 +1,96 @@
+#include "daemon/ingest/IngestService.h"
+
+#include "common/Error.h"
+#include "common/Log.h"
+#include "common/Sha256.h"
+#include "storage/Db.h"
+
+namespace segnode::ingest {
+
+IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
+                             SeriesTracker& tracker)
+    : config_(config), spool_(spool), index_(index), tracker_(tracker) {}
+
+IngestService::PeerCheck IngestService::checkPeer(const Association& a, std::string& reason) const {
+  if (a.calledAe != config_.aeTitle) {
+    reason = "called AE title '" + a.calledAe + "' is not this node's ('" + config_.aeTitle + "')";
+    return PeerCheck::WrongCalledAe;
+  }
+  if (config_.acceptUnknownPeers) return PeerCheck::Allowed;
+  bool aeKnown = false;
+  for (const auto& p : config_.peers) {
+    if (p.aeTitle != a.callingAe) continue;
+    aeKnown = true;
+    if (p.host == a.peerHost) return PeerCheck::Allowed;
+  }
+  reason = aeKnown ? "calling AE '" + a.callingAe + "' is not allowed from host " + a.peerHost
+                   : "calling AE '" + a.callingAe + "' is not in dicom.peers";
+  return aeKnown ? PeerCheck::WrongHost : PeerCheck::UnknownCallingAe;
+}
+
+bool IngestService::hasRoomFor(uint64_t bytes, std::string& reason) const {
+  uint64_t free = spool_.freeBytes();
+  if (free >= config_.minFreeBytes + bytes) return true;
+  reason = "free space in " + spool_.root().string() + " is " + std::to_string(free >> 20) +
+           " MiB, below the storage.min_free_mb watermark of " + std::to_string(config_.minFreeBytes >> 20) + " MiB";
+  return false;
+}
+
+void IngestService::refuse(const Association& a, const std::string& sop, const std::string& reason) {
+  SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << (sop.empty() ? "" : " " + sop) << ": " << reason);
+  try {
+    index_.recordRefusal(a.callingAe, a.peerHost, sop, reason);
+  } catch (const std::exception& e) {
+    SEGNODE_LOG(Error, Db, "cannot record refusal: " << e.what());
+  }
+}
+
+StoreStatus IngestService::store(const Association& a, ReceivedInstance in, const std::filesystem::path& tmp) {
+  auto& r = in.record;
+  auto fail = [&](uint16_t code, const std::string& why) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    refuse(a, in.commandSopInstanceUid, why);
+    return StoreStatus{code, why};
+  };
+  // Instances without study or series (seen in anonymised data) would be stored under an empty
+  // key and never form a series: refused, never guessed.
+  if (r.studyUid.empty()) return fail(kCannotUnderstand, "StudyInstanceUID (0020,000D) is missing or empty");
+  if (r.seriesUid.empty()) return fail(kCannotUnderstand, "SeriesInstanceUID (0020,000E) is missing or empty");
+  if (r.sopInstanceUid != in.commandSopInstanceUid)
+    return fail(kDataSetDoesNotMatchSopClass, "SOPInstanceUID in the data set (" + r.sopInstanceUid +
+                                                  ") differs from the C-STORE request (" + in.commandSopInstanceUid + ")");
+  std::filesystem::path final;
+  try {
+    final = spool_.pathFor(r.studyUid, r.seriesUid, r.sopInstanceUid);
+  } catch (const Error& e) {
+    return fail(kCannotUnderstand, e.what());
+  }
+  try {
+    r.sha256 = sha256File(tmp);
+    r.fileSize = int64_t(std::filesystem::file_size(tmp));
+    r.filePath = final.string();
+    r.callingAe = a.callingAe;
+    r.peerHost = a.peerHost;
+    r.receivedMs = storage::nowMs();
+    auto previous = index_.instanceSha256(r.sopInstanceUid);
+    if (previous && *previous == r.sha256 && std::filesystem::exists(final)) {
+      std::filesystem::remove(tmp);  // identical resend: the file on disk is already this one
+    } else {
+      spool_.commit(tmp, final);
+    }
+    storage::StoreOutcome outcome = index_.recordInstance(r);
+    if (outcome != storage::StoreOutcome::Duplicate) tracker_.noteActivity(r.seriesUid);
+    SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "
+                                        << (outcome == storage::StoreOutcome::New        ? "new"
+                                            : outcome == storage::StoreOutcome::Replaced ? "replaced"
+                                                                                         : "duplicate")
+                                        << ")");
+    return {};
+  } catch (const std::exception& e) {
+    SEGNODE_LOG(Error, Dicom, "storing " << r.sopInstanceUid << " failed: " << e.what());
+    return fail(kOutOfResources, std::string("could not store durably: ") + e.what());
+  }
+}
+
+}  // namespace segnode::ingest

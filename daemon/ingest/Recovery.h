@@ -1,0 +1,25 @@
+#pragma once
+// Start-up recovery (DESIGN §3): half-written temp files are removed, the database and the spool
+// are checked against each other, interrupted work is ready again.
+#include <filesystem>
+#include <functional>
+
+#include "daemon/ingest/ReceivedInstance.h"
+#include "storage/Index.h"
+#include "storage/Spool.h"
+
+namespace segnode::ingest {
+
+struct RecoveryReport {
+  int tempFilesRemoved = 0;
+  int rowsWithoutFile = 0;   // rows dropped: their file is gone
+  int filesReindexed = 0;    // complete files (renamed into place) whose row was not yet committed
+  int filesUnreadable = 0;   // moved aside to <spool>/.quarantine
+  int requeued = 0;          // processing -> ready
+};
+
+using HeaderReader = std::function<ReceivedInstance(const std::filesystem::path&)>;
+
+RecoveryReport recover(storage::Spool& spool, storage::Index& index, const HeaderReader& readHeader);
+
+}  // namespace segnode::ingest

@@ -1,0 +1,246 @@
+#include "storage/Index.h"
+
+#include "storage/Db.h"
+
+namespace segnode::storage {
+namespace {
+
+template <typename T>
+void bindOpt(SQLite::Statement& s, const char* name, const std::optional<T>& v) {
+  if (v) s.bind(name, *v);
+  else s.bind(name);
+}
+
+void bindText(SQLite::Statement& s, const char* name, const std::string& v) {
+  if (v.empty()) s.bind(name);
+  else s.bind(name, v);
+}
+
+}  // namespace
+
+std::optional<std::string> Index::instanceSha256(const std::string& sop) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT sha256 FROM instances WHERE sop_instance_uid = ?");
+  q.bind(1, sop);
+  if (q.executeStep()) return q.getColumn(0).getString();
+  return std::nullopt;
+}
+
+StoreOutcome Index::recordInstance(const InstanceRecord& r) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  std::optional<std::string> oldSeries, oldSha;
+  {
+    SQLite::Statement q(db_, "SELECT series_uid, sha256 FROM instances WHERE sop_instance_uid = ?");
+    q.bind(1, r.sopInstanceUid);
+    if (q.executeStep()) {
+      oldSeries = q.getColumn(0).getString();
+      oldSha = q.getColumn(1).getString();
+    }
+  }
+  if (oldSha && *oldSha == r.sha256 && *oldSeries == r.seriesUid) {
+    SQLite::Statement u(db_, "UPDATE instances SET receive_count = receive_count + 1 WHERE sop_instance_uid = ?");
+    u.bind(1, r.sopInstanceUid);
+    u.exec();
+    tx.commit();
+    return StoreOutcome::Duplicate;
+  }
+
+  SQLite::Statement study(db_,
+      "INSERT INTO studies (study_uid, patient_id, patient_name, study_date, study_time, accession_number,"
+      " study_description, first_received_ms, last_received_ms)"
+      " VALUES (:uid, :pid, :pname, :date, :time, :acc, :desc, :now, :now)"
+      " ON CONFLICT(study_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms");
+  study.bind(":uid", r.studyUid);
+  bindText(study, ":pid", r.patientId);
+  bindText(study, ":pname", r.patientName);
+  bindText(study, ":date", r.studyDate);
+  bindText(study, ":time", r.studyTime);
+  bindText(study, ":acc", r.accessionNumber);
+  bindText(study, ":desc", r.studyDescription);
+  study.bind(":now", r.receivedMs);
+  study.exec();
+
+  // A new or changed instance (re)starts the series' quiet period, whatever state it was in.
+  const bool counts = !oldSeries || *oldSeries != r.seriesUid;
+  SQLite::Statement series(db_,
+      "INSERT INTO series (series_uid, study_uid, modality, body_part, series_description, series_number,"
+      " sop_class_uid, frame_of_reference, calling_ae, instance_count, state, first_received_ms, last_received_ms)"
+      " VALUES (:uid, :study, :mod, :body, :desc, :num, :sop, :for, :ae, 1, 'receiving', :now, :now)"
+      " ON CONFLICT(series_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms,"
+      " state = 'receiving', instance_count = instance_count + :inc");
+  series.bind(":uid", r.seriesUid);
+  series.bind(":study", r.studyUid);
+  bindText(series, ":mod", r.modality);
+  bindText(series, ":body", r.bodyPart);
+  bindText(series, ":desc", r.seriesDescription);
+  bindOpt(series, ":num", r.seriesNumber);
+  series.bind(":sop", r.sopClassUid);
+  bindText(series, ":for", r.frameOfReference);
+  bindText(series, ":ae", r.callingAe);
+  series.bind(":now", r.receivedMs);
+  series.bind(":inc", counts ? 1 : 0);
+  series.exec();
+  if (oldSeries && *oldSeries != r.seriesUid) {
+    SQLite::Statement dec(db_, "UPDATE series SET instance_count = instance_count - 1, state = CASE WHEN state = 'purged'"
+                               " THEN state ELSE 'receiving' END, last_received_ms = ? WHERE series_uid = ?");
+    dec.bind(1, r.receivedMs);
+    dec.bind(2, *oldSeries);
+    dec.exec();
+  }
+
+  SQLite::Statement inst(db_,
+      "INSERT INTO instances (sop_instance_uid, series_uid, sop_class_uid, transfer_syntax, instance_number,"
+      " image_type, number_of_frames, rows, columns, image_position, image_orientation, pixel_spacing,"
+      " slice_thickness, calling_ae, peer_host, received_ms, file_path, file_size, sha256)"
+      " VALUES (:sop, :series, :class, :ts, :num, :type, :frames, :rows, :cols, :pos, :ori, :spacing, :thick,"
+      " :ae, :host, :now, :path, :size, :sha)"
+      " ON CONFLICT(sop_instance_uid) DO UPDATE SET series_uid = excluded.series_uid,"
+      " sop_class_uid = excluded.sop_class_uid, transfer_syntax = excluded.transfer_syntax,"
+      " instance_number = excluded.instance_number, image_type = excluded.image_type,"
+      " number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,"
+      " image_position = excluded.image_position, image_orientation = excluded.image_orientation,"
+      " pixel_spacing = excluded.pixel_spacing, slice_thickness = excluded.slice_thickness,"
+      " calling_ae = excluded.calling_ae, peer_host = excluded.peer_host, received_ms = excluded.received_ms,"
+      " file_path = excluded.file_path, file_size = excluded.file_size, sha256 = excluded.sha256,"
+      " receive_count = receive_count + 1");
+  inst.bind(":sop", r.sopInstanceUid);
+  inst.bind(":series", r.seriesUid);
+  inst.bind(":class", r.sopClassUid);
+  inst.bind(":ts", r.transferSyntax);
+  bindOpt(inst, ":num", r.instanceNumber);
+  bindText(inst, ":type", r.imageType);
+  bindOpt(inst, ":frames", r.numberOfFrames);
+  bindOpt(inst, ":rows", r.rows);
+  bindOpt(inst, ":cols", r.columns);
+  bindText(inst, ":pos", r.imagePosition);
+  bindText(inst, ":ori", r.imageOrientation);
+  bindText(inst, ":spacing", r.pixelSpacing);
+  bindText(inst, ":thick", r.sliceThickness);
+  bindText(inst, ":ae", r.callingAe);
+  bindText(inst, ":host", r.peerHost);
+  inst.bind(":now", r.receivedMs);
+  inst.bind(":path", r.filePath);
+  inst.bind(":size", r.fileSize);
+  inst.bind(":sha", r.sha256);
+  inst.exec();
+  tx.commit();
+  return oldSha ? StoreOutcome::Replaced : StoreOutcome::New;
+}
+
+void Index::recordRefusal(const std::string& ae, const std::string& host, const std::string& sop, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement s(db_, "INSERT INTO refusals (at_ms, calling_ae, peer_host, sop_instance_uid, reason) VALUES (?, ?, ?, ?, ?)");
+  s.bind(1, nowMs());
+  s.bind(2, ae);
+  s.bind(3, host);
+  if (sop.empty()) s.bind(4);
+  else s.bind(4, sop);
+  s.bind(5, reason);
+  s.exec();
+}
+
+namespace {
+SeriesState readSeries(SQLite::Statement& q) {
+  return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
+          q.getColumn(4).getInt64()};
+}
+constexpr const char* kSeriesColumns = "SELECT series_uid, state, last_received_ms, generation, instance_count FROM series";
+}  // namespace
+
+std::vector<SeriesState> Index::seriesInState(const std::string& state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, std::string(kSeriesColumns) + " WHERE state = ?");
+  q.bind(1, state);
+  std::vector<SeriesState> out;
+  while (q.executeStep()) out.push_back(readSeries(q));
+  return out;
+}
+
+std::optional<SeriesState> Index::series(const std::string& uid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, std::string(kSeriesColumns) + " WHERE series_uid = ?");
+  q.bind(1, uid);
+  if (q.executeStep()) return readSeries(q);
+  return std::nullopt;
+}
+
+bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t now, int64_t* waitMs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(db_, "SELECT state, last_received_ms FROM series WHERE series_uid = ?");
+  q.bind(1, uid);
+  if (!q.executeStep() || q.getColumn(0).getString() != "receiving") return false;
+  int64_t last = q.getColumn(1).getInt64();
+  if (now - last < quietMs) {
+    if (waitMs) *waitMs = quietMs - (now - last);
+    return false;
+  }
+  SQLite::Statement u(db_, "UPDATE series SET state = 'ready', generation = generation + 1, ready_ms = ? "
+                           "WHERE series_uid = ? AND state = 'receiving'");
+  u.bind(1, now);
+  u.bind(2, uid);
+  bool changed = u.exec() == 1;
+  tx.commit();
+  return changed;
+}
+
+int Index::requeueProcessing() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return db_.exec("UPDATE series SET state = 'ready' WHERE state = 'processing'");
+}
+
+std::vector<std::pair<std::string, std::string>> Index::instancePaths() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT i.sop_instance_uid, i.file_path FROM instances i JOIN series s USING (series_uid)"
+                           " WHERE s.state != 'purged'");
+  std::vector<std::pair<std::string, std::string>> out;
+  while (q.executeStep()) out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
+  return out;
+}
+
+void Index::removeInstance(const std::string& sop) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement u(db_, "UPDATE series SET instance_count = instance_count - 1 WHERE series_uid ="
+                           " (SELECT series_uid FROM instances WHERE sop_instance_uid = ?)");
+  u.bind(1, sop);
+  u.exec();
+  SQLite::Statement d(db_, "DELETE FROM instances WHERE sop_instance_uid = ?");
+  d.bind(1, sop);
+  d.exec();
+  tx.commit();
+}
+
+std::vector<std::string> Index::seriesDoneBefore(int64_t cutoffMs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT series_uid FROM series WHERE state = 'done' AND done_ms < ?");
+  q.bind(1, cutoffMs);
+  std::vector<std::string> out;
+  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  return out;
+}
+
+std::vector<std::string> Index::instanceFilesOfSeries(const std::string& uid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT file_path FROM instances WHERE series_uid = ?");
+  q.bind(1, uid);
+  std::vector<std::string> out;
+  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  return out;
+}
+
+void Index::markPurged(const std::string& uid) { setSeriesState(uid, "purged", nowMs()); }
+
+void Index::setSeriesState(const std::string& uid, const std::string& state, int64_t now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement u(db_, "UPDATE series SET state = ?, done_ms = CASE WHEN ? = 'done' THEN ? ELSE done_ms END"
+                           " WHERE series_uid = ?");
+  u.bind(1, state);
+  u.bind(2, state);
+  u.bind(3, now);
+  u.bind(4, uid);
+  u.exec();
+}
+
+}  // namespace segnode::storage

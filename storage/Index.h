@@ -1,0 +1,64 @@
+#pragma once
+// The index of what was received (studies, series, instances), series readiness, refusals.
+// Every write is one short IMMEDIATE transaction; the object is safe to share between threads.
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace segnode::storage {
+
+struct InstanceRecord {
+  std::string studyUid, seriesUid, sopInstanceUid, sopClassUid, transferSyntax;
+  std::string patientId, patientName, studyDate, studyTime, accessionNumber, studyDescription;
+  std::string modality, bodyPart, seriesDescription, frameOfReference;
+  std::optional<int64_t> seriesNumber, instanceNumber, numberOfFrames, rows, columns;
+  std::string imageType, imagePosition, imageOrientation, pixelSpacing, sliceThickness;
+  std::string callingAe, peerHost;
+  std::string filePath, sha256;
+  int64_t fileSize = 0;
+  int64_t receivedMs = 0;
+};
+
+// A resent SOP Instance UID: the newest copy wins. Identical content only counts the resend;
+// different content replaces the file and the row and makes the series receive again.
+enum class StoreOutcome { New, Replaced, Duplicate };
+
+struct SeriesState {
+  std::string uid, state;
+  int64_t lastReceivedMs = 0, generation = 0, instanceCount = 0;
+};
+
+class Index {
+ public:
+  explicit Index(SQLite::Database& db) : db_(db) {}
+
+  std::optional<std::string> instanceSha256(const std::string& sopInstanceUid);
+  StoreOutcome recordInstance(const InstanceRecord& r);
+  void recordRefusal(const std::string& callingAe, const std::string& peerHost, const std::string& sopInstanceUid,
+                     const std::string& reason);
+
+  // Series readiness (quiet period). markReadyIfQuiet moves receiving -> ready exactly once per
+  // generation and returns true then; if the series is not yet quiet, *waitMs says for how long.
+  std::vector<SeriesState> seriesInState(const std::string& state);
+  std::optional<SeriesState> series(const std::string& seriesUid);
+  bool markReadyIfQuiet(const std::string& seriesUid, int64_t quietMs, int64_t nowMs, int64_t* waitMs);
+
+  // Recovery and retention.
+  int requeueProcessing();  // processing -> ready (a crash interrupted them)
+  std::vector<std::pair<std::string, std::string>> instancePaths();  // (sop uid, file path)
+  void removeInstance(const std::string& sopInstanceUid);
+  std::vector<std::string> seriesDoneBefore(int64_t cutoffMs);
+  std::vector<std::string> instanceFilesOfSeries(const std::string& seriesUid);
+  void markPurged(const std::string& seriesUid);
+  void setSeriesState(const std::string& seriesUid, const std::string& state, int64_t nowMs);
+
+ private:
+  SQLite::Database& db_;
+  std::mutex mutex_;  // one writer at a time on this connection
+};
+
+}  // namespace segnode::storage

@@ -1,0 +1,68 @@
+#pragma once
+// Runs the real segnoded as a child process on a loopback port with a scratch config, and the
+// real DCMTK tools against it. Every wait is bounded.
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "TestSupport.h"
+
+namespace segnode::test {
+
+struct CommandResult {
+  int exitCode = -1;
+  std::string output;  // stdout + stderr
+};
+
+// Runs argv (no shell) and captures its output.
+CommandResult runCommand(const std::vector<std::string>& argv);
+
+// A port that nothing listens on now, away from common ones.
+int freePort();
+
+class NodeProcess {
+ public:
+  // extraYaml is appended under the top level, overriding defaults (e.g. "series:\n  quiet_period_s: 1\n").
+  explicit NodeProcess(const std::string& dicomPeersYaml = "", const std::string& extraYaml = "");
+  ~NodeProcess();
+
+  void start();  // spawns and waits (bounded) until C-ECHO answers
+  void kill9();  // crash it
+  void stop();   // SIGTERM and wait
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  std::filesystem::path dir() const { return dir_.path(); }
+  std::filesystem::path spool() const { return dir_.path() / "spool"; }
+  std::filesystem::path database() const { return dir_.path() / "segnode.db"; }
+  std::filesystem::path configFile() const { return dir_.path() / "segnode.yaml"; }
+  std::string log() const;
+
+  // storescu/echoscu with this node as the peer.
+  CommandResult storescu(const std::vector<std::string>& options, const std::vector<std::string>& files,
+                         const std::string& callingAe = "STORESCU") const;
+  // Sends files grouped by transfer syntax, each group proposing its own syntax (as a PACS
+  // does), so nothing is transcoded on the way. Exit code: the first non-zero one.
+  CommandResult storeAsIs(const std::vector<std::filesystem::path>& files) const;
+  CommandResult echoscu(const std::string& callingAe = "STORESCU", const std::string& calledAe = "SEGNODE") const;
+
+  // SELECT helpers on the node's database (read-only connection).
+  long long queryInt(const std::string& sql) const;
+  std::vector<std::string> queryStrings(const std::string& sql) const;
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+std::filesystem::path segnodedPath();
+std::filesystem::path dicomData(const std::string& relative);  // ../shared/data/dicom/<relative>
+// Every DICOM file below dir (by reading the header), sorted.
+std::vector<std::filesystem::path> dicomFilesIn(const std::filesystem::path& dir);
+std::string sopInstanceUidOf(const std::filesystem::path& file);
+std::string transferSyntaxOf(const std::filesystem::path& file);
+
+}  // namespace segnode::test

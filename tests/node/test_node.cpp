@@ -1,0 +1,322 @@
+// segnoded end to end with DCMTK's own tools on loopback ports (issue: DICOM node, part 1).
+#include <catch2/catch.hpp>
+
+#include <dcmtk/dcmdata/dctk.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "NodeHarness.h"
+#include "common/Sha256.h"
+#include "daemon/dicom/PixelDecoder.h"
+
+using namespace segnode::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> strings(const std::vector<fs::path>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths) out.push_back(p.string());
+  return out;
+}
+
+bool haveData() {
+  if (!dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty()) return true;
+  WARN("../shared/data/dicom is absent: skipped");
+  return false;
+}
+
+// Bounded wait for a condition on the database.
+bool waitFor(const std::function<bool()>& cond, double seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return cond();
+}
+
+// Raw bytes of Pixel Data after decompression by DCMTK's codecs (not JPEG 2000).
+std::string pixelBytes(const fs::path& file) {
+  DcmFileFormat ff;
+  REQUIRE(ff.loadFile(file.c_str()).good());
+  DcmElement* e = nullptr;
+  REQUIRE(ff.getDataset()->findAndGetElement(DCM_PixelData, e).good());
+  Uint8* data = nullptr;
+  e->getUint8Array(data);
+  return std::string(reinterpret_cast<const char*>(data), e->getLength());
+}
+
+}  // namespace
+
+TEST_CASE("C-ECHO answers known peers; unknown or misaddressed callers are refused with the reason",
+          "[node][dicom]") {
+  NodeProcess node;
+  node.start();
+  CHECK(node.echoscu("ECHOSCU").exitCode == 0);
+
+  auto unknown = node.echoscu("NOBODY");
+  CHECK(unknown.exitCode != 0);
+  CHECK_THAT(unknown.output, Catch::Contains("Calling AE Title Not Recognized"));
+  auto wrongCalled = node.echoscu("ECHOSCU", "OTHERNODE");
+  CHECK(wrongCalled.exitCode != 0);
+  CHECK_THAT(wrongCalled.output, Catch::Contains("Called AE Title Not Recognized"));
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%NOBODY%not in dicom.peers%'") == 1);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%OTHERNODE%'") == 1);
+}
+
+TEST_CASE("a peer known by AE title but calling from another host is refused", "[node][dicom]") {
+  NodeProcess node("  peers:\n    - {ae_title: STORESCU, host: 10.9.9.9}\n");
+  node.start();
+  auto r = node.echoscu("STORESCU");
+  CHECK(r.exitCode != 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%not allowed from host 127.0.0.1%'") == 1);
+}
+
+TEST_CASE("every shared DICOM series is stored: instance counts and UIDs equal the files'", "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  size_t total = 0;
+  for (const auto& dir : fs::directory_iterator(dicomData(""))) {
+    if (!dir.is_directory()) continue;
+    auto files = dicomFilesIn(dir.path());
+    INFO(dir.path().string());
+    auto r = node.storeAsIs(files);
+    INFO(r.output);
+    REQUIRE(r.exitCode == 0);
+    total += files.size();
+    for (const auto& f : files) {
+      std::string uid = sopInstanceUidOf(f);
+      CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE sop_instance_uid = '" + uid + "'") == 1);
+    }
+  }
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == long(total));
+  CHECK(node.queryInt("SELECT SUM(instance_count) FROM series") == long(total));
+  // Every row's file is in the spool, named by its UIDs, and the checksum matches.
+  for (const auto& path : node.queryStrings("SELECT file_path FROM instances")) CHECK(fs::exists(path));
+  for (const auto& row : node.queryStrings("SELECT file_path || '|' || sha256 FROM instances LIMIT 20")) {
+    auto bar = row.find('|');
+    CHECK(segnode::sha256File(row.substr(0, bar)) == row.substr(bar + 1));
+  }
+  // The Philips MPRAGE: 170 instances in one series with its geometry summary.
+  CHECK(node.queryInt("SELECT MAX(instance_count) FROM series") == 170);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE image_orientation IS NULL AND rows IS NOT NULL "
+                      "AND sop_class_uid = '1.2.840.10008.5.1.4.1.1.4'") == 0);
+  node.stop();
+  CHECK(fs::is_empty(node.spool() / ".tmp"));
+}
+
+TEST_CASE("all nine transfer syntaxes are accepted and stored unchanged; DCMTK-decodable ones give the same pixels",
+          "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  auto files = dicomFilesIn(dicomData("siemens_trio_transfer_syntaxes"));
+  REQUIRE(files.size() == 9);
+  auto r = node.storeAsIs(files);
+  INFO(r.output);
+  REQUIRE(r.exitCode == 0);
+  node.stop();
+  auto syntaxes = node.queryStrings("SELECT DISTINCT transfer_syntax FROM instances");
+  CHECK(syntaxes.size() == 7);  // files 5/6 and 7/8 share a syntax
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE transfer_syntax = '1.2.840.10008.1.2.4.90'") == 1);
+  // The stored files are what was sent: same data set, same encoding.
+  for (const auto& f : files) {
+    std::string uid = sopInstanceUidOf(f);
+    auto stored = node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + uid + "'");
+    REQUIRE(stored.size() == 1);
+    CHECK(transferSyntaxOf(stored[0]) == transferSyntaxOf(f));
+    CHECK(pixelBytes(stored[0]) == pixelBytes(f));
+  }
+  // Decoded from the spool, all nine give the pixels of the uncompressed file 1, JPEG 2000 too.
+  auto reference = segnode::dicom::decodePixels(files[0]);
+  REQUIRE(reference.data.size() == size_t(384) * 384 * 2);
+  for (const auto& path : node.queryStrings("SELECT file_path FROM instances")) {
+    INFO(path);
+    auto px = segnode::dicom::decodePixels(path);
+    CHECK(px.rows == 384);
+    CHECK(px.data == reference.data);
+  }
+}
+
+TEST_CASE("a non-image SOP class and an instance without Series UID are refused and nothing is stored",
+          "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  auto seg = segnode::test::sharedData("seg_examples/dcmqi/segmentations/liver.dcm");
+  REQUIRE(!seg.empty());
+  auto r = node.storescu({"-R"}, {seg.string()});
+  CHECK(r.exitCode != 0);
+  // Nothing the SCU proposed is acceptable, so the association itself is rejected.
+  CHECK_THAT(r.output, Catch::Contains("Association Rejected"));
+
+  TempDir tmp;
+  auto src = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")).front();
+  auto noSeries = tmp / "noseries.dcm";
+  fs::copy_file(src, noSeries);
+  REQUIRE(runCommand({"dcmodify", "-nb", "-ma", "(0020,000e)=", noSeries.string()}).exitCode == 0);
+  r = node.storescu({"-v", "-R"}, {noSeries.string()});
+  CHECK_THAT(r.output, Catch::Contains("Received Store Response (Error: CannotUnderstand)"));
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 0);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE 'SeriesInstanceUID (0020,000E) is missing%'") == 1);
+  CHECK(segnode::test::dicomFilesIn(node.spool()).empty());
+}
+
+TEST_CASE("8 storescu processes in parallel: nothing lost, nothing duplicated", "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  auto files = strings(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag")));
+  REQUIRE(files.size() == 170);
+  std::vector<std::thread> senders;
+  std::vector<int> codes(8, -1);
+  for (int p = 0; p < 8; ++p) {
+    // Each process sends every 8th file plus the first 10 (sent by all: resends must not duplicate).
+    std::vector<std::string> mine(files.begin(), files.begin() + 10);
+    for (size_t i = size_t(p) + 10; i < files.size(); i += 8) mine.push_back(files[i]);
+    senders.emplace_back([&, p, mine] { codes[size_t(p)] = node.storescu({"-R"}, mine).exitCode; });
+  }
+  for (auto& t : senders) t.join();
+  for (int c : codes) CHECK(c == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 170);
+  CHECK(node.queryInt("SELECT instance_count FROM series") == 170);
+  CHECK(node.queryInt("SELECT SUM(receive_count) FROM instances") == 160 + 8 * 10);
+}
+
+TEST_CASE("crash safety: kill -9 during a send, restart; every acknowledged instance is stored intact",
+          "[node][dicom][data][crash]") {
+  if (!haveData()) return;
+  auto files = strings(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag")));
+  NodeProcess node;
+  std::mt19937 rng(20261125);
+  const int rounds = 10;
+  int acknowledgedTotal = 0;
+  for (int round = 0; round < rounds; ++round) {
+    node.start();
+    // storescu -v logs each file it sends and each response, in order.
+    TempDir tmp;
+    auto logFile = tmp / "storescu.log";
+    pid_t sender = fork();
+    if (sender == 0) {
+      int fd = ::open(logFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<std::string> argv{"storescu", "-v", "-R", "-aet", "STORESCU", "-aec", "SEGNODE", "127.0.0.1",
+                                    std::to_string(node.port())};
+      argv.insert(argv.end(), files.begin(), files.end());
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      setenv("TCP_NODELAY", "1", 1);
+      execvp("storescu", args.data());
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    node.kill9();
+    waitpid(sender, nullptr, 0);
+
+    std::ifstream log(logFile);
+    std::string line, current;
+    std::vector<std::string> acknowledged;
+    while (std::getline(log, line)) {
+      if (auto p = line.find("Sending file: "); p != std::string::npos) current = line.substr(p + 14);
+      if (line.find("Received Store Response (Success)") != std::string::npos && !current.empty())
+        acknowledged.push_back(current);
+    }
+    acknowledgedTotal += int(acknowledged.size());
+    node.start();  // recovery runs here
+    node.stop();
+    INFO("round " << round << ": " << acknowledged.size() << " acknowledged");
+    for (const auto& f : acknowledged) {
+      std::string uid = sopInstanceUidOf(f);
+      auto stored = node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + uid + "'");
+      REQUIRE(stored.size() == 1);
+      REQUIRE(fs::exists(stored[0]));
+      CHECK(pixelBytes(stored[0]) == pixelBytes(f));
+    }
+    CHECK(fs::is_empty(node.spool() / ".tmp"));
+    // Every row has its file and every file its row.
+    for (const auto& p : node.queryStrings("SELECT file_path FROM instances")) CHECK(fs::exists(p));
+    CHECK(long(dicomFilesIn(node.spool()).size()) == node.queryInt("SELECT COUNT(*) FROM instances"));
+  }
+  CHECK(acknowledgedTotal > 0);  // the kills did not all land before the first response
+}
+
+TEST_CASE("a series becomes ready once after the quiet period; a late instance makes it ready again",
+          "[node][series][data]") {
+  if (!haveData()) return;
+  NodeProcess node("", "series:\n  quiet_period_s: 1.5\n");
+  node.start();
+  auto files = strings(dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")));
+  REQUIRE(files.size() == 5);
+  std::vector<std::string> first(files.begin(), files.begin() + 4);
+  REQUIRE(node.storescu({"-R"}, first).exitCode == 0);
+  CHECK(node.queryStrings("SELECT state FROM series") == std::vector<std::string>{"receiving"});
+  REQUIRE(waitFor([&] { return node.queryStrings("SELECT state FROM series")[0] == "ready"; }, 6));
+  CHECK(node.queryInt("SELECT generation FROM series") == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  CHECK(node.queryInt("SELECT generation FROM series") == 1);  // exactly once
+
+  REQUIRE(node.storescu({"-R"}, {files[4]}).exitCode == 0);
+  CHECK(node.queryStrings("SELECT state FROM series") == std::vector<std::string>{"receiving"});
+  REQUIRE(waitFor([&] { return node.queryInt("SELECT generation FROM series") == 2; }, 6));
+  CHECK(node.queryInt("SELECT instance_count FROM series") == 5);
+  // Restart while receiving: the quiet period resumes from the database.
+  REQUIRE(node.storescu({"-R"}, {files[0]}).exitCode == 0);  // identical resend: no change
+  CHECK(node.queryStrings("SELECT state FROM series")[0] == "ready");
+  node.stop();
+}
+
+TEST_CASE("below the disk watermark C-STORE answers out of resources and writes nothing", "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  // A watermark larger than any disk.
+  std::string cfg;
+  {
+    std::ifstream f(node.configFile());
+    cfg.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  cfg.replace(cfg.find("min_free_mb: 10"), 15, "min_free_mb: 999999999");
+  std::ofstream(node.configFile()) << cfg;
+  node.start();
+  auto files = strings(dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")));
+  auto r = node.storescu({"-v", "-R"}, files);
+  CHECK_THAT(r.output, Catch::Contains("Received Store Response (Refused: OutOfResources)"));
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 0);
+  CHECK(dicomFilesIn(node.spool()).empty());
+  CHECK(fs::is_empty(node.spool() / ".tmp"));
+  // storescu stops at the first refusal; the refusal is on record with its reason.
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") == 1);
+}
+
+TEST_CASE("--check-config reports every problem with file, key and fix", "[node][config]") {
+  TempDir tmp;
+  auto cfg = tmp / "bad.yaml";
+  std::ofstream(cfg) << "dicom:\n  ae_title: THIS_TITLE_IS_FAR_TOO_LONG\n  port: 70000\n  peers: []\n  sop_classes: [mr, xray]\n"
+                        "storage:\n  min_free_mb: -1\n  retension_hours: 3\nseries:\n  quiet_period_s: 0\n";
+  auto r = runCommand({segnodedPath().string(), "--config", cfg.string(), "--check-config"});
+  CHECK(r.exitCode == 78);
+  for (const char* key : {"dicom.ae_title", "dicom.port", "dicom.peers", "dicom.sop_classes", "storage.min_free_mb",
+                          "storage.retension_hours", "series.quiet_period_s"}) {
+    CHECK_THAT(r.output, Catch::Contains(cfg.string() + ": key '" + key + "'"));
+  }
+  CHECK_THAT(r.output, Catch::Contains("fix:"));
+  auto good = runCommand({segnodedPath().string(), "--config", std::string(SEGNODE_SOURCE_DIR) + "/etc/segnode.yaml", "--check-config"});
+  CHECK(good.exitCode == 0);
+  CHECK(runCommand({segnodedPath().string(), "--config", (tmp / "missing.yaml").string()}).exitCode == 78);
+}
