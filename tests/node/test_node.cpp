@@ -304,7 +304,7 @@ TEST_CASE("below the disk watermark C-STORE answers out of resources and writes 
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") == 1);
 }
 
-TEST_CASE("--check-config reports every problem with file, key and fix", "[node][config]") {
+TEST_CASE("segnoded --check-config reports every problem with file, key and fix", "[node][config]") {
   TempDir tmp;
   auto cfg = tmp / "bad.yaml";
   std::ofstream(cfg) << "dicom:\n  ae_title: THIS_TITLE_IS_FAR_TOO_LONG\n  port: 70000\n  peers: []\n  sop_classes: [mr, xray]\n"
