@@ -6,6 +6,10 @@
 
 #include "common/Error.h"
 
+#ifdef SEGNODE_HAVE_OPENSSL
+#include <openssl/evp.h>
+#endif
+
 namespace segnode {
 namespace {
 
@@ -25,7 +29,19 @@ inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 Sha256::Sha256()
     : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-             0x5be0cd19} {}
+             0x5be0cd19} {
+#ifdef SEGNODE_HAVE_OPENSSL
+  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  if (c && EVP_DigestInit_ex(c, EVP_sha256(), nullptr) == 1) ctx_ = c;
+  else if (c) EVP_MD_CTX_free(c);
+#endif
+}
+
+Sha256::~Sha256() {
+#ifdef SEGNODE_HAVE_OPENSSL
+  if (ctx_) EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+#endif
+}
 
 void Sha256::compress(const uint8_t* block) {
   uint32_t w[64];
@@ -54,6 +70,12 @@ void Sha256::compress(const uint8_t* block) {
 }
 
 void Sha256::update(const void* data, size_t size) {
+#ifdef SEGNODE_HAVE_OPENSSL
+  if (ctx_) {
+    EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
+    return;
+  }
+#endif
   const auto* p = static_cast<const uint8_t*>(data);
   totalBytes_ += size;
   while (size > 0) {
@@ -70,6 +92,20 @@ void Sha256::update(const void* data, size_t size) {
 }
 
 std::string Sha256::hexDigest() {
+  static const char* hex = "0123456789abcdef";
+#ifdef SEGNODE_HAVE_OPENSSL
+  if (ctx_) {
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) {
+      out.push_back(hex[md[i] >> 4]);
+      out.push_back(hex[md[i] & 0xf]);
+    }
+    return out;
+  }
+#endif
   uint64_t bits = totalBytes_ * 8;
   uint8_t pad = 0x80;
   update(&pad, 1);
@@ -78,7 +114,6 @@ std::string Sha256::hexDigest() {
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(bits >> (56 - 8 * i));
   update(len, 8);
-  static const char* hex = "0123456789abcdef";
   std::string out;
   for (uint32_t v : state_) {
     for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 0xf]);

@@ -12,10 +12,14 @@ namespace segnode {
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, size_t size);
   std::string hexDigest();  // finishes the hash; call once
 
  private:
+  void* ctx_ = nullptr;  // OpenSSL EVP_MD_CTX when available
   void compress(const uint8_t* block);
   std::array<uint32_t, 8> state_;
   std::array<uint8_t, 64> buffer_{};

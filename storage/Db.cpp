@@ -20,7 +20,7 @@ std::unique_ptr<SQLite::Database> openDatabase(const std::filesystem::path& file
     int flags = readOnly ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db = std::make_unique<SQLite::Database>(file.string(), flags, /*busyTimeoutMs=*/10000);
     if (!readOnly) db->exec("PRAGMA journal_mode = WAL");
-    db->exec("PRAGMA synchronous = FULL");
+    db->exec("PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
   } catch (const std::exception& e) {
     throw Error(ErrorCode::Io, file.string() + ": cannot open database: " + e.what());

@@ -1,6 +1,7 @@
 #pragma once
-// Opening the SQLite database: every connection gets the same settings (WAL, synchronous FULL so
-// a committed row survives power loss, foreign keys, busy timeout), and the schema is brought to
+// Opening the SQLite database: every connection gets the same settings (WAL, synchronous NORMAL:
+// never corrupt, and the writers that must be durable - ingest - flush with syncFilesystems()
+// before they acknowledge; foreign keys; busy timeout), and the schema is brought to
 // the newest version by numbered migrations (PRAGMA user_version = how many have run).
 #include <SQLiteCpp/SQLiteCpp.h>
 

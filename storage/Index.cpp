@@ -26,9 +26,18 @@ std::optional<std::string> Index::instanceSha256(const std::string& sop) {
   return std::nullopt;
 }
 
-StoreOutcome Index::recordInstance(const InstanceRecord& r) {
+StoreOutcome Index::recordInstance(const InstanceRecord& r) { return recordInstances({r}).front(); }
+
+std::vector<StoreOutcome> Index::recordInstances(const std::vector<InstanceRecord>& records) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  std::vector<StoreOutcome> out;
+  for (const auto& r : records) out.push_back(recordInTransaction(r));
+  tx.commit();
+  return out;
+}
+
+StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   std::optional<std::string> oldSeries, oldSha;
   {
     SQLite::Statement q(db_, "SELECT series_uid, sha256 FROM instances WHERE sop_instance_uid = ?");
@@ -42,7 +51,6 @@ StoreOutcome Index::recordInstance(const InstanceRecord& r) {
     SQLite::Statement u(db_, "UPDATE instances SET receive_count = receive_count + 1 WHERE sop_instance_uid = ?");
     u.bind(1, r.sopInstanceUid);
     u.exec();
-    tx.commit();
     return StoreOutcome::Duplicate;
   }
 
@@ -124,7 +132,6 @@ StoreOutcome Index::recordInstance(const InstanceRecord& r) {
   inst.bind(":size", r.fileSize);
   inst.bind(":sha", r.sha256);
   inst.exec();
-  tx.commit();
   return oldSha ? StoreOutcome::Replaced : StoreOutcome::New;
 }
 

@@ -38,6 +38,8 @@ class Index {
 
   std::optional<std::string> instanceSha256(const std::string& sopInstanceUid);
   StoreOutcome recordInstance(const InstanceRecord& r);
+  // Several instances in one transaction (one WAL fsync): used through a GroupCommit.
+  std::vector<StoreOutcome> recordInstances(const std::vector<InstanceRecord>& records);
   void recordRefusal(const std::string& callingAe, const std::string& peerHost, const std::string& sopInstanceUid,
                      const std::string& reason);
 
@@ -57,6 +59,7 @@ class Index {
   void setSeriesState(const std::string& seriesUid, const std::string& state, int64_t nowMs);
 
  private:
+  StoreOutcome recordInTransaction(const InstanceRecord& r);
   SQLite::Database& db_;
   std::mutex mutex_;  // one writer at a time on this connection
 };

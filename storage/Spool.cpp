@@ -1,11 +1,13 @@
 #include "storage/Spool.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "common/Error.h"
@@ -27,13 +29,22 @@ bool isValidUid(const std::string& uid) {
   return true;
 }
 
-void fsyncPath(const std::filesystem::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(ErrorCode::Io, p.string() + ": open for fsync: " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) throw Error(ErrorCode::Io, p.string() + ": fsync: " + std::strerror(err));
+void syncFilesystems(const std::vector<std::filesystem::path>& paths) {
+  std::vector<dev_t> done;
+  for (const auto& p : paths) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    if (fd < 0) throw Error(ErrorCode::Io, p.string() + ": open for syncfs: " + std::strerror(errno));
+    struct stat st{};
+    ::fstat(fd, &st);
+    int rc = 0, err = 0;
+    if (std::find(done.begin(), done.end(), st.st_dev) == done.end()) {
+      rc = ::syncfs(fd);
+      err = errno;
+      done.push_back(st.st_dev);
+    }
+    ::close(fd);
+    if (rc != 0) throw Error(ErrorCode::Io, p.string() + ": syncfs: " + std::strerror(err));
+  }
 }
 
 Spool::Spool(std::filesystem::path root) : root_(std::move(root)) {
@@ -54,20 +65,12 @@ std::filesystem::path Spool::newTempPath() const {
 }
 
 void Spool::commit(const std::filesystem::path& tmp, const std::filesystem::path& final) const {
-  fsyncPath(tmp);
-  // Create missing directories one level at a time and make each new entry durable in its parent.
-  std::vector<std::filesystem::path> created;
-  for (auto dir = final.parent_path(); !std::filesystem::exists(dir); dir = dir.parent_path()) created.push_back(dir);
-  for (auto it = created.rbegin(); it != created.rend(); ++it) {
-    std::error_code ec;
-    std::filesystem::create_directory(*it, ec);
-    if (ec && !std::filesystem::is_directory(*it))
-      throw Error(ErrorCode::Io, it->string() + ": cannot create directory: " + ec.message());
-    fsyncPath(it->parent_path());
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(final.parent_path(), ec);
+  if (ec && !std::filesystem::is_directory(final.parent_path()))
+    throw Error(ErrorCode::Io, final.parent_path().string() + ": cannot create directory: " + ec.message());
   if (::rename(tmp.c_str(), final.c_str()) != 0)
     throw Error(ErrorCode::Io, final.string() + ": rename from " + tmp.string() + ": " + std::strerror(errno));
-  fsyncPath(final.parent_path());
 }
 
 int Spool::removeTemps() const {

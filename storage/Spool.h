@@ -1,7 +1,9 @@
 #pragma once
-// The durable spool of received files: <root>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm.
-// A file is written under <root>/.tmp, fsync'd, renamed into place and its directory fsync'd, so
-// after a crash a file in the tree is always whole. Only syntactically valid UIDs become paths.
+// The spool of received files: <root>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm. A file is
+// written under <root>/.tmp and renamed into place, so a process crash never leaves half a file
+// in the tree. Durability (power loss) comes from syncFilesystems() before a C-STORE is
+// acknowledged: one syncfs covers the file data, the rename and the database's WAL together.
+// Only syntactically valid UIDs become paths.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -22,7 +24,7 @@ class Spool {
   std::filesystem::path pathFor(const std::string& studyUid, const std::string& seriesUid,
                                 const std::string& sopInstanceUid) const;
   std::filesystem::path newTempPath() const;
-  // fsync(tmp) -> mkdir -p (fsync'd) -> rename -> fsync(dir). Throws Error(Io).
+  // mkdir -p -> rename. Throws Error(Io).
   void commit(const std::filesystem::path& tmp, const std::filesystem::path& final) const;
 
   int removeTemps() const;                            // recovery: half-written files
@@ -33,6 +35,9 @@ class Spool {
   std::filesystem::path root_;
 };
 
-void fsyncPath(const std::filesystem::path& p);  // file or directory; throws Error(Io)
+// Flushes every filesystem holding one of `paths` (each device once) with syncfs(2): file data,
+// renames and directory entries written before the call are on disk when it returns. One call
+// replaces an fsync per file, per directory and per WAL commit. Throws Error(Io).
+void syncFilesystems(const std::vector<std::filesystem::path>& paths);
 
 }  // namespace segnode::storage

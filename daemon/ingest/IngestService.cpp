@@ -9,7 +9,17 @@ namespace segnode::ingest {
 
 IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
                              SeriesTracker& tracker)
-    : config_(config), spool_(spool), index_(index), tracker_(tracker) {}
+    : config_(config),
+      spool_(spool),
+      index_(index),
+      tracker_(tracker),
+      rows_([this](std::vector<storage::InstanceRecord>& batch) {
+        auto outcomes = index_.recordInstances(batch);
+        // Files renamed into place and the rows just committed reach the disk together, before
+        // any of these C-STOREs is acknowledged.
+        storage::syncFilesystems({spool_.root(), config_.database.parent_path().empty() ? "." : config_.database.parent_path()});
+        return outcomes;
+      }) {}
 
 IngestService::PeerCheck IngestService::checkPeer(const Association& a, std::string& reason) const {
   if (a.calledAe != config_.aeTitle) {
@@ -79,7 +89,7 @@ StoreStatus IngestService::store(const Association& a, ReceivedInstance in, cons
     } else {
       spool_.commit(tmp, final);
     }
-    storage::StoreOutcome outcome = index_.recordInstance(r);
+    storage::StoreOutcome outcome = rows_.submit(r);
     if (outcome != storage::StoreOutcome::Duplicate) tracker_.noteActivity(r.seriesUid);
     SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "
                                         << (outcome == storage::StoreOutcome::New        ? "new"

@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "common/GroupCommit.h"
+
 #include "daemon/config/Config.h"
 #include "daemon/ingest/ReceivedInstance.h"
 #include "daemon/ingest/SeriesTracker.h"
@@ -36,6 +38,8 @@ class IngestService {
   storage::Spool& spool_;
   storage::Index& index_;
   SeriesTracker& tracker_;
+  // Rows from concurrent associations share one transaction and one syncfs (group commit).
+  GroupCommit<storage::InstanceRecord, storage::StoreOutcome> rows_;
 };
 
 }  // namespace segnode::ingest
