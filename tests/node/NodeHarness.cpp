@@ -83,6 +83,15 @@ std::string NodeProcess::log() const {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+void NodeProcess::editConfig(const std::string& from, const std::string& to) {
+  std::ifstream in(configFile());
+  std::string cfg(std::istreambuf_iterator<char>(in), {});
+  auto pos = cfg.find(from);
+  if (pos == std::string::npos) throw std::runtime_error("editConfig: '" + from + "' not in the config");
+  cfg.replace(pos, from.size(), to);
+  std::ofstream(configFile()) << cfg;
+}
+
 void NodeProcess::start() {
   pid_ = fork();
   if (pid_ == 0) {

@@ -28,6 +28,8 @@ class NodeProcess {
   explicit NodeProcess(const std::string& dicomPeersYaml = "", const std::string& extraYaml = "");
   ~NodeProcess();
 
+  // Edits the scratch config before start(): replaces the first `from` with `to`.
+  void editConfig(const std::string& from, const std::string& to);
   void start();  // spawns and waits (bounded) until C-ECHO answers
   void kill9();  // crash it
   void stop();   // SIGTERM and wait

@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "NodeHarness.h"
 #include "common/Sha256.h"
 #include "daemon/dicom/PixelDecoder.h"
@@ -284,14 +286,7 @@ TEST_CASE("a series becomes ready once after the quiet period; a late instance m
 TEST_CASE("below the disk watermark C-STORE answers out of resources and writes nothing", "[node][dicom][data]") {
   if (!haveData()) return;
   NodeProcess node;
-  // A watermark larger than any disk.
-  std::string cfg;
-  {
-    std::ifstream f(node.configFile());
-    cfg.assign(std::istreambuf_iterator<char>(f), {});
-  }
-  cfg.replace(cfg.find("min_free_mb: 10"), 15, "min_free_mb: 999999999");
-  std::ofstream(node.configFile()) << cfg;
+  node.editConfig("min_free_mb: 10", "min_free_mb: 999999999");  // a watermark larger than any disk
   node.start();
   auto files = strings(dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")));
   auto r = node.storescu({"-v", "-R"}, files);
@@ -319,4 +314,48 @@ TEST_CASE("segnoded --check-config reports every problem with file, key and fix"
   auto good = runCommand({segnodedPath().string(), "--config", std::string(SEGNODE_SOURCE_DIR) + "/etc/segnode.yaml", "--check-config"});
   CHECK(good.exitCode == 0);
   CHECK(runCommand({segnodedPath().string(), "--config", (tmp / "missing.yaml").string()}).exitCode == 78);
+}
+
+TEST_CASE("retention deletes the spool files of finished series and keeps their rows", "[node][retention][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.editConfig("min_free_mb: 10", "min_free_mb: 10\n  retention_hours: 0.0005");  // 1.8 s
+  node.start();
+  auto files = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"));
+  REQUIRE(node.storeAsIs(files).exitCode == 0);
+  node.stop();
+  // The pipeline (next issue) marks series done; here the database is edited as it would.
+  {
+    SQLite::Database db(node.database().string(), SQLite::OPEN_READWRITE);
+    db.exec("UPDATE series SET state = 'done', done_ms = CAST(strftime('%s','now') AS INTEGER) * 1000");
+  }
+  node.start();
+  REQUIRE(waitFor([&] { return node.queryStrings("SELECT state FROM series")[0] == "purged"; }, 10));
+  node.stop();
+  CHECK(dicomFilesIn(node.spool()).empty());
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 5);  // the audit trail stays
+}
+
+TEST_CASE("recovery: temp files removed, orphan files indexed, rows without files dropped", "[node][recovery][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  auto files = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"));
+  REQUIRE(node.storeAsIs(files).exitCode == 0);
+  node.kill9();
+  auto paths = node.queryStrings("SELECT file_path FROM instances ORDER BY file_path");
+  REQUIRE(paths.size() == 5);
+  fs::remove(paths[0]);  // a row whose file is gone
+  {
+    SQLite::Database db(node.database().string(), SQLite::OPEN_READWRITE);  // a file whose row is gone
+    db.exec("DELETE FROM instances WHERE file_path = '" + paths[1] + "'");
+  }
+  std::ofstream(node.spool() / ".tmp" / "half.part") << "half a file";
+  node.start();
+  node.stop();
+  CHECK(fs::is_empty(node.spool() / ".tmp"));
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 4);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE file_path = '" + paths[1] + "'") == 1);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE file_path = '" + paths[0] + "'") == 0);
+  CHECK_THAT(node.log(), Catch::Contains("1 temp files removed, 1 rows without file dropped, 1 files re-indexed"));
 }
