@@ -101,6 +101,8 @@ DecodedPixels decodePixels(const std::filesystem::path& file) {
   if (ds.findAndGetUint16(DCM_Columns, u16).good()) px.columns = u16;
   if (ds.findAndGetUint16(DCM_SamplesPerPixel, u16).good()) px.samplesPerPixel = u16;
   if (ds.findAndGetUint16(DCM_BitsAllocated, u16).good()) px.bitsAllocated = u16;
+  px.bitsStored = px.bitsAllocated;
+  if (ds.findAndGetUint16(DCM_BitsStored, u16).good() && u16 > 0 && u16 <= px.bitsAllocated) px.bitsStored = u16;
   if (ds.findAndGetUint16(DCM_PixelRepresentation, u16).good()) px.isSigned = u16 == 1;
   Sint32 frames = 1;
   if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames > 0) px.frames = frames;

@@ -9,6 +9,7 @@ namespace segnode::dicom {
 
 struct DecodedPixels {
   int rows = 0, columns = 0, frames = 1, samplesPerPixel = 1, bitsAllocated = 16;
+  int bitsStored = 16;  // the bits above (e.g. overlay bits in old files) are not part of the value
   bool isSigned = false;
   std::vector<uint8_t> data;  // frames x rows x columns x samples, little endian, bitsAllocated each
 };
