@@ -84,6 +84,7 @@ SeriesImage loadSeries(const std::vector<std::filesystem::path>& files) {
       ds.findAndGetOFString(DCM_StudyInstanceUID, v), out.studyUid = v.c_str();
       ds.findAndGetOFString(DCM_FrameOfReferenceUID, v), out.frameOfReferenceUid = v.c_str();
       ds.findAndGetOFString(DCM_Modality, v), out.modality = v.c_str();
+      ds.findAndGetOFString(DCM_SOPClassUID, v), out.sopClassUid = v.c_str();
     }
     decoded.push_back(decodePixels(file));
     const DecodedPixels& px = decoded.back();

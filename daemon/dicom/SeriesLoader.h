@@ -17,7 +17,7 @@ struct SeriesImage {
   std::vector<float> voxels;        // [k][j][i], rescaled values (HU for CT)
   std::vector<std::string> sourceSopInstanceUids;  // per slice k (a multi-frame file repeats its UID)
   std::vector<int> sourceFrameNumbers;             // per slice k: 1-based frame in that instance
-  std::string frameOfReferenceUid, studyUid, seriesUid, modality;
+  std::string frameOfReferenceUid, studyUid, seriesUid, modality, sopClassUid;
 };
 
 // Throws segnode::Error(Unsupported) for series it refuses and Error(BadInput) for unreadable

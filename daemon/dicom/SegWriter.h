@@ -1,0 +1,30 @@
+#pragma once
+// Label volume -> DICOM Segmentation (BINARY) on the source series' grid (DESIGN §7): one segment
+// per label present, coded category/type and recommended display colour from the bundle's label
+// table, algorithm AUTOMATIC named after the model, same study and frame of reference, per-frame
+// derivation/source image references, empty frames skipped.
+#include <array>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "daemon/dicom/SeriesLoader.h"
+#include "engine/BundleSpec.h"
+
+namespace segnode::dicom {
+
+struct SegOutput {
+  std::string seriesInstanceUid, sopInstanceUid;  // fixed when the job is created: a resend is the same instance
+  int seriesNumber = 1000;
+  std::string seriesDescription;                  // default: "<model> <version> segmentation"
+  std::string modelName, modelVersion;
+};
+
+// labels: one value per voxel of `source` ([k][j][i]), values from `table` (0 = background).
+// `referenceFile`: any instance of the source series (patient and study are copied from it).
+// Returns the number of segments written. Throws segnode::Error(BadInput/Io).
+int writeSegmentation(const SeriesImage& source, const std::vector<uint16_t>& labels,
+                      const std::vector<engine::LabelInfo>& table, const std::filesystem::path& referenceFile,
+                      const SegOutput& out, const std::filesystem::path& file);
+
+}  // namespace segnode::dicom

@@ -1,0 +1,94 @@
+// DICOM-SEG writing (issue 5 groundwork): dciodvfy-valid, and decoding it gives back the labels.
+#include <catch2/catch.hpp>
+
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmfg/fgseg.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+#include <dcmtk/dcmseg/segutils.h>
+
+#include <cmath>
+#include <memory>
+
+#include "NodeHarness.h"
+#include "daemon/dicom/SegWriter.h"
+#include "daemon/dicom/SeriesLoader.h"
+
+using namespace segnode;
+namespace fs = std::filesystem;
+
+namespace {
+
+// SEG -> label volume on the source grid (frames placed by their position, values by segment).
+std::vector<uint16_t> decodeSeg(const fs::path& file, const dicom::SeriesImage& src, const std::vector<engine::LabelInfo>& table) {
+  DcmSegmentation* raw = nullptr;
+  REQUIRE(DcmSegmentation::loadFile(file.c_str(), raw).good());
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  const auto& g = src.geometry;
+  const size_t plane = size_t(g.size[0] * g.size[1]);
+  std::vector<uint16_t> out(plane * size_t(g.size[2]), 0);
+  for (size_t f = 0; f < seg->getNumberOfFrames(); ++f) {
+    auto* pos = dynamic_cast<FGPlanePosPatient*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_PLANEPOSPATIENT));
+    auto* sfg = dynamic_cast<FGSegmentation*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_SEGMENTATION));
+    REQUIRE(pos);
+    REQUIRE(sfg);
+    Float64 x, y, z;
+    pos->getImagePositionPatient(x, y, z);
+    long k = std::lround(g.worldToIndex({x, y, z})[2]);
+    REQUIRE(k >= 0);
+    REQUIRE(k < g.size[2]);
+    Uint16 number = 0;
+    sfg->getReferencedSegmentNumber(number);
+    DcmSegment* segment = seg->getSegment(number);
+    REQUIRE(segment);
+    OFString label;
+    segment->getSegmentLabel(label);
+    int value = -1;
+    for (const auto& l : table)
+      if (l.name == label.c_str()) value = l.value;
+    REQUIRE(value > 0);
+    std::unique_ptr<DcmIODTypes::Frame> bits(DcmSegUtils::unpackBinaryFrame(seg->getFrame(f), Uint16(g.size[1]), Uint16(g.size[0])));
+    for (size_t i = 0; i < plane; ++i)
+      if (bits->pixData[i]) out[size_t(k) * plane + i] = uint16_t(value);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the labels written", "[seg][data]") {
+  auto dir = test::dicomData("philips_ingenia_elitionx_t1_mprage_sag");
+  if (dir.empty()) return;
+  auto files = test::dicomFilesIn(dir / "dicom");
+  auto src = dicom::loadSeries(files);
+  // Labels from intensity bands, so every label has a real shape; label 3 is never present.
+  std::vector<engine::LabelInfo> table(4);
+  table[0] = {0, "background", {0, 0, 0}, {}, {}, {}};
+  table[1] = {2, "left cerebral white matter", {245, 245, 245}, {"SCT", "91723000", "Anatomical Structure"}, {}, {2}};
+  table[2] = {3, "left cerebral cortex", {205, 62, 78}, {}, {}, {3}};
+  table[3] = {41, "never present", {1, 2, 3}, {}, {}, {}};
+  std::vector<uint16_t> labels(src.voxels.size());
+  float maxValue = 0;
+  for (float v : src.voxels) maxValue = std::max(maxValue, v);
+  for (size_t i = 0; i < labels.size(); ++i)
+    labels[i] = src.voxels[i] > 0.5f * maxValue ? 2 : src.voxels[i] > 0.25f * maxValue ? 3 : 0;
+
+  test::TempDir tmp;
+  dicom::SegOutput out{"1.2.826.0.1.3680043.8.498.1001", "1.2.826.0.1.3680043.8.498.1002", 1301, "", "brain-mr-student-w4", "1.0.0"};
+  int segments = dicom::writeSegmentation(src, labels, table, files.front(), out, tmp / "seg.dcm");
+  CHECK(segments == 2);
+
+  auto v = test::runCommand({"dciodvfy", (tmp / "seg.dcm").string()});
+  INFO(v.output);
+  int errors = 0;
+  for (size_t p = v.output.find("Error"); p != std::string::npos; p = v.output.find("Error", p + 1)) ++errors;
+  CHECK(errors == 0);
+
+  CHECK(decodeSeg(tmp / "seg.dcm", src, table) == labels);
+  // Same study and frame of reference as the source; the series says which model made it.
+  auto dump = test::runCommand({"dcmdump", "+P", "StudyInstanceUID", "+P", "FrameOfReferenceUID", "+P", "SeriesDescription",
+                                "+P", "SegmentAlgorithmName", (tmp / "seg.dcm").string()});
+  CHECK_THAT(dump.output, Catch::Contains(src.studyUid));
+  CHECK_THAT(dump.output, Catch::Contains(src.frameOfReferenceUid));
+  CHECK_THAT(dump.output, Catch::Contains("brain-mr-student-w4 1.0.0"));
+}
