@@ -172,6 +172,27 @@ std::optional<SeriesState> Index::series(const std::string& uid) {
   return std::nullopt;
 }
 
+std::optional<SeriesAttributes> Index::seriesAttributes(const std::string& uid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT s.series_uid, COALESCE(s.modality, ''), COALESCE(s.body_part, ''),"
+                           " COALESCE(s.series_description, ''), COALESCE(s.sop_class_uid, ''), COALESCE(s.calling_ae, ''),"
+                           " (SELECT COALESCE(image_type, '') FROM instances WHERE series_uid = s.series_uid LIMIT 1),"
+                           " (SELECT SUM(COALESCE(number_of_frames, 1)) FROM instances WHERE series_uid = s.series_uid)"
+                           " FROM series s WHERE s.series_uid = ?");
+  q.bind(1, uid);
+  if (!q.executeStep()) return std::nullopt;
+  SeriesAttributes a;
+  a.uid = q.getColumn(0).getString();
+  a.modality = q.getColumn(1).getString();
+  a.bodyPart = q.getColumn(2).getString();
+  a.description = q.getColumn(3).getString();
+  a.sopClassUid = q.getColumn(4).getString();
+  a.callingAe = q.getColumn(5).getString();
+  a.imageType = q.getColumn(6).isNull() ? "" : q.getColumn(6).getString();
+  a.slices = q.getColumn(7).isNull() ? 0 : q.getColumn(7).getInt64();
+  return a;
+}
+
 bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t now, int64_t* waitMs) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);

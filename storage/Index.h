@@ -32,6 +32,12 @@ struct SeriesState {
   int64_t lastReceivedMs = 0, generation = 0, instanceCount = 0;
 };
 
+// What routing looks at for a ready series.
+struct SeriesAttributes {
+  std::string uid, modality, bodyPart, description, sopClassUid, callingAe, imageType;
+  int64_t slices = 0;  // images, counting every frame of multi-frame instances
+};
+
 class Index {
  public:
   explicit Index(SQLite::Database& db) : db_(db) {}
@@ -47,6 +53,7 @@ class Index {
   // generation and returns true then; if the series is not yet quiet, *waitMs says for how long.
   std::vector<SeriesState> seriesInState(const std::string& state);
   std::optional<SeriesState> series(const std::string& seriesUid);
+  std::optional<SeriesAttributes> seriesAttributes(const std::string& seriesUid);
   bool markReadyIfQuiet(const std::string& seriesUid, int64_t quietMs, int64_t nowMs, int64_t* waitMs);
 
   // Recovery and retention.

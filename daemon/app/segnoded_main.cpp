@@ -17,6 +17,10 @@
 #include "daemon/ingest/Recovery.h"
 #include "daemon/ingest/Retention.h"
 #include "daemon/ingest/SeriesTracker.h"
+#include "daemon/jobs/JobRunner.h"
+#include "daemon/routing/Router.h"
+#include "daemon/send/Sender.h"
+#include "storage/Jobs.h"
 #include "storage/Db.h"
 #include "storage/Index.h"
 #include "storage/Spool.h"
@@ -38,14 +42,23 @@ int run(const segnode::config::NodeConfig& cfg) {
   auto db = storage::openDatabase(cfg.database);
   storage::Spool spool(cfg.spoolDir);
   storage::Index index(*db);
+  // Jobs and the outbox get their own connection: their transactions must not interleave with
+  // the index's on one connection.
+  auto jobsDb = storage::openDatabase(cfg.database);
+  storage::Jobs jobs(*jobsDb);
   auto rep = ingest::recover(spool, index, dicom::readInstanceHeader);
+  int requeued = jobs.requeueRunning();
   SEGNODE_LOG(Info, App, "recovery: " << rep.tempFilesRemoved << " temp files removed, " << rep.rowsWithoutFile
                                       << " rows without file dropped, " << rep.filesReindexed << " files re-indexed, "
-                                      << rep.filesUnreadable << " quarantined, " << rep.requeued << " series re-queued");
+                                      << rep.filesUnreadable << " quarantined, " << requeued << " jobs re-queued");
 
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
-  ingest::SeriesTracker tracker(io, index, cfg.quietPeriodSeconds, nullptr);
+  send::Sender sender(cfg, jobs);
+  jobs::JobRunner runner(cfg, index, jobs, [&] { sender.wake(); });
+  routing::Router router(cfg, index, jobs, [&] { runner.wake(); });
+  ingest::SeriesTracker tracker(io, index, cfg.quietPeriodSeconds,
+                                [&](const storage::SeriesState& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, spool, cfg.retentionHours);
   ingest::IngestService service(cfg, spool, index, tracker);
   dicom::StoreScp scp(cfg, service);
@@ -57,7 +70,13 @@ int run(const segnode::config::NodeConfig& cfg) {
     scp.stop();
   });
   tracker.resumeReceiving();
+  // Series that became ready before a crash but got no job yet are routed now.
+  boost::asio::post(io, [&] {
+    for (const auto& s : index.seriesInState("ready")) router.onSeriesReady(s.uid, s.generation);
+  });
   retention.start();
+  sender.start();
+  runner.start();
   std::thread ioThread([&] { io.run(); });
   SEGNODE_LOG(Info, App, "segnoded " << cfg.aeTitle << " listening on port " << cfg.port << ", spool "
                                      << cfg.spoolDir.string() << ", database " << cfg.database.string());
@@ -71,6 +90,8 @@ int run(const segnode::config::NodeConfig& cfg) {
   work.reset();
   io.stop();
   ioThread.join();
+  runner.stop();
+  sender.stop();
   SEGNODE_LOG(Info, App, "stopped");
   return rc;
 }

@@ -11,5 +11,8 @@ using ArgList = std::vector<std::string>;
 int runSegment(const ArgList& args, const char* argv0);
 int runBench(const ArgList& args, const char* argv0);
 int runModels(const ArgList& args, const char* argv0);
+int runStatus(const ArgList& args, const char* argv0);
+int runJobs(const ArgList& args, const char* argv0);
+int runRetry(const ArgList& args, const char* argv0);
 
 }  // namespace segnode::cli

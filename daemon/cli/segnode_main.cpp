@@ -25,6 +25,9 @@ const char* kUsage =
     "  models init   make a bundle with RANDOM weights from a template (tests, benchmarks)\n"
     "            --template FILE --name NAME --version X.Y.Z [--width-divisor D] [--min-features N]\n"
     "            [--seed S] [--fp16] [--models-dir DIR]\n"
+    "  status    queue depths by state, workers, last errors [--json] [--config FILE]\n"
+    "  jobs      recent jobs [--state S] [--limit N] [--json] [--config FILE]\n"
+    "  retry     re-queue a job's failed deliveries: retry JOB | retry --dead [--config FILE]\n"
     "\n"
     "Models are looked up in --models-dir, else $SEGNODE_MODELS_DIR, else ./etc/models.\n"
     "Exit codes: 0 ok, 64 usage, 65 bad input/bundle, 66 not found, 70 internal, 74 I/O, 78 config.\n";
@@ -49,6 +52,9 @@ int main(int argc, char** argv) {
     if (command == "segment") return segnode::cli::runSegment(args, argv[0]);
     if (command == "bench") return segnode::cli::runBench(args, argv[0]);
     if (command == "models") return segnode::cli::runModels(args, argv[0]);
+    if (command == "status") return segnode::cli::runStatus(args, argv[0]);
+    if (command == "jobs") return segnode::cli::runJobs(args, argv[0]);
+    if (command == "retry") return segnode::cli::runRetry(args, argv[0]);
     std::fprintf(stderr, "segnode: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 64;
   } catch (const segnode::Error& e) {

@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <unistd.h>
+
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -90,7 +93,116 @@ bool isAeTitle(const std::string& ae) {
   return ae.find_first_not_of(' ') != std::string::npos;
 }
 
+void readProcessing(Checker& k, NodeConfig& c) {
+  std::string models = c.modelsDir.string(), output = c.outputDir.string();
+  k.read("processing.models_dir", models, "a directory path");
+  k.read("processing.output_dir", output, "a directory path");
+  c.modelsDir = models;
+  c.outputDir = output;
+  k.read("processing.workers", c.workers, "an integer (0: sized from the machine)");
+  k.read("processing.threads_per_worker", c.threadsPerWorker, "an integer (0: cores / workers)");
+  if (c.workers < 0 || c.workers > 64) k.problem("processing.workers", "must be 0..64", "use 0 to size from the machine");
+  if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
+  k.read("retry.base_s", c.retry.baseSeconds, "seconds");
+  k.read("retry.cap_s", c.retry.capSeconds, "seconds");
+  k.read("retry.max_attempts", c.retry.maxAttempts, "an integer");
+  if (!(c.retry.baseSeconds > 0) || c.retry.capSeconds < c.retry.baseSeconds)
+    k.problem("retry", "needs 0 < base_s <= cap_s", "use base_s: 5, cap_s: 300");
+  if (c.retry.maxAttempts < 1) k.problem("retry.max_attempts", "must be >= 1", "use 8");
+
+  YAML::Node dests = k.node("destinations");
+  if (dests.IsDefined() && !dests.IsSequence()) k.problem("destinations", "must be a list", "write - {name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}");
+  for (size_t i = 0; dests.IsDefined() && dests.IsSequence() && i < dests.size(); ++i) {
+    std::string key = "destinations[" + std::to_string(i) + "]";
+    const YAML::Node d = dests[i];
+    if (!d.IsMap() || !d["name"] || !d["ae_title"] || !d["host"] || !d["port"]) {
+      k.problem(key, "needs name, ae_title, host and port", "write {name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}");
+      continue;
+    }
+    Destination dest{d["name"].as<std::string>(), d["ae_title"].as<std::string>(), d["host"].as<std::string>(), 104};
+    int port = 0;
+    try {
+      port = d["port"].as<int>();
+    } catch (const YAML::Exception&) {
+    }
+    if (port < 1 || port > 65535) k.problem(key + ".port", "must be 1..65535", "give the PACS's DICOM port");
+    dest.port = uint16_t(port);
+    if (!isAeTitle(dest.aeTitle)) k.problem(key + ".ae_title", "'" + dest.aeTitle + "' is not an AE title", "use 1-16 printable characters");
+    for (const auto& other : c.destinations)
+      if (other.name == dest.name) k.problem(key + ".name", "'" + dest.name + "' is used twice", "give each destination its own name");
+    c.destinations.push_back(dest);
+  }
+
+  YAML::Node routes = k.node("routes");
+  if (routes.IsDefined() && !routes.IsSequence()) k.problem("routes", "must be a list", "see etc/segnode.yaml");
+  static const std::regex modelRe("[a-z0-9][a-z0-9._-]*(@[0-9]+\\.[0-9]+\\.[0-9]+)?");
+  for (size_t i = 0; routes.IsDefined() && routes.IsSequence() && i < routes.size(); ++i) {
+    std::string key = "routes[" + std::to_string(i) + "]";
+    const YAML::Node r = routes[i];
+    if (!r.IsMap() || !r["name"] || !r["model"] || !r["destinations"]) {
+      k.problem(key, "needs name, model, destinations (and optionally match)", "see etc/segnode.yaml");
+      continue;
+    }
+    Route route;
+    route.name = r["name"].as<std::string>();
+    route.model = r["model"].as<std::string>();
+    if (!std::regex_match(route.model, modelRe))
+      k.problem(key + ".model", "'" + route.model + "' is not NAME or NAME@X.Y.Z", "name an installed bundle (segnode models)");
+    if (r["destinations"].IsSequence())
+      for (const auto& d : r["destinations"]) route.destinations.push_back(d.as<std::string>());
+    if (route.destinations.empty()) k.problem(key + ".destinations", "must list at least one destination", "e.g. [pacs]");
+    for (const auto& d : route.destinations) {
+      bool known = false;
+      for (const auto& dest : c.destinations) known |= dest.name == d;
+      if (!known) k.problem(key + ".destinations", "'" + d + "' is not defined under destinations", "add it or fix the name");
+    }
+    const YAML::Node m = r["match"];
+    if (m && m.IsMap()) {
+      k.unknownKeys(m, key + ".match.",
+                    {"modality", "body_part", "series_description", "image_type_contains", "sop_class", "min_slices", "calling_ae"});
+      auto text = [&](const char* name, std::string& out) {
+        if (m[name]) out = m[name].as<std::string>();
+      };
+      text("modality", route.match.modality);
+      text("body_part", route.match.bodyPart);
+      text("series_description", route.match.seriesDescriptionRegex);
+      text("image_type_contains", route.match.imageTypeContains);
+      text("calling_ae", route.match.callingAe);
+      std::string sop;
+      text("sop_class", sop);
+      for (const auto& [name, uid] : knownSopClasses())
+        if (sop == name) sop = uid;
+      route.match.sopClassUid = sop;
+      if (m["min_slices"]) route.match.minSlices = m["min_slices"].as<int>();
+      try {
+        std::regex test(route.match.seriesDescriptionRegex, std::regex::icase);
+      } catch (const std::regex_error& e) {
+        k.problem(key + ".match.series_description", std::string("not a valid regular expression: ") + e.what(), "fix the pattern");
+      }
+    }
+    c.routes.push_back(route);
+  }
+}
+
 }  // namespace
+
+double RetryPolicy::delaySeconds(int attempts) const {
+  double d = baseSeconds * std::pow(2.0, std::max(0, attempts - 1));
+  return std::min(d, capSeconds);
+}
+
+int workerCount(const NodeConfig& c) {
+  if (c.workers > 0) return c.workers;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  double memGiB = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE)) / double(1ull << 30);
+  return int(std::max<long>(1, std::min<long>(cores / 4, long(memGiB / 6))));
+}
+
+int threadsPerWorker(const NodeConfig& c) {
+  if (c.threadsPerWorker > 0) return c.threadsPerWorker;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return int(std::max<long>(1, cores / workerCount(c)));
+}
 
 NodeConfig loadConfig(const std::filesystem::path& file) {
   if (!std::filesystem::exists(file)) throw Error(ErrorCode::BadConfig, file.string() + ": no such configuration file");
@@ -107,7 +219,9 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
     k.problem("(top level)", "must be a map", "start from etc/segnode.yaml");
     throw Error(ErrorCode::BadConfig, k.problems().front());
   }
-  k.unknownKeys(root, "", {"dicom", "storage", "series", "logging"});
+  k.unknownKeys(root, "", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
+  k.unknownKeys(k.node("processing"), "processing.", {"models_dir", "output_dir", "workers", "threads_per_worker"});
+  k.unknownKeys(k.node("retry"), "retry.", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys(k.node("dicom"), "dicom.",
                 {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
                  "accept_unknown_peers", "sop_classes"});
@@ -188,6 +302,8 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.read("logging.level", c.logLevel, "debug, info, warn or error");
   log::Level lvl;
   if (!log::parseLevel(c.logLevel, lvl)) k.problem("logging.level", "'" + c.logLevel + "' is not a level", "use debug, info, warn or error");
+
+  readProcessing(k, c);
 
   if (!k.problems().empty()) {
     std::string all;

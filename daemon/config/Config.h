@@ -13,6 +13,35 @@ struct Peer {
   std::string host;     // IP address or host name it connects from
 };
 
+struct Destination {
+  std::string name;  // referred to by routes
+  std::string aeTitle, host;
+  uint16_t port = 104;
+};
+
+// A route matches a ready series when every given criterion holds (absent ones match anything).
+struct RouteMatch {
+  std::string modality, bodyPart;      // exact, case-insensitive
+  std::string seriesDescriptionRegex;  // ECMAScript, case-insensitive, searched anywhere
+  std::string imageTypeContains;       // a value of ImageType, e.g. ORIGINAL
+  std::string sopClassUid;
+  int minSlices = 0;
+  std::string callingAe;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::string model;                      // name or name@version
+  std::vector<std::string> destinations;  // Destination names
+};
+
+struct RetryPolicy {  // exponential backoff per destination, then dead letter
+  double baseSeconds = 5, capSeconds = 300;
+  int maxAttempts = 8;
+  double delaySeconds(int attempts) const;  // before attempt number attempts + 1
+};
+
 struct NodeConfig {
   std::filesystem::path file;
   // dicom:
@@ -32,12 +61,25 @@ struct NodeConfig {
   double retentionHours = 72;
   // series:
   double quietPeriodSeconds = 10;
+  // processing:
+  std::filesystem::path modelsDir = "etc/models";
+  std::filesystem::path outputDir = "var/out";  // DICOM-SEG files waiting to be sent
+  int workers = 0;                              // 0: sized from the machine (workerCount())
+  int threadsPerWorker = 0;                     // 0: cores / workers
+  std::vector<Route> routes;
+  std::vector<Destination> destinations;
+  RetryPolicy retry;
   // logging:
   std::string logLevel = "info";
 };
 
 // Throws segnode::Error(BadConfig) whose message lists every problem, one per line.
 NodeConfig loadConfig(const std::filesystem::path& file);
+
+// The documented sizing rule: one worker per 4 cores (at least one), and no more than one per
+// 6 GiB of memory; each worker gets cores / workers intra-op threads.
+int workerCount(const NodeConfig& c);
+int threadsPerWorker(const NodeConfig& c);
 
 // Storage SOP classes by the names the config accepts (mr, enhanced_mr, ct, enhanced_ct, ...).
 const std::vector<std::pair<std::string, std::string>>& knownSopClasses();

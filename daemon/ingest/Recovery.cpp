@@ -44,7 +44,6 @@ RecoveryReport recover(storage::Spool& spool, storage::Index& index, const Heade
       ++rep.filesUnreadable;
     }
   }
-  rep.requeued = index.requeueProcessing();
   return rep;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Start-up recovery (DESIGN §3): half-written temp files are removed, the database and the spool
-// are checked against each other, interrupted work is ready again.
+// are checked against each other. (Interrupted jobs are re-queued by storage::Jobs.)
 #include <filesystem>
 #include <functional>
 
@@ -15,7 +15,6 @@ struct RecoveryReport {
   int rowsWithoutFile = 0;   // rows dropped: their file is gone
   int filesReindexed = 0;    // complete files (renamed into place) whose row was not yet committed
   int filesUnreadable = 0;   // moved aside to <spool>/.quarantine
-  int requeued = 0;          // processing -> ready
 };
 
 using HeaderReader = std::function<ReceivedInstance(const std::filesystem::path&)>;

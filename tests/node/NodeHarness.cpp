@@ -92,6 +92,8 @@ void NodeProcess::editConfig(const std::string& from, const std::string& to) {
   std::ofstream(configFile()) << cfg;
 }
 
+void NodeProcess::appendConfig(const std::string& yaml) { std::ofstream(configFile(), std::ios::app) << yaml; }
+
 void NodeProcess::start() {
   pid_ = fork();
   if (pid_ == 0) {

@@ -30,6 +30,7 @@ class NodeProcess {
 
   // Edits the scratch config before start(): replaces the first `from` with `to`.
   void editConfig(const std::string& from, const std::string& to);
+  void appendConfig(const std::string& yaml);
   void start();  // spawns and waits (bounded) until C-ECHO answers
   void kill9();  // crash it
   void stop();   // SIGTERM and wait

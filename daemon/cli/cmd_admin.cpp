@@ -1,0 +1,120 @@
+// segnode status | jobs | retry: what the node is doing, from its database (read by a separate
+// connection; the daemon need not be running). --json prints one JSON object per line.
+#include <cstdio>
+#include <filesystem>
+
+#include "common/Error.h"
+#include "common/Json.h"
+#include "daemon/cli/Args.h"
+#include "daemon/cli/Commands.h"
+#include "daemon/config/Config.h"
+#include "storage/Db.h"
+#include "storage/Jobs.h"
+
+namespace segnode::cli {
+namespace {
+
+config::NodeConfig nodeConfig(const Args& args) {
+  std::string file = args.value("--config").value_or(
+      std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml");
+  return config::loadConfig(file);
+}
+
+std::unique_ptr<SQLite::Database> database(const config::NodeConfig& c) {
+  if (!std::filesystem::exists(c.database))
+    throw Error(ErrorCode::NotFound, c.database.string() + ": no database yet (has segnoded run with this config?)");
+  return storage::openDatabase(c.database);
+}
+
+Json jobJson(const storage::Job& j) {
+  return Json(Json::Object{{"id", Json(j.id)},
+                           {"series_uid", Json(j.seriesUid)},
+                           {"generation", Json(j.generation)},
+                           {"route", Json(j.route)},
+                           {"model", Json(j.model)},
+                           {"state", Json(j.state)},
+                           {"reason", Json(j.reason)},
+                           {"seg_series_uid", Json(j.segSeriesUid)},
+                           {"seg_series_number", Json(j.segSeriesNumber)}});
+}
+
+}  // namespace
+
+int runStatus(const ArgList& argList, const char*) {
+  Args args(argList, {"--json"}, {"--config"});
+  auto cfg = nodeConfig(args);
+  auto db = database(cfg);
+  auto counts = [&](const std::string& sql) {
+    Json::Object o;
+    SQLite::Statement q(*db, sql);
+    while (q.executeStep()) o[q.getColumn(0).getString()] = Json(q.getColumn(1).getInt64());
+    return o;
+  };
+  Json::Object status{{"series", Json(counts("SELECT state, COUNT(*) FROM series GROUP BY state"))},
+                      {"jobs", Json(counts("SELECT state, COUNT(*) FROM jobs GROUP BY state"))},
+                      {"outbox", Json(counts("SELECT state, COUNT(*) FROM outbox GROUP BY state"))},
+                      {"workers", Json(config::workerCount(cfg))},
+                      {"threads_per_worker", Json(config::threadsPerWorker(cfg))}};
+  Json::Array errors;
+  SQLite::Statement q(*db, "SELECT 'job ' || id || ': ' || state || ': ' || reason FROM jobs WHERE reason IS NOT NULL"
+                           " UNION ALL SELECT 'outbox ' || id || ' (job ' || job_id || ' -> ' || destination || '): '"
+                           " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != 'sent'"
+                           " UNION ALL SELECT 'refused: ' || reason FROM (SELECT reason FROM refusals ORDER BY id DESC LIMIT 3)"
+                           " LIMIT 10");
+  while (q.executeStep()) errors.emplace_back(q.getColumn(0).getString());
+  status["last_errors"] = Json(std::move(errors));
+  if (args.flag("--json")) {
+    std::printf("%s\n", Json(std::move(status)).dump().c_str());
+    return 0;
+  }
+  Json s(std::move(status));
+  std::printf("database %s; %lld worker(s) x %lld threads\n", cfg.database.c_str(), (long long)s.at("workers").number(),
+              (long long)s.at("threads_per_worker").number());
+  for (const char* table : {"series", "jobs", "outbox"}) {
+    std::printf("%-7s", table);
+    for (const auto& [state, n] : s.at(table).object()) std::printf("  %s=%lld", state.c_str(), (long long)n.number());
+    std::printf("\n");
+  }
+  for (const auto& e : s.at("last_errors").array()) std::printf("  %s\n", e.string().c_str());
+  return 0;
+}
+
+int runJobs(const ArgList& argList, const char*) {
+  Args args(argList, {"--json"}, {"--config", "--state", "--limit"});
+  auto cfg = nodeConfig(args);
+  auto db = database(cfg);
+  storage::Jobs jobs(*db);
+  auto list = jobs.list(args.value("--state").value_or(""), args.intValue("--limit", 50, 1, 100000));
+  if (!args.flag("--json")) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
+  for (const auto& j : list) {
+    if (args.flag("--json")) std::printf("%s\n", jobJson(j).dump().c_str());
+    else
+      std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, j.state.c_str(), j.route.c_str(), j.model.c_str(),
+                  (long long)j.generation, j.seriesUid.c_str(), j.reason.empty() ? "" : ("\n         " + j.reason).c_str());
+  }
+  return 0;
+}
+
+int runRetry(const ArgList& argList, const char*) {
+  if (argList.empty()) throw Error(ErrorCode::InvalidArgument, "retry needs a JOB id or --dead");
+  bool dead = argList[0] == "--dead";
+  ArgList rest(argList.begin() + 1, argList.end());
+  Args args(rest, {}, {"--config"});
+  auto cfg = nodeConfig(args);
+  auto db = database(cfg);
+  storage::Jobs jobs(*db);
+  int n = 0;
+  if (dead) {
+    n = jobs.retryDead();
+  } else {
+    char* end = nullptr;
+    long long id = std::strtoll(argList[0].c_str(), &end, 10);
+    if (!end || *end) throw Error(ErrorCode::InvalidArgument, "retry: '" + argList[0] + "' is not a job id");
+    n = jobs.retryJob(id);
+    if (n == 0) throw Error(ErrorCode::NotFound, "job " + argList[0] + " has no pending or dead deliveries");
+  }
+  std::printf("%d deliveries re-queued; segnoded sends them within seconds\n", n);
+  return 0;
+}
+
+}  // namespace segnode::cli

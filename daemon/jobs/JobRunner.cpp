@@ -1,0 +1,132 @@
+#include "daemon/jobs/JobRunner.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "common/Error.h"
+#include "common/Json.h"
+#include "common/Log.h"
+#include "daemon/dicom/SegWriter.h"
+#include "daemon/dicom/SeriesLoader.h"
+#include "engine/Model.h"
+#include "engine/ModelStore.h"
+#include "engine/Segmenter.h"
+
+namespace segnode::jobs {
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+JobRunner::JobRunner(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs,
+                     std::function<void()> outboxChanged)
+    : config_(config), index_(index), jobs_(jobs), outboxChanged_(std::move(outboxChanged)) {}
+
+JobRunner::~JobRunner() { stop(); }
+
+void JobRunner::start() {
+  running_ = true;
+  int n = config::workerCount(config_);
+  for (int w = 0; w < n; ++w) threads_.emplace_back([this, w] { loop(w); });
+  SEGNODE_LOG(Info, Infer, n << " worker(s) x " << config::threadsPerWorker(config_) << " threads");
+}
+
+void JobRunner::wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++wakeups_;
+  cv_.notify_all();
+}
+
+void JobRunner::stop() {
+  if (!running_.exchange(false)) return;
+  wake();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& reference) {
+  std::lock_guard<std::mutex> lock(modelsMutex_);
+  auto& slot = models_[reference];
+  if (!slot) {
+    engine::BundleSpec spec = engine::ModelStore(config_.modelsDir).resolve(reference);
+    slot = engine::SegmentationModel::load(spec);
+    SEGNODE_LOG(Info, Infer, "loaded " << spec.reference() << " (" << slot->parameterCount() << " parameters)"
+                                       << (spec.untrained() ? " - UNTRAINED random weights" : ""));
+  }
+  return slot;
+}
+
+void JobRunner::loop(int) {
+  at::set_num_threads(config::threadsPerWorker(config_));  // per worker thread
+  while (running_) {
+    std::optional<storage::Job> job;
+    try {
+      job = jobs_.claimNext();
+    } catch (const std::exception& e) {
+      SEGNODE_LOG(Error, Infer, "claiming a job: " << e.what());
+    }
+    if (job) {
+      run(*job);
+      continue;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    uint64_t seen = wakeups_;
+    cv_.wait(lock, [&] { return wakeups_ != seen || !running_; });
+  }
+}
+
+void JobRunner::run(const storage::Job& job) {
+  std::vector<std::string> destinations;
+  for (const auto& r : config_.routes)
+    if (r.name == job.route) destinations = r.destinations;
+  Json::Object timings;
+  auto finish = [&](const std::string& state, const std::string& reason, const std::string& path) {
+    std::string written = jobs_.finish(job.id, state, reason, path, Json(timings).dump(), destinations);
+    SEGNODE_LOG(Info, Infer, "job " << job.id << " " << written << (reason.empty() ? "" : ": " + reason));
+    if (written == "done" && outboxChanged_) outboxChanged_();
+  };
+  try {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::filesystem::path> files;
+    for (const auto& f : index_.instanceFilesOfSeries(job.seriesUid)) files.emplace_back(f);
+    auto net = model(job.model);
+    timings["load_s"] = Json(since(t0));
+    t0 = std::chrono::steady_clock::now();
+    dicom::SeriesImage image = dicom::loadSeries(files);
+    engine::Volume volume;
+    volume.geometry = image.geometry;
+    volume.data = torch::from_blob(image.voxels.data(), {image.geometry.size[2], image.geometry.size[1], image.geometry.size[0]},
+                                   torch::kFloat);
+    timings["convert_s"] = Json(since(t0));
+    engine::SegmentStats stats;
+    engine::Volume labels = engine::segment(*net, volume, {}, &stats);
+    timings["preprocess_s"] = Json(stats.preprocessSeconds);
+    timings["inference_s"] = Json(stats.inferenceSeconds);
+    timings["postprocess_s"] = Json(stats.postprocessSeconds);
+    t0 = std::chrono::steady_clock::now();
+    torch::Tensor flat = labels.data.to(torch::kInt).contiguous().view(-1);
+    std::vector<uint16_t> values(size_t(flat.numel()));
+    const int32_t* src = flat.data_ptr<int32_t>();
+    for (size_t i = 0; i < values.size(); ++i) values[i] = uint16_t(src[i]);
+    std::filesystem::create_directories(config_.outputDir);
+    auto path = config_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
+    const auto& spec = net->spec();
+    dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
+    dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
+    timings["seg_s"] = Json(since(t0));
+    finish("done", "", path.string());
+  } catch (const Error& e) {
+    finish(e.code() == ErrorCode::Unsupported ? "rejected" : "failed", e.what(), "");
+  } catch (const std::bad_alloc&) {
+    finish("failed", "out of memory", "");
+  } catch (const std::exception& e) {
+    finish("failed", e.what(), "");
+  }
+}
+
+}  // namespace segnode::jobs

@@ -1,0 +1,51 @@
+#pragma once
+// The worker pool: N workers x T intra-op threads (config::workerCount / threadsPerWorker), each
+// taking queued jobs: series -> volume -> model -> labels -> DICOM-SEG -> outbox. Models are
+// loaded once and cached. A job that throws or runs out of memory is failed with its reason and
+// the worker carries on; a series that cannot be converted is rejected with the reason.
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "daemon/config/Config.h"
+#include "storage/Index.h"
+#include "storage/Jobs.h"
+
+namespace segnode::engine {
+class SegmentationModel;
+}
+
+namespace segnode::jobs {
+
+class JobRunner {
+ public:
+  JobRunner(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs, std::function<void()> outboxChanged);
+  ~JobRunner();
+  void start();
+  void wake();  // a job was queued
+  void stop();  // finishes running jobs first
+
+ private:
+  void loop(int worker);
+  void run(const storage::Job& job);
+  std::shared_ptr<engine::SegmentationModel> model(const std::string& reference);
+
+  const config::NodeConfig& config_;
+  storage::Index& index_;
+  storage::Jobs& jobs_;
+  std::function<void()> outboxChanged_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  uint64_t wakeups_ = 0;
+  std::atomic<bool> running_{false};
+  std::mutex modelsMutex_;
+  std::map<std::string, std::shared_ptr<engine::SegmentationModel>> models_;
+};
+
+}  // namespace segnode::jobs

@@ -1,0 +1,29 @@
+#pragma once
+// Routing (DESIGN §3, mercure's per-series rules): a ready series is matched against the rules in
+// order; the first match becomes a job for its model and destinations. No match is recorded on
+// the series with the reason, and no job is made.
+#include <functional>
+#include <string>
+
+#include "daemon/config/Config.h"
+#include "storage/Index.h"
+#include "storage/Jobs.h"
+
+namespace segnode::routing {
+
+// Why `match` does not hold for `series` ("" when it does).
+std::string mismatch(const config::RouteMatch& match, const storage::SeriesAttributes& series);
+
+class Router {
+ public:
+  Router(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
+  void onSeriesReady(const std::string& seriesUid, int64_t generation);
+
+ private:
+  const config::NodeConfig& config_;
+  storage::Index& index_;
+  storage::Jobs& jobs_;
+  std::function<void()> jobCreated_;
+};
+
+}  // namespace segnode::routing

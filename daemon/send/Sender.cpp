@@ -1,0 +1,68 @@
+#include "daemon/send/Sender.h"
+
+#include <algorithm>
+
+#include "common/Log.h"
+#include "daemon/dicom/StoreScu.h"
+#include "storage/Db.h"
+
+namespace segnode::send {
+
+Sender::Sender(const config::NodeConfig& config, storage::Jobs& jobs) : config_(config), jobs_(jobs) {}
+Sender::~Sender() { stop(); }
+
+void Sender::start() {
+  running_ = true;
+  for (const auto& d : config_.destinations) threads_.emplace_back([this, d] { loop(d); });
+}
+
+void Sender::wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++wakeups_;
+  cv_.notify_all();
+}
+
+void Sender::stop() {
+  if (!running_.exchange(false)) return;
+  wake();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Sender::loop(const config::Destination& dest) {
+  while (running_) {
+    std::optional<storage::OutboxItem> item;
+    try {
+      item = jobs_.nextDue(dest.name, storage::nowMs());
+    } catch (const std::exception& e) {
+      SEGNODE_LOG(Error, Send, dest.name << ": " << e.what());
+    }
+    if (item) {
+      auto r = dicom::storeFile(dest, config_.aeTitle, item->segPath, config_.dimseTimeoutSeconds);
+      int attempt = item->attempts + 1;
+      if (r.ok) {
+        jobs_.markSent(item->id);
+        SEGNODE_LOG(Info, Send, "job " << item->jobId << " -> " << dest.name << ": sent (attempt " << attempt << ")");
+      } else {
+        bool dead = attempt >= config_.retry.maxAttempts;
+        int64_t next = storage::nowMs() + int64_t(config_.retry.delaySeconds(attempt) * 1000);
+        jobs_.markFailed(item->id, r.message, next, dead);
+        SEGNODE_LOG(Warn, Send, "job " << item->jobId << " -> " << dest.name << ": attempt " << attempt << " failed: "
+                                       << r.message << (dead ? "; dead-lettered (segnode retry re-queues it)" : ""));
+      }
+      continue;
+    }
+    // Sleep until the next row is due or new work arrives. The wait is capped so that rows
+    // re-queued by `segnode retry` (another process) are seen within a few seconds.
+    std::unique_lock<std::mutex> lock(mutex_);
+    uint64_t seen = wakeups_;
+    int64_t waitMs = 5000;
+    try {
+      if (auto next = jobs_.nextAttemptMs(dest.name)) waitMs = std::clamp<int64_t>(*next - storage::nowMs(), 0, 5000);
+    } catch (const std::exception&) {
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(waitMs), [&] { return wakeups_ != seen || !running_; });
+  }
+}
+
+}  // namespace segnode::send

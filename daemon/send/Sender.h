@@ -1,0 +1,35 @@
+#pragma once
+// One sending thread per destination (DESIGN §8: a destination that is down never delays the
+// others). Each takes its due outbox rows oldest first; a failure is retried with exponential
+// backoff (retry.base_s doubling up to retry.cap_s) and dead-lettered after retry.max_attempts.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "daemon/config/Config.h"
+#include "storage/Jobs.h"
+
+namespace segnode::send {
+
+class Sender {
+ public:
+  Sender(const config::NodeConfig& config, storage::Jobs& jobs);
+  ~Sender();
+  void start();
+  void wake();  // new outbox rows
+  void stop();
+
+ private:
+  void loop(const config::Destination& destination);
+  const config::NodeConfig& config_;
+  storage::Jobs& jobs_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  uint64_t wakeups_ = 0;
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace segnode::send

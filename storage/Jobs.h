@@ -1,0 +1,61 @@
+#pragma once
+// The job queue and the outbox (DESIGN §3): jobs queued -> running -> done | failed | rejected
+// (or superseded by a newer generation of their series); outbox rows pending -> sent | dead.
+// State lives in SQLite, so a restart picks up where it stopped.
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace segnode::storage {
+
+struct Job {
+  int64_t id = 0;
+  std::string seriesUid, route, model, state, reason;
+  int64_t generation = 0;
+  std::string segSeriesUid, segSopUid, segPath;
+  int64_t segSeriesNumber = 0;
+};
+
+struct OutboxItem {
+  int64_t id = 0, jobId = 0;
+  std::string destination, segPath, state, lastError;
+  int attempts = 0;
+  int64_t nextAttemptMs = 0;
+};
+
+class Jobs {
+ public:
+  explicit Jobs(SQLite::Database& db) : db_(db) {}
+
+  // New job for a series generation, with output UIDs fixed now. Older jobs of the series that
+  // are not running become superseded. The series moves to processing.
+  Job create(const std::string& seriesUid, int64_t generation, const std::string& route, const std::string& model,
+             const std::string& segSeriesUid, const std::string& segSopUid);
+  void noRoute(const std::string& seriesUid, const std::string& note);  // series done, nothing to do
+
+  std::optional<Job> claimNext();  // queued -> running, oldest first
+  // running -> state; a job whose series has a newer job meanwhile becomes superseded instead.
+  // Returns the state written. `destinations` get outbox rows when the job is done.
+  std::string finish(int64_t jobId, const std::string& state, const std::string& reason, const std::string& segPath,
+                     const std::string& timingsJson, const std::vector<std::string>& destinations);
+  int requeueRunning();  // after a crash
+  std::vector<Job> list(const std::string& state, int limit);
+
+  std::optional<OutboxItem> nextDue(const std::string& destination, int64_t nowMs);
+  std::optional<int64_t> nextAttemptMs(const std::string& destination);
+  void markSent(int64_t outboxId);
+  void markFailed(int64_t outboxId, const std::string& error, int64_t nextAttemptMs, bool dead);
+  std::vector<OutboxItem> outbox(const std::string& state, int limit);
+  int retryJob(int64_t jobId);  // its dead/pending rows -> pending now; returns rows touched
+  int retryDead();
+
+ private:
+  SQLite::Database& db_;
+  std::mutex mutex_;
+};
+
+}  // namespace segnode::storage

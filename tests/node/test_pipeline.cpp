@@ -1,0 +1,151 @@
+// End to end with a real PACS (issue: DICOM node part 2): Orthanc sends a series to segnoded, the
+// node segments it with a random-weight bundle made here and sends a DICOM-SEG back.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "NodeHarness.h"
+#include "OrthancProcess.h"
+#include "common/Json.h"
+#include "engine/Model.h"
+
+using namespace segnode;
+using namespace segnode::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool waitUntil(const std::function<bool()>& cond, double seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return cond();
+}
+
+// A small network on the real brain label table: fast enough for CI, never shipped.
+void makeBundle(const fs::path& models) {
+  engine::BundleSpec spec = engine::loadBundleTemplate(fs::path(SEGNODE_SOURCE_DIR) / "etc/templates/brain-mr-synthseg.yaml");
+  spec.name = "e2e-brain";
+  spec.version = {0, 0, 1};
+  spec.architecture = engine::ArchitectureSpec::nnunetDefault(3, int(spec.labels.size()));
+  spec.architecture.features = {4, 8, 16};
+  spec.architecture.convBias = false;
+  spec.inference.patchSize = {96, 96, 96};
+  spec.provenance = YAML::Node(YAML::NodeType::Map);
+  spec.provenance["untrained"] = true;
+  engine::writeRandomBundle(spec, models / "e2e-brain" / "0.0.1", 3);
+}
+
+struct Site {
+  NodeProcess node{"  peers:\n    - {ae_title: ORTHANC, host: 127.0.0.1}\n    - {ae_title: STORESCU, host: 127.0.0.1}\n"};
+  OrthancProcess pacs{node.port()};
+  Site() {
+    makeBundle(node.dir() / "models");
+    node.appendConfig("series:\n  quiet_period_s: 1\nprocessing:\n  models_dir: " + (node.dir() / "models").string() +
+                      "\n  output_dir: " + (node.dir() / "out").string() +
+                      "\n  threads_per_worker: 2\n"
+                      "destinations:\n  - {name: pacs, ae_title: ORTHANC, host: 127.0.0.1, port: " +
+                      std::to_string(pacs.dicomPort()) +
+                      "}\nretry: {base_s: 0.5, cap_s: 1, max_attempts: 3}\n"
+                      "routes:\n  - {name: brain-t1, match: {modality: MR, min_slices: 20}, model: e2e-brain, destinations: [pacs]}\n");
+  }
+};
+
+int dciodvfyErrors(const fs::path& file, std::string& output) {
+  output = runCommand({"dciodvfy", file.string()}).output;
+  int errors = 0;
+  for (size_t p = output.find("Error"); p != std::string::npos; p = output.find("Error", p + 1)) ++errors;
+  return errors;
+}
+
+}  // namespace
+
+TEST_CASE("Orthanc sends the Philips MPRAGE; a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
+  if (!OrthancProcess::available() || dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty()) {
+    WARN("Orthanc or ../shared/data absent: skipped");
+    return;
+  }
+  Site site;
+  site.pacs.start();
+  site.node.start();
+  auto files = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom");
+  std::vector<std::string> args{"storescu", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1", std::to_string(site.pacs.dicomPort())};
+  for (const auto& f : files) args.push_back(f.string());
+  REQUIRE(runCommand(args).exitCode == 0);
+  const Json series = Json::parse(site.pacs.get("/series"));
+  const auto& ids = series.array();
+  REQUIRE(ids.size() == 1);
+  // Orthanc's own job: C-STORE the series to the node.
+  REQUIRE(!site.pacs.post("/modalities/segnode/store", ids[0].string()).empty());
+
+  REQUIRE(waitUntil([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
+  auto segs = site.pacs.instancesOfModality("SEG");
+  REQUIRE(segs.size() == 1);
+  TempDir tmp;
+  site.pacs.download(segs[0], tmp / "seg.dcm");
+  std::string report;
+  INFO(report);
+  CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
+  auto dump = runCommand({"dcmdump", "+P", "0008,1115", "+P", "SeriesInstanceUID", "+P", "SegmentLabel", "+P",
+                          "SegmentAlgorithmName", (tmp / "seg.dcm").string()}).output;
+  std::string sourceSeries = site.node.queryStrings("SELECT series_uid FROM series")[0];
+  CHECK_THAT(dump, Catch::Contains(sourceSeries));  // ReferencedSeriesSequence
+  CHECK_THAT(dump, Catch::Contains("e2e-brain 0.0.1"));
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
+  auto status = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "status", "--config", site.node.configFile().string()});
+  CHECK(status.exitCode == 0);
+  CHECK_THAT(status.output, Catch::Contains("sent=1"));
+  site.node.stop();
+}
+
+TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives; dead letters can be retried",
+          "[pipeline][orthanc][data]") {
+  if (!OrthancProcess::available() || dicomData("siemens_xa30_prisma_epi_sag_classic").empty()) return;
+  Site site;
+  site.node.start();  // the PACS is not running
+  auto files = dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom");
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back(f.string());
+  REQUIRE(site.node.storescu({}, names).exitCode == 0);
+  // Three attempts fail, the delivery is dead-lettered with its reason.
+  REQUIRE(waitUntil([&] { return site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'dead'") == 1; }, 240));
+  CHECK_THAT(site.node.queryStrings("SELECT last_error FROM outbox")[0], Catch::Contains("association"));
+  site.pacs.start();
+  auto segnode = (fs::path(SEGNODED_PATH).parent_path() / "segnode").string();
+  auto retry = runCommand({segnode, "retry", "--dead", "--config", site.node.configFile().string()});
+  CHECK(retry.exitCode == 0);
+  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 60));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
+  site.node.stop();
+}
+
+TEST_CASE("unrouted and unconvertible series are recorded with their reasons and nothing is sent",
+          "[pipeline][data]") {
+  if (!OrthancProcess::available() || dicomData("philips_achieva_epi_fmri").empty()) return;
+  Site site;
+  site.node.start();
+  auto send = [&](const std::string& folder) {
+    std::vector<std::string> names;
+    for (const auto& f : dicomFilesIn(dicomData(folder))) names.push_back(f.string());
+    REQUIRE(site.node.storeAsIs(std::vector<fs::path>(names.begin(), names.end())).exitCode == 0);
+  };
+  send("siemens_prisma_gre_fieldmap_sag");  // 5 slices: no route (min_slices 20)
+  send("philips_achieva_epi_fmri");         // 27 images of a 4D series: routed, then refused
+  REQUIRE(waitUntil([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 2; }, 60));
+  CHECK_THAT(site.node.queryStrings("SELECT note FROM series WHERE instance_count = 5")[0],
+             Catch::Contains("no route: brain-t1: 5 slices, fewer than 20"));
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs") == 1);
+  CHECK(site.node.queryStrings("SELECT state FROM jobs")[0] == "rejected");
+  CHECK_THAT(site.node.queryStrings("SELECT reason FROM jobs")[0], Catch::Contains("4D"));
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox") == 0);
+  site.node.stop();
+}
