@@ -11,6 +11,7 @@
 #include "NodeHarness.h"
 #include "OrthancProcess.h"
 #include "common/Json.h"
+#include "daemon/dicom/SeriesLoader.h"
 #include "engine/Model.h"
 
 using namespace segnode;
@@ -148,4 +149,29 @@ TEST_CASE("unrouted and unconvertible series are recorded with their reasons and
   CHECK_THAT(site.node.queryStrings("SELECT reason FROM jobs")[0], Catch::Contains("4D"));
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox") == 0);
   site.node.stop();
+}
+
+TEST_CASE("a late instance after the SEG was sent: a new SEG supersedes the old one", "[pipeline][orthanc][data]") {
+  if (!OrthancProcess::available() || dicomData("siemens_xa30_prisma_epi_sag_classic").empty()) return;
+  Site site;
+  site.pacs.start();
+  site.node.start();
+  auto files = dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom");
+  // Hold back the slice at one end of the stack (a missing middle slice would be a gap).
+  auto image = dicom::loadSeries(files);
+  std::string lastUid = image.sourceSopInstanceUids.back();
+  std::vector<std::string> first, late;
+  for (const auto& f : files) (sopInstanceUidOf(f) == lastUid ? late : first).push_back(f.string());
+  REQUIRE(late.size() == 1);
+  REQUIRE(site.node.storescu({}, first).exitCode == 0);
+  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 120));
+  REQUIRE(site.node.storescu({}, late).exitCode == 0);
+  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 2; }, 120));
+  site.node.stop();
+  CHECK(site.node.queryStrings("SELECT state FROM jobs ORDER BY id") == std::vector<std::string>{"superseded", "done"});
+  auto numbers = site.node.queryStrings("SELECT seg_series_number FROM jobs ORDER BY id");
+  CHECK(std::stoi(numbers[1]) == std::stoi(numbers[0]) + 1);
+  auto uids = site.node.queryStrings("SELECT seg_series_uid FROM jobs ORDER BY id");
+  CHECK(uids[0] != uids[1]);
+  CHECK(site.node.queryInt("SELECT generation FROM series") == 2);
 }
