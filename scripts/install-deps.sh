@@ -6,8 +6,9 @@ packages=(build-essential cmake ninja-build pkg-config zlib1g-dev
   libtorch-dev libdcmtk-dev dcmtk libsqlitecpp-dev libsqlite3-dev libyaml-cpp-dev
   libboost-dev libboost-system-dev libssl-dev libopenjp2-7-dev)
 if [[ ${1:-} == --tests ]]; then
-  # catch2: unit tests; python3-nibabel/yaml: end-to-end checks of NIfTI output.
-  packages+=(catch2 python3-nibabel python3-yaml python3-numpy)
+  # catch2: unit tests; python3-nibabel/yaml: NIfTI output checks; orthanc: the real PACS of the
+  # end-to-end tests; dicom3tools: dciodvfy; curl: Orthanc's REST API.
+  packages+=(catch2 python3-nibabel python3-yaml python3-numpy orthanc dicom3tools curl)
 fi
 missing=()
 for p in "${packages[@]}"; do
