@@ -5,8 +5,11 @@
 # sends the DICOM-SEG back. Measures "series ready" -> "SEG accepted by Orthanc" from the node's
 # own records, with the job's breakdown, and runs dciodvfy on the SEG that arrived.
 # Last line: ready_to_seg_s=X dciodvfy_errors=N
+# Usage: bench/pipeline.sh [--precision fp32|bf16]   (the bundle's inference.precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+precision=fp32
+[[ ${1:-} == --precision ]] && precision=$2
 series=../shared/data/dicom/philips_ingenia_elitionx_t1_mprage_sag/dicom
 [[ -d $series ]] || { echo "pipeline.sh: $series is absent" >&2; exit 66; }
 scripts/install-deps.sh --tests >&2
@@ -23,6 +26,7 @@ node_port=$(port); pacs_port=$(port); http_port=$(port)
 
 build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name brain-mr-student-w4 \
   --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
+sed -i "s/precision: fp32/precision: $precision/" "$work/models/brain-mr-student-w4/0.0.1/bundle.yaml"
 cat > "$work/segnode.yaml" <<CFG
 dicom: {ae_title: SEGNODE, port: $node_port, peers: [{ae_title: ORTHANC, host: 127.0.0.1}]}
 storage: {spool_dir: $work/spool, database: $work/db.sqlite, min_free_mb: 100}

@@ -194,6 +194,9 @@ InferenceSpec readInference(const Reader& r, const YAML::Node& root) {
   s.gaussian = r.getOr<bool>(n, "gaussian", "inference.gaussian", "true or false", true);
   if (n["mirror_axes"]) s.mirrorAxes = r.list<int>(n["mirror_axes"], "inference.mirror_axes", "axes 0..2");
   s.batchSize = r.getOr<int>(n, "batch_size", "inference.batch_size", "an integer >= 1", 1);
+  auto precision = r.getOr<std::string>(n, "precision", "inference.precision", "fp32 or bf16", "fp32");
+  if (precision == "bf16") s.precision = Precision::BFloat16;
+  else if (precision != "fp32") r.fail("inference.precision", "must be 'fp32' or 'bf16', got '" + precision + "'");
   if (!(s.tileStep > 0 && s.tileStep <= 1)) r.fail("inference.tile_step", "must be in (0, 1]");
   for (auto v : s.patchSize)
     if (v < 1) r.fail("inference.patch_size", "entries must be >= 1");
@@ -392,6 +395,7 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["inference"]["gaussian"] = inf.gaussian;
   root["inference"]["mirror_axes"] = flowList(inf.mirrorAxes);
   root["inference"]["batch_size"] = inf.batchSize;
+  root["inference"]["precision"] = inf.precision == Precision::BFloat16 ? "bf16" : "fp32";
   root["provenance"] = b.provenance ? b.provenance : YAML::Node(YAML::NodeType::Map);
   root["metrics"] = b.metrics ? b.metrics : YAML::Node(YAML::NodeType::Map);
   root["weights"]["file"] = b.weightsFile;

@@ -18,6 +18,9 @@ namespace segnode::engine {
 enum class Modality { MR, CT };
 enum class Normalization { ZScore, CT };
 enum class Interpolation { Nearest, Linear, Cubic };
+// Arithmetic of the network at inference. bf16 runs on the bf16/AMX units of recent CPUs; its
+// accuracy must be measured per model before a bundle opts in.
+enum class Precision { Float32, BFloat16 };
 
 struct SemVer {
   int major = 0, minor = 0, patch = 0;
@@ -79,6 +82,7 @@ struct InferenceSpec {
   bool gaussian = true;
   std::vector<int> mirrorAxes;  // axes flipped for test-time augmentation (0..2); empty: off
   int batchSize = 1;
+  Precision precision = Precision::Float32;
 };
 
 struct BundleSpec {

@@ -52,6 +52,10 @@ void copyWeights(PlainConvUNet& net, const TensorMap& weights, const std::string
 }  // namespace
 
 std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spec, Backend backend) {
+  return load(spec, backend, spec.inference.precision);
+}
+
+std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spec, Backend backend, Precision precision) {
   const std::string file = spec.weightsPath().string();
   if (!std::filesystem::exists(spec.weightsPath()))
     throw Error(ErrorCode::BadBundle, file + ": missing (bundle.yaml names it under weights.file)");
@@ -65,16 +69,24 @@ std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spe
   copyWeights(m->impl_->eager, weights, file);
   m->impl_->eager->eval();
   m->parameterCount_ = m->impl_->eager->parameterCount();
+  m->precision_ = precision;
+  const bool bf16 = precision == Precision::BFloat16;
   if (backend == Backend::TorchScript) {
-    m->impl_->scripted = buildScriptedUNet(spec.architecture, weights, /*optimize=*/true);
+    if (bf16)
+      for (auto& [name, t] : weights) t = t.to(torch::kBFloat16);
+    m->impl_->scripted = buildScriptedUNet(spec.architecture, weights, /*optimize=*/true, bf16 ? torch::kBFloat16 : torch::kFloat);
     m->impl_->eager = nullptr;  // the frozen module holds its own copy of the weights
+  } else if (bf16) {
+    throw Error(ErrorCode::InvalidArgument, "bf16 inference needs the TorchScript backend");
   }
   return m;
 }
 
 torch::Tensor SegmentationModel::forward(const torch::Tensor& x) const {
-  if (backend_ == Backend::TorchScript) return impl_->scripted.forward({x}).toTensor();
-  return impl_->eager->forward(x);
+  const bool bf16 = precision_ == Precision::BFloat16;
+  torch::Tensor in = bf16 ? x.to(torch::kBFloat16) : x;
+  torch::Tensor out = backend_ == Backend::TorchScript ? impl_->scripted.forward({in}).toTensor() : impl_->eager->forward(in);
+  return bf16 ? out.to(torch::kFloat) : out;  // logits are accumulated in float32 either way
 }
 
 BundleSpec writeRandomBundle(BundleSpec spec, const std::filesystem::path& directory, uint64_t seed,

@@ -20,6 +20,8 @@ class SegmentationModel {
   // Refuses (Error BadBundle, naming the file) weights that fail their checksum, miss a tensor,
   // carry an unexpected one, or have a wrong shape.
   static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend = Backend::TorchScript);
+  // The same with the arithmetic overridden (spec.inference.precision is the default).
+  static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend, Precision precision);
 
   // [N, in_channels, z, y, x] float32 -> logits [N, classes, z, y, x]. Callers hold an
   // InferenceMode guard. Safe to call from several threads at once.
@@ -27,6 +29,7 @@ class SegmentationModel {
 
   const BundleSpec& spec() const { return spec_; }
   Backend backend() const { return backend_; }
+  Precision precision() const { return precision_; }
   int64_t parameterCount() const { return parameterCount_; }
 
   struct Impl;
@@ -36,6 +39,7 @@ class SegmentationModel {
   SegmentationModel(BundleSpec spec, Backend backend);
   BundleSpec spec_;
   Backend backend_;
+  Precision precision_ = Precision::Float32;
   int64_t parameterCount_ = 0;
   std::unique_ptr<Impl> impl_;
 };

@@ -13,5 +13,7 @@ engine::ModelStore modelStore(const Args& args, const char* argv0);
 engine::Backend backendOption(const std::string& text);
 int applyThreads(const Args& args);  // --threads N, default: all cores; returns the count
 void warnIfUntrained(const engine::BundleSpec& spec);
+// --precision fp32|bf16, else the bundle's inference.precision.
+engine::Precision precisionOption(const std::optional<std::string>& text, const engine::BundleSpec& spec);
 
 }  // namespace segnode::cli

@@ -57,15 +57,19 @@ int runBench(const ArgList& argList, const char* argv0) {
 
   std::vector<Entry> entries;
   for (const auto& item : splitList(args.required("--models"))) {
-    std::string ref = item, backend = "script";
-    if (auto colon = item.rfind(':'); colon != std::string::npos) {
-      ref = item.substr(0, colon);
-      backend = item.substr(colon + 1);
+    // NAME[@VERSION][:eager|:script][:fp32|:bf16]
+    auto parts = splitList(item, ':');
+    std::string ref = parts.empty() ? item : parts[0], backend = "script";
+    std::optional<std::string> precision;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i] == "fp32" || parts[i] == "bf16") precision = parts[i];
+      else backend = parts[i];
     }
     Entry e;
     e.label = item;
     auto t0 = std::chrono::steady_clock::now();
-    e.model = engine::SegmentationModel::load(store.resolve(ref), backendOption(backend));
+    auto spec = store.resolve(ref);
+    e.model = engine::SegmentationModel::load(spec, backendOption(backend), precisionOption(precision, spec));
     e.loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     warmUp(*e.model, warmup);
     entries.push_back(std::move(e));

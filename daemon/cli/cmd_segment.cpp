@@ -32,6 +32,13 @@ int applyThreads(const Args& args) {
   return threads;
 }
 
+engine::Precision precisionOption(const std::optional<std::string>& text, const engine::BundleSpec& spec) {
+  if (!text) return spec.inference.precision;
+  if (*text == "fp32") return engine::Precision::Float32;
+  if (*text == "bf16") return engine::Precision::BFloat16;
+  throw Error(ErrorCode::InvalidArgument, "--precision must be fp32 or bf16, got '" + *text + "'");
+}
+
 void warnIfUntrained(const engine::BundleSpec& spec) {
   if (spec.untrained())
     std::fprintf(stderr, "segnode: WARNING: %s has RANDOM (untrained) weights; its labels are meaningless\n",
@@ -39,13 +46,15 @@ void warnIfUntrained(const engine::BundleSpec& spec) {
 }
 
 int runSegment(const ArgList& argList, const char* argv0) {
-  Args args(argList, {"--mirror"}, {"--model", "--input", "--output", "--threads", "--step", "--backend", "--models-dir"});
+  Args args(argList, {"--mirror"},
+            {"--model", "--input", "--output", "--threads", "--step", "--backend", "--precision", "--models-dir"});
   const std::string input = args.required("--input"), output = args.required("--output");
   engine::BundleSpec spec = modelStore(args, argv0).resolve(args.required("--model"));
   warnIfUntrained(spec);
   int threads = applyThreads(args);
   auto t0 = std::chrono::steady_clock::now();
-  auto model = engine::SegmentationModel::load(spec, backendOption(args.value("--backend").value_or("script")));
+  auto model = engine::SegmentationModel::load(spec, backendOption(args.value("--backend").value_or("script")),
+                                               precisionOption(args.value("--precision"), spec));
   engine::Volume image = engine::readNifti(input);
 
   engine::SegmentOptions options;

@@ -54,7 +54,7 @@ std::vector<std::string> parameterNames(const ArchitectureSpec& a) {
 
 }  // namespace
 
-std::string scriptedUNetSource(const ArchitectureSpec& a) {
+std::string scriptedUNetSource(const ArchitectureSpec& a, bool bf16Upsample) {
   std::ostringstream src;
   const int n = a.stages();
   src << "def forward(self, x: Tensor) -> Tensor:\n";
@@ -67,8 +67,9 @@ std::string scriptedUNetSource(const ArchitectureSpec& a) {
   for (int d = 0; d < n - 1; ++d) {
     int s = n - 2 - d;
     std::string up = "upsample_" + std::to_string(d);
-    src << "    x = torch.conv_transpose3d(x, self." << up << "_weight, self." << up << "_bias, "
-        << list(a.strides[size_t(s + 1)]) << ", [0, 0, 0], [0, 0, 0], 1, [1, 1, 1])\n";
+    src << "    x = torch.conv_transpose3d(" << (bf16Upsample ? "x.float()" : "x") << ", self." << up << "_weight, self." << up
+        << "_bias, " << list(a.strides[size_t(s + 1)]) << ", [0, 0, 0], [0, 0, 0], 1, [1, 1, 1])"
+        << (bf16Upsample ? ".to(15)" : "") << "\n";  // 15 = ScalarType::BFloat16
     src << "    x = torch.cat([x, skip" << s << "], 1)\n";
     for (int c = 0; c < a.convsPerStageDecoder[size_t(s)]; ++c)
       emitConvNormAct(src, "decoder." + std::to_string(d) + "." + std::to_string(c), a.kernelSizes[size_t(s)], {1, 1, 1},
@@ -80,15 +81,17 @@ std::string scriptedUNetSource(const ArchitectureSpec& a) {
   return src.str();
 }
 
-torch::jit::Module buildScriptedUNet(const ArchitectureSpec& spec, const TensorMap& weights, bool optimize) {
+torch::jit::Module buildScriptedUNet(const ArchitectureSpec& spec, const TensorMap& weights, bool optimize,
+                                     torch::ScalarType dtype) {
   torch::jit::Module m("SegnodePlainConvUNet");
   m.register_attribute("training", c10::BoolType::get(), false);
   for (const auto& name : parameterNames(spec)) {
     auto it = weights.find(name);
     if (it == weights.end()) throw Error(ErrorCode::BadBundle, "weights: tensor '" + name + "' is missing");
-    m.register_parameter(attr(name), it->second.to(torch::kFloat).contiguous(), false);
+    const bool upsample = name.rfind("upsample.", 0) == 0;
+    m.register_parameter(attr(name), it->second.to(upsample ? torch::kFloat : dtype).contiguous(), false);
   }
-  m.define(scriptedUNetSource(spec));
+  m.define(scriptedUNetSource(spec, dtype == torch::kBFloat16));
   m.eval();
   if (!optimize) return m;
   torch::jit::Module frozen = torch::jit::freeze(m);

@@ -122,3 +122,23 @@ TEST_CASE("the tensor cache reuses freed blocks and keeps their contents private
   releaseTensorCache();
   CHECK(tensorCacheStats().cachedBytes == 0);
 }
+
+TEST_CASE("bf16 inference (opt-in) stays close to float32 and keeps the output shape", "[network][bf16]") {
+  TempDir dir;
+  BundleSpec written = writeRandomBundle(segnode::test::tinySpec(3), dir / "b", 21);
+  auto fp32 = SegmentationModel::load(written, Backend::TorchScript, Precision::Float32);
+  auto bf16 = SegmentationModel::load(written, Backend::TorchScript, Precision::BFloat16);
+  CHECK(bf16->precision() == Precision::BFloat16);
+  c10::InferenceMode guard;
+  torch::manual_seed(4);
+  torch::Tensor x = torch::randn({1, 1, 32, 32, 32});
+  for (int i = 0; i < 3; ++i) {
+    torch::Tensor a = fp32->forward(x), b = bf16->forward(x);
+    REQUIRE(a.sizes() == b.sizes());
+    CHECK(b.scalar_type() == torch::kFloat);
+    // bf16 keeps 8 bits of mantissa: differences of a few percent of the logits' range.
+    double scale = a.abs().max().item<double>();
+    CHECK((a - b).abs().max().item<double>() < 0.1 * scale);
+  }
+  CHECK_THROWS_WITH(SegmentationModel::load(written, Backend::Eager, Precision::BFloat16), Catch::Contains("TorchScript"));
+}
