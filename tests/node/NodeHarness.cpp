@@ -23,21 +23,35 @@ std::filesystem::path segnodedPath() { return SEGNODED_PATH; }
 
 std::filesystem::path dicomData(const std::string& relative) { return sharedData("dicom/" + relative); }
 
-CommandResult runCommand(const std::vector<std::string>& argv) {
-  TempDir tmp;
-  auto out = tmp / "out";
+pid_t spawnCommand(const std::vector<std::string>& argv, const std::filesystem::path& log) {
   pid_t pid = fork();
   if (pid == 0) {
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    setenv("TCP_NODELAY", "1", 1);
+    setenv("TCP_NODELAY", "1", 1);  // DCMTK peers without Nagle (DESIGN §7)
     execvp(args[0], args.data());
     _exit(127);
   }
+  return pid;
+}
+
+bool waitFor(const std::function<bool()>& condition, double seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
+  while (std::chrono::steady_clock::now() < end) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return condition();
+}
+
+CommandResult runCommand(const std::vector<std::string>& argv) {
+  TempDir tmp;
+  auto out = tmp / "out";
+  pid_t pid = spawnCommand(argv, out);
   int status = 0;
   waitpid(pid, &status, 0);
   CommandResult r;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ struct CommandResult {
 
 // Runs argv (no shell) and captures its output.
 CommandResult runCommand(const std::vector<std::string>& argv);
+// Starts argv (no shell) with stdout+stderr to `log`; returns its pid (the caller waits).
+pid_t spawnCommand(const std::vector<std::string>& argv, const std::filesystem::path& log);
+// Polls `condition` every 100 ms for at most `seconds`; returns its last value.
+bool waitFor(const std::function<bool()>& condition, double seconds);
 
 // A port that nothing listens on now, away from common ones.
 int freePort();

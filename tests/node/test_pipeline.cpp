@@ -20,15 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool waitUntil(const std::function<bool()>& cond, double seconds) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  return cond();
-}
-
 // A small network on the real brain label table: fast enough for CI, never shipped.
 void makeBundle(const fs::path& models) {
   engine::BundleSpec spec = engine::loadBundleTemplate(fs::path(SEGNODE_SOURCE_DIR) / "etc/templates/brain-mr-synthseg.yaml");
@@ -85,7 +76,7 @@ TEST_CASE("Orthanc sends the Philips MPRAGE; a valid DICOM-SEG referencing it co
   // Orthanc's own job: C-STORE the series to the node.
   REQUIRE(!site.pacs.post("/modalities/segnode/store", ids[0].string()).empty());
 
-  REQUIRE(waitUntil([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
+  REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
   auto segs = site.pacs.instancesOfModality("SEG");
   REQUIRE(segs.size() == 1);
   TempDir tmp;
@@ -116,13 +107,13 @@ TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives
   for (const auto& f : files) names.push_back(f.string());
   REQUIRE(site.node.storescu({}, names).exitCode == 0);
   // Three attempts fail, the delivery is dead-lettered with its reason.
-  REQUIRE(waitUntil([&] { return site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'dead'") == 1; }, 240));
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'dead'") == 1; }, 240));
   CHECK_THAT(site.node.queryStrings("SELECT last_error FROM outbox")[0], Catch::Contains("association"));
   site.pacs.start();
   auto segnode = (fs::path(SEGNODED_PATH).parent_path() / "segnode").string();
   auto retry = runCommand({segnode, "retry", "--dead", "--config", site.node.configFile().string()});
   CHECK(retry.exitCode == 0);
-  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 60));
+  REQUIRE(waitFor([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 60));
   std::this_thread::sleep_for(std::chrono::seconds(3));
   CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
@@ -141,7 +132,7 @@ TEST_CASE("unrouted and unconvertible series are recorded with their reasons and
   };
   send("siemens_prisma_gre_fieldmap_sag");  // 5 slices: no route (min_slices 20)
   send("philips_achieva_epi_fmri");         // 27 images of a 4D series: routed, then refused
-  REQUIRE(waitUntil([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 2; }, 60));
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 2; }, 60));
   CHECK_THAT(site.node.queryStrings("SELECT note FROM series WHERE instance_count = 5")[0],
              Catch::Contains("no route: brain-t1: 5 slices, fewer than 20"));
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs") == 1);
@@ -164,9 +155,9 @@ TEST_CASE("a late instance after the SEG was sent: a new SEG supersedes the old 
   for (const auto& f : files) (sopInstanceUidOf(f) == lastUid ? late : first).push_back(f.string());
   REQUIRE(late.size() == 1);
   REQUIRE(site.node.storescu({}, first).exitCode == 0);
-  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 120));
+  REQUIRE(waitFor([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 120));
   REQUIRE(site.node.storescu({}, late).exitCode == 0);
-  REQUIRE(waitUntil([&] { return site.pacs.instancesOfModality("SEG").size() == 2; }, 120));
+  REQUIRE(waitFor([&] { return site.pacs.instancesOfModality("SEG").size() == 2; }, 120));
   site.node.stop();
   CHECK(site.node.queryStrings("SELECT state FROM jobs ORDER BY id") == std::vector<std::string>{"superseded", "done"});
   auto numbers = site.node.queryStrings("SELECT seg_series_number FROM jobs ORDER BY id");
