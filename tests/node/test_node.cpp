@@ -49,7 +49,7 @@ std::string pixelBytes(const fs::path& file) {
 
 }  // namespace
 
-TEST_CASE("C-ECHO answers known peers; unknown or misaddressed callers are refused with the reason",
+TEST_CASE("C-ECHO answers known peers - unknown or misaddressed callers are refused with the reason",
           "[node][dicom]") {
   NodeProcess node;
   node.start();
@@ -109,7 +109,7 @@ TEST_CASE("every shared DICOM series is stored: instance counts and UIDs equal t
   CHECK(fs::is_empty(node.spool() / ".tmp"));
 }
 
-TEST_CASE("all nine transfer syntaxes are accepted and stored unchanged; DCMTK-decodable ones give the same pixels",
+TEST_CASE("all nine transfer syntaxes are accepted and stored unchanged - DCMTK-decodable ones give the same pixels",
           "[node][dicom][data]") {
   if (!haveData()) return;
   NodeProcess node;
@@ -189,7 +189,7 @@ TEST_CASE("8 storescu processes in parallel: nothing lost, nothing duplicated", 
   CHECK(node.queryInt("SELECT SUM(receive_count) FROM instances") == 160 + 8 * 10);
 }
 
-TEST_CASE("crash safety: kill -9 during a send, restart; every acknowledged instance is stored intact",
+TEST_CASE("crash safety: kill -9 during a send, restart - every acknowledged instance is stored intact",
           "[node][dicom][data][crash]") {
   if (!haveData()) return;
   auto files = strings(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag")));
@@ -237,7 +237,7 @@ TEST_CASE("crash safety: kill -9 during a send, restart; every acknowledged inst
   CHECK(acknowledgedTotal > 0);  // the kills did not all land before the first response
 }
 
-TEST_CASE("a series becomes ready once after the quiet period; a late instance makes it ready again",
+TEST_CASE("a series becomes ready once after the quiet period - a late instance makes it ready again",
           "[node][series][data]") {
   if (!haveData()) return;
   NodeProcess node("", "series:\n  quiet_period_s: 1.5\n");

@@ -58,7 +58,7 @@ int dciodvfyErrors(const fs::path& file, std::string& output) {
 
 }  // namespace
 
-TEST_CASE("Orthanc sends the Philips MPRAGE; a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
+TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
   if (!OrthancProcess::available() || dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty()) {
     WARN("Orthanc or ../shared/data absent: skipped");
     return;
@@ -97,7 +97,7 @@ TEST_CASE("Orthanc sends the Philips MPRAGE; a valid DICOM-SEG referencing it co
   site.node.stop();
 }
 
-TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives; dead letters can be retried",
+TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives - dead letters can be retried",
           "[pipeline][orthanc][data]") {
   if (!OrthancProcess::available() || dicomData("siemens_xa30_prisma_epi_sag_classic").empty()) return;
   Site site;
