@@ -1,30 +1,9 @@
 #include "storage/Index.h"
 
 #include "storage/Db.h"
+#include "storage/Sql.h"
 
 namespace segnode::storage {
-namespace {
-
-template <typename T>
-void bindOpt(SQLite::Statement& s, const char* name, const std::optional<T>& v) {
-  if (v) s.bind(name, *v);
-  else s.bind(name);
-}
-
-void bindText(SQLite::Statement& s, const char* name, const std::string& v) {
-  if (v.empty()) s.bind(name);
-  else s.bind(name, v);
-}
-
-}  // namespace
-
-std::optional<std::string> Index::instanceSha256(const std::string& sop) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement q(db_, "SELECT sha256 FROM instances WHERE sop_instance_uid = ?");
-  q.bind(1, sop);
-  if (q.executeStep()) return q.getColumn(0).getString();
-  return std::nullopt;
-}
 
 StoreOutcome Index::recordInstance(const InstanceRecord& r) { return recordInstances({r}).front(); }
 
@@ -82,7 +61,7 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   bindText(series, ":mod", r.modality);
   bindText(series, ":body", r.bodyPart);
   bindText(series, ":desc", r.seriesDescription);
-  bindOpt(series, ":num", r.seriesNumber);
+  bindOptional(series, ":num", r.seriesNumber);
   series.bind(":sop", r.sopClassUid);
   bindText(series, ":for", r.frameOfReference);
   bindText(series, ":ae", r.callingAe);
@@ -116,11 +95,11 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   inst.bind(":series", r.seriesUid);
   inst.bind(":class", r.sopClassUid);
   inst.bind(":ts", r.transferSyntax);
-  bindOpt(inst, ":num", r.instanceNumber);
+  bindOptional(inst, ":num", r.instanceNumber);
   bindText(inst, ":type", r.imageType);
-  bindOpt(inst, ":frames", r.numberOfFrames);
-  bindOpt(inst, ":rows", r.rows);
-  bindOpt(inst, ":cols", r.columns);
+  bindOptional(inst, ":frames", r.numberOfFrames);
+  bindOptional(inst, ":rows", r.rows);
+  bindOptional(inst, ":cols", r.columns);
   bindText(inst, ":pos", r.imagePosition);
   bindText(inst, ":ori", r.imageOrientation);
   bindText(inst, ":spacing", r.pixelSpacing);
@@ -141,8 +120,7 @@ void Index::recordRefusal(const std::string& ae, const std::string& host, const 
   s.bind(1, nowMs());
   s.bind(2, ae);
   s.bind(3, host);
-  if (sop.empty()) s.bind(4);
-  else s.bind(4, sop);
+  bindText(s, 4, sop);
   s.bind(5, reason);
   s.exec();
 }
@@ -211,11 +189,6 @@ bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t no
   bool changed = u.exec() == 1;
   tx.commit();
   return changed;
-}
-
-int Index::requeueProcessing() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return db_.exec("UPDATE series SET state = 'ready' WHERE state = 'processing'");
 }
 
 std::vector<std::pair<std::string, std::string>> Index::instancePaths() {

@@ -42,7 +42,6 @@ class Index {
  public:
   explicit Index(SQLite::Database& db) : db_(db) {}
 
-  std::optional<std::string> instanceSha256(const std::string& sopInstanceUid);
   StoreOutcome recordInstance(const InstanceRecord& r);
   // Several instances in one transaction (one WAL fsync): used through a GroupCommit.
   std::vector<StoreOutcome> recordInstances(const std::vector<InstanceRecord>& records);
@@ -57,7 +56,6 @@ class Index {
   bool markReadyIfQuiet(const std::string& seriesUid, int64_t quietMs, int64_t nowMs, int64_t* waitMs);
 
   // Recovery and retention.
-  int requeueProcessing();  // processing -> ready (a crash interrupted them)
   std::vector<std::pair<std::string, std::string>> instancePaths();  // (sop uid, file path)
   void removeInstance(const std::string& sopInstanceUid);
   std::vector<std::string> seriesDoneBefore(int64_t cutoffMs);

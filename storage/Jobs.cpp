@@ -1,6 +1,7 @@
 #include "storage/Jobs.h"
 
 #include "storage/Db.h"
+#include "storage/Sql.h"
 
 namespace segnode::storage {
 namespace {
@@ -122,10 +123,8 @@ std::string Jobs::finish(int64_t jobId, const std::string& state, const std::str
   std::string finalState = newer.getColumn(0).getInt() > 0 ? "superseded" : state;
   SQLite::Statement u(db_, "UPDATE jobs SET state = ?, reason = ?, seg_path = ?, timings = ?, finished_ms = ? WHERE id = ?");
   u.bind(1, finalState);
-  if (reason.empty()) u.bind(2);
-  else u.bind(2, reason);
-  if (segPath.empty()) u.bind(3);
-  else u.bind(3, segPath);
+  bindText(u, 2, reason);
+  bindText(u, 3, segPath);
   u.bind(4, timingsJson);
   u.bind(5, nowMs());
   u.bind(6, jobId);
@@ -143,8 +142,7 @@ std::string Jobs::finish(int64_t jobId, const std::string& state, const std::str
     SQLite::Statement s(db_, "UPDATE series SET state = 'done', done_ms = ?, note = ? WHERE state = 'processing'"
                              " AND series_uid = (SELECT series_uid FROM jobs WHERE id = ?)");
     s.bind(1, nowMs());
-    if (reason.empty()) s.bind(2);
-    else s.bind(2, finalState + ": " + reason);
+    bindText(s, 2, reason.empty() ? std::string() : finalState + ": " + reason);
     s.bind(3, jobId);
     s.exec();
   }

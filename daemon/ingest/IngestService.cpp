@@ -83,12 +83,9 @@ StoreStatus IngestService::store(const Association& a, ReceivedInstance in, cons
     r.callingAe = a.callingAe;
     r.peerHost = a.peerHost;
     r.receivedMs = storage::nowMs();
-    auto previous = index_.instanceSha256(r.sopInstanceUid);
-    if (previous && *previous == r.sha256 && std::filesystem::exists(final)) {
-      std::filesystem::remove(tmp);  // identical resend: the file on disk is already this one
-    } else {
-      spool_.commit(tmp, final);
-    }
+    // An identical resend renames the same bytes over the file; the index's transaction
+    // recognises it (same SHA-256) and only counts it.
+    spool_.commit(tmp, final);
     storage::StoreOutcome outcome = rows_.submit(r);
     if (outcome != storage::StoreOutcome::Duplicate) tracker_.noteActivity(r.seriesUid);
     SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "

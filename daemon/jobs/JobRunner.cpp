@@ -36,11 +36,7 @@ void JobRunner::start() {
   SEGNODE_LOG(Info, Infer, n << " worker(s) x " << config::threadsPerWorker(config_) << " threads");
 }
 
-void JobRunner::wake() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++wakeups_;
-  cv_.notify_all();
-}
+void JobRunner::wake() { wake_.notify(); }
 
 void JobRunner::stop() {
   if (!running_.exchange(false)) return;
@@ -64,6 +60,7 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
 void JobRunner::loop(int) {
   at::set_num_threads(config::threadsPerWorker(config_));  // per worker thread
   while (running_) {
+    uint64_t ticket = wake_.ticket();
     std::optional<storage::Job> job;
     try {
       job = jobs_.claimNext();
@@ -74,9 +71,7 @@ void JobRunner::loop(int) {
       run(*job);
       continue;
     }
-    std::unique_lock<std::mutex> lock(mutex_);
-    uint64_t seen = wakeups_;
-    cv_.wait(lock, [&] { return wakeups_ != seen || !running_; });
+    wake_.wait(ticket, std::chrono::hours(1), [&] { return !running_; });
   }
 }
 

@@ -4,7 +4,6 @@
 // loaded once and cached. A job that throws or runs out of memory is failed with its reason and
 // the worker carries on; a series that cannot be converted is rejected with the reason.
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/WakeSignal.h"
 #include "daemon/config/Config.h"
 #include "storage/Index.h"
 #include "storage/Jobs.h"
@@ -40,9 +40,7 @@ class JobRunner {
   storage::Jobs& jobs_;
   std::function<void()> outboxChanged_;
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  uint64_t wakeups_ = 0;
+  WakeSignal wake_;
   std::atomic<bool> running_{false};
   std::mutex modelsMutex_;
   std::map<std::string, std::shared_ptr<engine::SegmentationModel>> models_;

@@ -16,11 +16,7 @@ void Sender::start() {
   for (const auto& d : config_.destinations) threads_.emplace_back([this, d] { loop(d); });
 }
 
-void Sender::wake() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++wakeups_;
-  cv_.notify_all();
-}
+void Sender::wake() { wake_.notify(); }
 
 void Sender::stop() {
   if (!running_.exchange(false)) return;
@@ -31,6 +27,7 @@ void Sender::stop() {
 
 void Sender::loop(const config::Destination& dest) {
   while (running_) {
+    uint64_t ticket = wake_.ticket();
     std::optional<storage::OutboxItem> item;
     try {
       item = jobs_.nextDue(dest.name, storage::nowMs());
@@ -54,14 +51,12 @@ void Sender::loop(const config::Destination& dest) {
     }
     // Sleep until the next row is due or new work arrives. The wait is capped so that rows
     // re-queued by `segnode retry` (another process) are seen within a few seconds.
-    std::unique_lock<std::mutex> lock(mutex_);
-    uint64_t seen = wakeups_;
     int64_t waitMs = 5000;
     try {
       if (auto next = jobs_.nextAttemptMs(dest.name)) waitMs = std::clamp<int64_t>(*next - storage::nowMs(), 0, 5000);
     } catch (const std::exception&) {
     }
-    cv_.wait_for(lock, std::chrono::milliseconds(waitMs), [&] { return wakeups_ != seen || !running_; });
+    wake_.wait(ticket, std::chrono::milliseconds(waitMs), [&] { return !running_; });
   }
 }
 

@@ -3,11 +3,10 @@
 // others). Each takes its due outbox rows oldest first; a failure is retried with exponential
 // backoff (retry.base_s doubling up to retry.cap_s) and dead-lettered after retry.max_attempts.
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "common/WakeSignal.h"
 #include "daemon/config/Config.h"
 #include "storage/Jobs.h"
 
@@ -26,9 +25,7 @@ class Sender {
   const config::NodeConfig& config_;
   storage::Jobs& jobs_;
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  uint64_t wakeups_ = 0;
+  WakeSignal wake_;
   std::atomic<bool> running_{false};
 };
 

@@ -220,6 +220,13 @@ std::string transferSyntaxOf(const std::filesystem::path& file) {
   return ts.c_str();
 }
 
+int dciodvfyErrors(const std::filesystem::path& file, std::string& report) {
+  report = runCommand({"dciodvfy", file.string()}).output;
+  int errors = 0;
+  for (size_t p = report.find("Error"); p != std::string::npos; p = report.find("Error", p + 1)) ++errors;
+  return errors;
+}
+
 // Part 10 files: "DICM" after the 128-byte preamble.
 static bool isPart10(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);

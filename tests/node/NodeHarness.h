@@ -72,5 +72,7 @@ std::filesystem::path dicomData(const std::string& relative);  // ../shared/data
 std::vector<std::filesystem::path> dicomFilesIn(const std::filesystem::path& dir);
 std::string sopInstanceUidOf(const std::filesystem::path& file);
 std::string transferSyntaxOf(const std::filesystem::path& file);
+// Runs dciodvfy (dicom3tools) on a file: the number of "Error" lines; `report` gets its output.
+int dciodvfyErrors(const std::filesystem::path& file, std::string& report);
 
 }  // namespace segnode::test

@@ -48,14 +48,6 @@ struct Site {
                       "routes:\n  - {name: brain-t1, match: {modality: MR, min_slices: 20}, model: e2e-brain, destinations: [pacs]}\n");
   }
 };
-
-int dciodvfyErrors(const fs::path& file, std::string& output) {
-  output = runCommand({"dciodvfy", file.string()}).output;
-  int errors = 0;
-  for (size_t p = output.find("Error"); p != std::string::npos; p = output.find("Error", p + 1)) ++errors;
-  return errors;
-}
-
 }  // namespace
 
 TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
