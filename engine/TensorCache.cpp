@@ -9,6 +9,17 @@
 #include <vector>
 
 #include <c10/core/CPUAllocator.h>
+#include <torch/version.h>
+
+#include <cstring>
+
+// c10::Allocator changed in LibTorch 2.3: allocate() lost its const and copy_data() became pure.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define SEGNODE_ALLOCATE_CONST
+#define SEGNODE_HAS_COPY_DATA 1
+#else
+#define SEGNODE_ALLOCATE_CONST const
+#endif
 
 namespace segnode::engine {
 namespace {
@@ -20,7 +31,7 @@ class TensorCache final : public c10::Allocator {
  public:
   TensorCache(c10::Allocator* fallback, size_t cap) : fallback_(fallback), cap_(cap) {}
 
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate(size_t n) SEGNODE_ALLOCATE_CONST override {
     if (n < kMinCachedBytes) return fallback_->allocate(n);
     std::lock_guard<std::mutex> lock(mutex_);
     void* p = nullptr;
@@ -48,6 +59,9 @@ class TensorCache final : public c10::Allocator {
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &TensorCache::release; }
+#ifdef SEGNODE_HAS_COPY_DATA
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
 
   void put(void* p) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -3,7 +3,7 @@
 // intra-op threads (LibTorch defaults to one here; we always set it).
 #include <string>
 
-#include "daemon/cli/Args.h"
+#include "common/Args.h"
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
 

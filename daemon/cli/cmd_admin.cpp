@@ -5,7 +5,7 @@
 
 #include "common/Error.h"
 #include "common/Json.h"
-#include "daemon/cli/Args.h"
+#include "common/Args.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/config/Config.h"
 #include "storage/Db.h"

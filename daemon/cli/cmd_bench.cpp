@@ -12,7 +12,7 @@
 #include "common/Json.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
-#include "daemon/cli/Terminal.h"
+#include "common/Terminal.h"
 #include "engine/Nifti.h"
 #include "engine/Segmenter.h"
 

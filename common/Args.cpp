@@ -1,4 +1,4 @@
-#include "daemon/cli/Args.h"
+#include "common/Args.h"
 
 #include <cstdlib>
 

@@ -1,4 +1,4 @@
-#include "daemon/cli/Terminal.h"
+#include "common/Terminal.h"
 
 #include <unistd.h>
 

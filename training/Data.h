@@ -1,0 +1,25 @@
+#pragma once
+// What train, distill and synth share: the data options on the command line, turned into a
+// Synthesizer on the training device.
+#include <memory>
+
+#include <torch/types.h>
+
+#include "common/Args.h"
+#include "engine/BundleSpec.h"
+#include "training/Synth.h"
+
+namespace segnode::distill {
+
+// Options every data-using command accepts.
+extern const std::set<std::string> kDataOptions;
+extern const std::set<std::string> kDataFlags;
+
+torch::Device deviceFrom(const cli::Args& args);
+std::string isoNow();
+// --labels A,B,... [--images A,B,...] [--table TSV] [--prior-probability P] [--real-probability P]
+// with the bundle (or template) that fixes label table and preprocessing.
+std::unique_ptr<training::Synthesizer> makeSynthesizer(const cli::Args& args, const engine::BundleSpec& spec,
+                                                       torch::Device device, bool validation = false);
+
+}  // namespace segnode::distill

@@ -1,0 +1,345 @@
+#include "training/Synth.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "common/Error.h"
+#include "engine/Nifti.h"
+#include "engine/Preprocess.h"
+#include "engine/Resample.h"
+
+namespace segnode::training {
+namespace F = torch::nn::functional;
+using engine::Vec3;
+
+int GenerationTable::numClasses() const {
+  int n = 0;
+  for (int c : classes) n = std::max(n, c + 1);
+  return n;
+}
+
+GenerationTable GenerationTable::readTsv(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::NotFound, path.string() + ": cannot open the generation label table");
+  GenerationTable t;
+  std::string line;
+  int lineNo = 0;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    if (line.empty() || line[0] == '#' || line.rfind("generation_label", 0) == 0) continue;
+    std::istringstream ss(line);
+    int label, cls, t1cls;
+    IntensityPrior p;
+    if (!(ss >> label >> cls >> t1cls >> p.meanMu >> p.meanSd >> p.stdMu >> p.stdSd))
+      throw Error(ErrorCode::BadInput, path.string() + ":" + std::to_string(lineNo) +
+                                           ": expected generation_label gen_class t1_class and four prior numbers");
+    t.labels.push_back(label);
+    t.classes.push_back(cls);
+    t.priors.push_back(p);
+  }
+  if (t.labels.empty()) throw Error(ErrorCode::BadInput, path.string() + ": no rows");
+  return t;
+}
+
+GenerationTable GenerationTable::fromImage(const torch::Tensor& labels, const torch::Tensor& image) {
+  GenerationTable t;
+  auto lab = labels.to(torch::kCPU).to(torch::kLong).flatten();
+  auto img = image.to(torch::kCPU).to(torch::kDouble).flatten();
+  auto values = std::get<0>(torch::_unique(lab, /*sorted=*/true));
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    int64_t v = values[i].item<int64_t>();
+    auto sel = img.masked_select(lab == v);
+    IntensityPrior p;
+    p.meanMu = float(sel.mean().item<double>());
+    p.stdMu = float(sel.numel() > 1 ? sel.std().item<double>() : 10.0);
+    p.meanSd = std::max(10.0f, 0.1f * std::fabs(p.meanMu));  // HU jitter of a class mean
+    p.stdSd = 0.3f * p.stdMu;
+    t.labels.push_back(int(v));
+    t.classes.push_back(int(i));
+    t.priors.push_back(p);
+  }
+  return t;
+}
+
+std::vector<int> targetLookup(const std::vector<engine::LabelInfo>& labels, int maxValue) {
+  std::vector<int> lut(size_t(maxValue) + 1, 0);
+  for (size_t c = 0; c < labels.size(); ++c)
+    for (int v : labels[c].sourceValues) {
+      if (v < 0 || v > maxValue)
+        throw Error(ErrorCode::BadBundle, "label '" + labels[c].name + "': source value " + std::to_string(v) +
+                                              " outside 0.." + std::to_string(maxValue));
+      lut[size_t(v)] = int(c);
+    }
+  return lut;
+}
+
+namespace {
+
+std::array<int64_t, 6> boxOf(const torch::Tensor& mask) {  // z0, z1, y0, y1, x0, x1
+  std::array<int64_t, 6> b{0, mask.size(0), 0, mask.size(1), 0, mask.size(2)};
+  for (int d = 0; d < 3; ++d) {
+    std::vector<int64_t> other;
+    for (int e = 0; e < 3; ++e)
+      if (e != d) other.push_back(e);
+    auto any = mask.any(other[1]).any(other[0]);  // 1-D along dim d
+    auto idx = any.nonzero();
+    if (idx.numel() == 0) continue;
+    b[size_t(2 * d)] = idx.min().item<int64_t>();
+    b[size_t(2 * d + 1)] = idx.max().item<int64_t>() + 1;
+  }
+  return b;
+}
+
+// 1-D Gaussian along tensor dim `dim` (2..4 of [B, 1, z, y, x]); sigma in voxels.
+torch::Tensor blurAxis(const torch::Tensor& x, int dim, double sigma) {
+  if (sigma < 0.3) return x;
+  int64_t radius = int64_t(std::ceil(3 * sigma));
+  auto k = torch::arange(-radius, radius + 1, x.options()).div(sigma).pow(2).mul(-0.5).exp();
+  k = k / k.sum();
+  std::vector<int64_t> shape{1, 1, 1, 1, 1};
+  shape[size_t(dim)] = k.numel();
+  std::vector<int64_t> pad{0, 0, 0};
+  pad[size_t(dim - 2)] = radius;
+  return F::conv3d(x, k.view(shape), F::Conv3dFuncOptions().padding(torch::ExpandingArray<3>(pad)));
+}
+
+double uniform(std::mt19937_64& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
+double normal(std::mt19937_64& rng, double mu, double sd) { return std::normal_distribution<double>(mu, sd)(rng); }
+
+// Rotation about z, y, x (degrees) times scale and shear, acting on (x, y, z) voxel offsets.
+std::array<std::array<double, 3>, 3> randomLinear(std::mt19937_64& rng, const SynthOptions& o) {
+  auto rot = [](int axis, double deg) {
+    double r = deg * M_PI / 180, c = std::cos(r), s = std::sin(r);
+    std::array<std::array<double, 3>, 3> m{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+    int a = (axis + 1) % 3, b = (axis + 2) % 3;
+    m[size_t(a)][size_t(a)] = c, m[size_t(a)][size_t(b)] = -s, m[size_t(b)][size_t(a)] = s, m[size_t(b)][size_t(b)] = c;
+    return m;
+  };
+  auto mul = [](const auto& A, const auto& B) {
+    std::array<std::array<double, 3>, 3> C{};
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        for (int k = 0; k < 3; ++k) C[size_t(i)][size_t(j)] += A[size_t(i)][size_t(k)] * B[size_t(k)][size_t(j)];
+    return C;
+  };
+  auto m = mul(mul(rot(0, uniform(rng, -o.maxRotationDeg, o.maxRotationDeg)), rot(1, uniform(rng, -o.maxRotationDeg, o.maxRotationDeg))),
+               rot(2, uniform(rng, -o.maxRotationDeg, o.maxRotationDeg)));
+  std::array<std::array<double, 3>, 3> sh{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      if (i != j) sh[size_t(i)][size_t(j)] = uniform(rng, -o.maxShear, o.maxShear);
+    for (int i = 0; i < 3; ++i) sh[size_t(i)][size_t(i)] = 1 + uniform(rng, -o.maxScale, o.maxScale);
+  return mul(m, sh);
+}
+
+// grid_sample's normalised coordinates (align_corners) of the voxel positions `pos` [.., 3] (x, y, z).
+torch::Tensor normalised(const torch::Tensor& pos, const Subject& s) {
+  auto size = torch::tensor({double(s.labels.size(2) - 1), double(s.labels.size(1) - 1), double(s.labels.size(0) - 1)},
+                            pos.options());
+  return pos / size * 2 - 1;
+}
+
+}  // namespace
+
+Subject loadSubject(const std::filesystem::path& labelsPath, const std::filesystem::path& imagePath, const Vec3& spacing,
+                    const std::vector<int>& targetLut, torch::Device device) {
+  Subject s;
+  s.name = labelsPath.filename().string();
+  engine::Volume lab = engine::readNifti(labelsPath);
+  auto ro = engine::canonicalReorientation(lab.geometry);
+  s.geometry = ro.apply(lab.geometry);
+  torch::Tensor labels = engine::reorient(lab.data.to(torch::kFloat), ro).round().to(torch::kInt);
+  torch::Tensor image;
+  if (!imagePath.empty()) {
+    engine::Volume img = engine::readNifti(imagePath);
+    if (img.geometry.size != lab.geometry.size)
+      throw Error(ErrorCode::BadInput, imagePath.string() + ": grid differs from its label map " + labelsPath.string());
+    image = engine::reorient(img.data.to(torch::kFloat), ro).contiguous();
+  }
+  bool resample = false;
+  engine::Vec3 step{};
+  for (int a = 0; a < 3; ++a) {
+    step[size_t(a)] = spacing[size_t(a)] / s.geometry.spacing[size_t(a)];
+    resample |= std::fabs(step[size_t(a)] - 1) > 1e-3;
+  }
+  if (resample) {
+    auto size = engine::resampledSize(s.geometry.size, s.geometry.spacing, spacing);
+    labels = engine::resample(labels.to(torch::kFloat), size, step, engine::Interpolation::Nearest).round().to(torch::kInt);
+    if (image.defined()) image = engine::resample(image, size, step, engine::Interpolation::Linear);
+    s.geometry.size = size;
+    s.geometry.spacing = spacing;
+  }
+  auto lut = torch::tensor(std::vector<int64_t>(targetLut.begin(), targetLut.end()));
+  auto target = lut.index({labels.clamp(0, int64_t(targetLut.size()) - 1).to(torch::kLong)});
+  s.foregroundBox = boxOf(target > 0);
+  s.labels = labels.to(torch::kShort).contiguous().to(device);
+  if (image.defined()) s.image = image.to(device);
+  return s;
+}
+
+Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, std::vector<int> targetLut,
+                         engine::PreprocessingSpec preprocessing, SynthOptions options)
+    : subjects_(std::move(subjects)), table_(std::move(table)), preprocessing_(preprocessing), options_(options) {
+  if (subjects_.empty()) throw Error(ErrorCode::InvalidArgument, "synthesis needs at least one label map");
+  auto device = subjects_[0].labels.device();
+  int maxLabel = int(targetLut.size()) - 1;
+  for (int l : table_.labels) maxLabel = std::max(maxLabel, l);
+  std::vector<int64_t> cls(size_t(maxLabel) + 1, 0), tgt(size_t(maxLabel) + 1, 0);
+  for (size_t i = 0; i < table_.labels.size(); ++i) cls[size_t(table_.labels[i])] = table_.classes[i];
+  for (size_t v = 0; v < targetLut.size(); ++v) tgt[v] = targetLut[v];
+  classOf_ = torch::tensor(cls).to(device);
+  targetOf_ = torch::tensor(tgt).to(device);
+}
+
+// One image on the positions `grid` ([1, z, y, x, 3], normalised); fills `target` [z, y, x].
+torch::Tensor Synthesizer::one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const Vec3& acquisition,
+                               std::mt19937_64& rng, torch::Tensor& target) const {
+  const auto opts = grid.options();
+  auto labels = torch::grid_sampler(s.labels.to(torch::kFloat).unsqueeze(0).unsqueeze(0), grid, /*nearest*/ 1,
+                                    /*zeros*/ 0, /*align_corners*/ true)[0][0]
+                    .round()
+                    .to(torch::kLong)
+                    .clamp(0, classOf_.size(0) - 1);
+  target = targetOf_.index({labels});
+  const bool ct = preprocessing_.normalization == engine::Normalization::CT;
+
+  torch::Tensor img;
+  if (contrast == Contrast::Real && s.image.defined()) {
+    img = torch::grid_sampler(s.image.unsqueeze(0).unsqueeze(0), grid, 0, /*border*/ 1, true)[0][0];
+    img = img * uniform(rng, 0.9, 1.1) + uniform(rng, -20, 20);
+  } else {
+    const int n = table_.numClasses();
+    std::vector<float> mean(size_t(n), 0), sd(size_t(n), 1);
+    for (size_t i = 0; i < table_.labels.size(); ++i) {
+      size_t c = size_t(table_.classes[i]);
+      const auto& p = table_.priors[i];
+      if (contrast == Contrast::Random) {
+        mean[c] = float(uniform(rng, 0, 255)), sd[c] = float(uniform(rng, 1, 25));
+      } else {
+        double m = normal(rng, p.meanMu, p.meanSd);
+        mean[c] = float(contrast == Contrast::Inverted ? 255 - m : m);
+        sd[c] = float(std::max(1.0, normal(rng, p.stdMu, p.stdSd)));
+      }
+    }
+    auto cls = classOf_.index({labels});
+    auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
+    img = m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), opts);
+  }
+  img = img.unsqueeze(0).unsqueeze(0);  // [1, 1, z, y, x]
+
+  // Bias field: a smooth multiplicative field (exp of a coarse Gaussian grid, trilinear).
+  if (!ct) {
+    double bstd = uniform(rng, 0, options_.maxBiasStd);
+    auto coarse = torch::randn({1, 1, 4, 4, 4}, opts) * bstd;
+    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{img.size(2), img.size(3), img.size(4)})
+                                            .mode(torch::kTrilinear)
+                                            .align_corners(true));
+    img = img * field.exp();
+  }
+  // Resolution: blur to the acquisition's slice profile, sample at its spacing, back to the grid.
+  const auto& sp = s.geometry.spacing;
+  bool lowRes = false;
+  for (int a = 0; a < 3; ++a) {
+    double ratio = acquisition[size_t(a)] / sp[size_t(a)];
+    if (ratio > 1.05) {
+      img = blurAxis(img, 4 - a, 0.4247 * ratio);  // FWHM = slice thickness
+      lowRes = true;
+    }
+  }
+  if (lowRes) {
+    std::vector<int64_t> full{img.size(2), img.size(3), img.size(4)}, low(3);
+    for (int d = 0; d < 3; ++d)
+      low[size_t(d)] = std::max<int64_t>(2, int64_t(std::lround(double(full[size_t(d)]) * sp[size_t(2 - d)] / acquisition[size_t(2 - d)])));
+    auto o = F::InterpolateFuncOptions().mode(torch::kTrilinear).align_corners(true);
+    img = F::interpolate(F::interpolate(img, o.size(low)), F::InterpolateFuncOptions().size(full).mode(torch::kTrilinear).align_corners(true));
+  }
+  img = img + torch::randn_like(img) * uniform(rng, 0, options_.maxNoiseStd);
+
+  if (ct) {
+    engine::PreprocessingSpec p = preprocessing_;
+    img = img.clamp(p.clipLow, p.clipHigh).sub(p.mean).div(std::max(p.std, 1e-8));
+  } else {
+    // Min-max to [0, 1], random gamma, then z-score as at inference.
+    img = img.clamp_min(0);
+    img = img / img.max().clamp_min(1e-6);
+    img = img.pow(std::exp(normal(rng, 0, options_.gammaStd)));
+    img = (img - img.mean()) / img.std(/*unbiased=*/false).clamp_min(1e-6);
+  }
+  return img[0];  // [1, z, y, x]
+}
+
+SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject) const {
+  std::vector<torch::Tensor> images, targets;
+  for (int b = 0; b < batch; ++b) {
+    std::mt19937_64 rng(seed * 1000003ULL + uint64_t(b));
+    torch::manual_seed(seed * 1000003ULL + uint64_t(b));
+    const Subject& s = subjects_[size_t(subject >= 0 ? subject : int((seed + uint64_t(b)) % subjects_.size()))];
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
+
+    // Centre: anywhere in the foreground box; offsets of the output grid in voxels (x, y, z).
+    const auto& fb = s.foregroundBox;
+    Vec3 centre{uniform(rng, double(fb[4]), double(fb[5])), uniform(rng, double(fb[2]), double(fb[3])),
+                uniform(rng, double(fb[0]), double(fb[1]))};
+    auto lin = options_.spatial ? randomLinear(rng, options_)
+                                : std::array<std::array<double, 3>, 3>{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+    auto axis = [&](int64_t n) { return torch::arange(n, opts) - double(n - 1) / 2; };
+    auto zz = axis(size[2]).view({-1, 1, 1, 1}), yy = axis(size[1]).view({1, -1, 1, 1}), xx = axis(size[0]).view({1, 1, -1, 1});
+    auto mat = torch::empty({3, 3}, torch::kFloat);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) mat[i][j] = float(lin[size_t(i)][size_t(j)]);
+    mat = mat.to(opts.device());
+    // pos[.., i] = sum_j lin[i][j] * offset_j + centre_i, offsets ordered (x, y, z).
+    auto pos = xx * mat.select(1, 0) + yy * mat.select(1, 1) + zz * mat.select(1, 2) +
+               torch::tensor({centre[0], centre[1], centre[2]}, opts);
+    if (options_.spatial && options_.maxNonlinearStd > 0) {
+      double nstd = uniform(rng, 0, options_.maxNonlinearStd);
+      auto coarse = torch::randn({1, 3, 6, 6, 6}, opts) * nstd;
+      auto disp = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                             .size(std::vector<int64_t>{size[2], size[1], size[0]})
+                                             .mode(torch::kTrilinear)
+                                             .align_corners(true));
+      pos = pos + disp[0].permute({1, 2, 3, 0});
+    }
+    auto grid = normalised(pos, s).unsqueeze(0);
+
+    // Contrast and acquisition resolution of this sample.
+    double u = uniform(rng, 0, 1);
+    Contrast c = u < options_.realProbability            ? Contrast::Real
+                 : u < options_.realProbability + options_.priorProbability ? Contrast::Prior
+                                                                            : Contrast::Random;
+    Vec3 acq = s.geometry.spacing;
+    if (uniform(rng, 0, 1) < options_.resolutionProbability) {
+      int thick = int(uniform(rng, 0, 3));
+      acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
+    }
+    torch::Tensor target;
+    images.push_back(one(s, grid, c, acq, rng, target));
+    targets.push_back(target);
+  }
+  return {torch::stack(images), torch::stack(targets)};
+}
+
+SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquisition, uint64_t seed, int64_t margin) const {
+  const Subject& s = subjects_.at(size_t(subject));
+  std::mt19937_64 rng(seed);
+  torch::manual_seed(seed);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
+  const auto& fb = s.foregroundBox;
+  auto range = [&](int64_t lo, int64_t hi, int64_t n) {
+    return torch::arange(std::max<int64_t>(0, lo - margin), std::min(n, hi + margin), opts);
+  };
+  auto z = range(fb[0], fb[1], s.labels.size(0)), y = range(fb[2], fb[3], s.labels.size(1)),
+       x = range(fb[4], fb[5], s.labels.size(2));
+  auto pos = torch::stack(torch::meshgrid({z, y, x}, "ij"), 0);  // [3(z, y, x), z, y, x]
+  pos = torch::stack({pos[2], pos[1], pos[0]}, -1);         // (x, y, z) last
+  auto grid = normalised(pos, s).unsqueeze(0);
+  torch::Tensor target;
+  auto img = one(s, grid, contrast, acquisition, rng, target);
+  return {img.unsqueeze(0), target.unsqueeze(0)};
+}
+
+}  // namespace segnode::training

@@ -1,0 +1,106 @@
+#pragma once
+// SynthSeg-style image synthesis from label maps (`segnode-distill synth`, and the on-the-fly data
+// of `train` and `distill`). Everything runs on the device of the subject tensors (CPU or CUDA),
+// so training never waits for a CPU data loader.
+//
+// One sample = random spatial transform (affine + smooth non-linear displacement) applied to the
+// label map -> per-class Gaussian intensities (random contrast, or drawn around the T1 priors of
+// SynthSeg, or the subject's real image for CT) -> bias field -> random resolution / slice
+// thickness (blur, down- and up-sampling) -> noise -> gamma -> normalisation as at inference.
+// Deterministic for a given seed and sample index.
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "engine/BundleSpec.h"
+#include "engine/Volume.h"
+
+namespace segnode::training {
+
+// Per generation label: the class whose Gaussian it shares, and the prior of that Gaussian.
+struct IntensityPrior {
+  float meanMu = 0, meanSd = 0, stdMu = 0, stdSd = 0;
+};
+struct GenerationTable {
+  std::vector<int> labels;     // generation label values
+  std::vector<int> classes;    // class per label (labels sharing a class share the Gaussian)
+  std::vector<IntensityPrior> priors;  // per label (T1 prior of its class)
+  int numClasses() const;
+  // SynthSeg's table (synthseg_generation_label_table.tsv). Errors name the file and line.
+  static GenerationTable readTsv(const std::filesystem::path& path);
+  // Every value in `labels` its own class; priors from the image's per-label statistics (CT).
+  static GenerationTable fromImage(const torch::Tensor& labels, const torch::Tensor& image);
+};
+
+enum class Contrast {
+  Random,   // per class: mean ~ U(0, 255), std ~ U(1, 25) (SynthSeg's domain randomisation)
+  Prior,    // per class: mean ~ N(prior), std ~ N(prior) (T1-like for the brain table)
+  Inverted, // T2-like: the prior's means reflected (255 - mean); validation only
+  Real,     // the subject's own image (CT), with intensity augmentation
+};
+
+struct SynthOptions {
+  // Probability of each contrast in training (the rest: Random).
+  double priorProbability = 0.5, realProbability = 0;
+  double maxRotationDeg = 15, maxScale = 0.15, maxShear = 0.012;
+  double maxNonlinearStd = 3;      // voxels, smooth displacement
+  double maxBiasStd = 0.5;         // log-intensity
+  double resolutionProbability = 0.5;
+  double maxSliceThickness = 2.5;  // mm, training; validation uses thicker slices
+  double maxNoiseStd = 8;          // on the 0..255 scale (HU for CT)
+  double gammaStd = 0.25;
+  bool spatial = true;             // false: identity transform (validation pairs)
+};
+
+// A label map (and optionally its image) at the plan's spacing, canonical orientation.
+struct Subject {
+  std::string name;
+  torch::Tensor labels;  // [z, y, x] int16 (generation label values), on the device
+  torch::Tensor image;   // [z, y, x] float32 (HU) or undefined
+  engine::Geometry geometry;
+  std::array<int64_t, 6> foregroundBox{};  // z0, z1, y0, y1, x0, x1 of target labels > 0 (end exclusive)
+};
+
+// Reads a label map (and image) NIfTI, reorients to canonical, resamples to `spacing` if needed
+// (nearest for labels, linear for the image) and moves it to `device`.
+Subject loadSubject(const std::filesystem::path& labels, const std::filesystem::path& image,
+                    const engine::Vec3& spacing, const std::vector<int>& targetLut, torch::Device device);
+
+// Generation label value -> network class index (0 when not a target), from the bundle's label
+// table (each label's source_values). Size: max source value + 1.
+std::vector<int> targetLookup(const std::vector<engine::LabelInfo>& labels, int maxValue = 1024);
+
+struct SynthBatch {
+  torch::Tensor image;   // [B, 1, z, y, x] float32, normalised as the bundle's preprocessing
+  torch::Tensor target;  // [B, z, y, x] int64 class indices
+};
+
+class Synthesizer {
+ public:
+  Synthesizer(std::vector<Subject> subjects, GenerationTable table, std::vector<int> targetLut,
+              engine::PreprocessingSpec preprocessing, SynthOptions options);
+
+  // `size` is (x, y, z). Sample i of the batch uses subject (seed + i) mod n unless `subject` >= 0.
+  SynthBatch sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject = -1) const;
+  // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
+  // and slice thickness (x, y, z in mm): validation pairs.
+  SynthBatch whole(int subject, Contrast contrast, const engine::Vec3& acquisition, uint64_t seed,
+                   int64_t margin = 8) const;
+  const std::vector<Subject>& subjects() const { return subjects_; }
+
+ private:
+  struct Draw;
+  torch::Tensor one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const engine::Vec3& acquisition,
+                    std::mt19937_64& rng, torch::Tensor& target) const;
+  std::vector<Subject> subjects_;
+  GenerationTable table_;
+  torch::Tensor classOf_;    // generation label -> class, int64, on device
+  torch::Tensor targetOf_;   // generation label -> target class, int64, on device
+  engine::PreprocessingSpec preprocessing_;
+  SynthOptions options_;
+};
+
+}  // namespace segnode::training

@@ -1,0 +1,60 @@
+// segnode-distill: synthesis, plans, teacher training, distillation, evaluation, export
+// (DESIGN §6). Wiring only: each subcommand lives in its own cmd_*.cpp.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "common/Error.h"
+#include "training/Commands.h"
+
+namespace {
+const char* kUsage =
+    "usage: segnode-distill <command> [options]\n"
+    "\n"
+    "  plan      dataset fingerprint -> plan YAML (nnU-Net v2 rules)\n"
+    "            --template T.yaml --labels A,B,... [--images A,B,...] [--gpu-memory-gb G] [--out plan.yaml]\n"
+    "  synth     write synthetic image/label NIfTI pairs from label maps (whole foreground, fixed seed)\n"
+    "            --template T.yaml --labels A,... [--table TSV | --images A,...] --out DIR [--seed S]\n"
+    "            [--recipes t1-1mm,t2like-1mm,t1-3mm-axial,random-1x1x4mm,real] [--device cpu|cuda]\n"
+    "  train     train the teacher on synthetic data, write its bundle under OUT/NAME/VERSION\n"
+    "            --template T.yaml --plan P.yaml --labels A,... [--table TSV | --images A,...] --out DIR\n"
+    "            --name NAME [--version X.Y.Z] [--iterations N] [--time-budget SECONDS] [--batch B]\n"
+    "            [--patch X,Y,Z] [--optimizer sgd|adamw] [--lr LR] [--precision bf16|fp32] [--seed S]\n"
+    "            [--resume] [--fp16] [--device cpu|cuda] [--prior-probability P] [--real-probability P]\n"
+    "  distill   train students (features / 2^t) from a teacher bundle, together on the same batches\n"
+    "            --teacher DIR --labels A,... [--table TSV | --images A,...] --out DIR [--divisors 2,4,8]\n"
+    "            [--min-features 4] [--max-params N | --latency-budget S --latency-input IN.nii.gz]\n"
+    "            [--kd-weight 1] [--temperature 2] [--gradient-weight 10] [--edge-operator sobel|prewitt]\n"
+    "            [--edge-weight 4] [--warmup 0.1] [--dry-run] + the schedule options of train\n"
+    "  evaluate  Dice and HD95 per label for bundles on image/label cases; Markdown, CSV and a plot\n"
+    "            --bundles DIR,DIR,... --cases cases.yaml --out DIR [--threads N]\n"
+    "  export    install a trained bundle into a models directory with its measured metrics\n"
+    "            --bundle DIR [--report OUT/report.csv] [--models-dir etc/models]\n"
+    "\n"
+    "Exit codes: 0 ok, 64 usage, 65 bad input/bundle, 66 not found, 70 internal, 74 I/O.\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 64 : 0;
+  }
+  std::string command = argv[1];
+  segnode::distill::ArgList args(argv + 2, argv + argc);
+  try {
+    if (command == "plan") return segnode::distill::runPlan(args);
+    if (command == "synth") return segnode::distill::runSynth(args);
+    if (command == "train") return segnode::distill::runTrain(args);
+    if (command == "distill") return segnode::distill::runDistill(args);
+    if (command == "evaluate") return segnode::distill::runEvaluate(args);
+    if (command == "export") return segnode::distill::runExport(args);
+    std::fprintf(stderr, "segnode-distill: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 64;
+  } catch (const segnode::Error& e) {
+    std::fprintf(stderr, "segnode-distill %s: %s: %s\n", command.c_str(), segnode::toString(e.code()), e.what());
+    return segnode::exitCodeFor(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "segnode-distill %s: internal error: %s\n", command.c_str(), e.what());
+    return 70;
+  }
+}
