@@ -125,6 +125,7 @@ std::vector<LabelInfo> readLabels(const Reader& r, const YAML::Node& n) {
     }
     l.category = readCode(r, n[i]["category"], p + ".category");
     l.type = readCode(r, n[i]["type"], p + ".type");
+    l.typeModifier = readCode(r, n[i]["type_modifier"], p + ".type_modifier");
     if (n[i]["source_values"]) l.sourceValues = r.list<int>(n[i]["source_values"], p + ".source_values", "integers");
     if (l.value < 0 || l.value > 65535) r.fail(p + ".value", "must be 0..65535");
     for (const auto& prev : labels)
@@ -363,6 +364,7 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
     n["color"] = flowList(l.color);
     if (!l.category.empty()) n["category"] = codeNode(l.category);
     if (!l.type.empty()) n["type"] = codeNode(l.type);
+    if (!l.typeModifier.empty()) n["type_modifier"] = codeNode(l.typeModifier);
     if (!l.sourceValues.empty()) n["source_values"] = flowList(l.sourceValues);
     root["labels"].push_back(n);
   }

@@ -41,6 +41,7 @@ struct LabelInfo {
   std::array<int, 3> color{128, 128, 128};  // recommended display colour, sRGB
   CodedConcept category, type;
   std::vector<int> sourceValues;  // label values in the training data merged into this one
+  CodedConcept typeModifier;      // laterality (SCT 7771000 Left / 24028007 Right), DICOM CID 244
 };
 
 struct PreprocessingSpec {

@@ -7,10 +7,16 @@ namespace F = torch::nn::functional;
 using torch::indexing::None;
 using torch::indexing::Slice;
 
+namespace {
+// Losses run in float32 (bf16 logits under autocast are widened); double stays double so that
+// finite-difference checks are exact enough.
+torch::Tensor wide(const torch::Tensor& x) { return x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat); }
+}  // namespace
+
 torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target) {
   const int64_t classes = logits.size(1);
-  auto p = torch::softmax(logits.to(torch::kFloat), 1);
-  auto onehot = F::one_hot(target, classes).permute({0, 4, 1, 2, 3}).to(torch::kFloat);
+  auto p = torch::softmax(wide(logits), 1);
+  auto onehot = F::one_hot(target, classes).permute({0, 4, 1, 2, 3}).to(p.scalar_type());
   std::vector<int64_t> dims{0, 2, 3, 4};
   auto inter = (p * onehot).sum(dims), denom = p.sum(dims) + onehot.sum(dims);
   auto dice = (2 * inter + 1e-5) / (denom + 1e-5).clamp_min(1e-8);
@@ -18,7 +24,7 @@ torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& tar
 }
 
 torch::Tensor diceCeLoss(const torch::Tensor& logits, const torch::Tensor& target) {
-  return softDiceLoss(logits, target) + F::cross_entropy(logits.to(torch::kFloat), target);
+  return softDiceLoss(logits, target) + F::cross_entropy(wide(logits), target);
 }
 
 std::vector<double> deepSupervisionWeights(size_t heads) {
@@ -49,8 +55,8 @@ torch::Tensor deepSupervisionLoss(const std::vector<torch::Tensor>& heads, const
 }
 
 torch::Tensor klDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, double T) {
-  auto logPs = torch::log_softmax(student.to(torch::kFloat) / T, 1);
-  auto logPt = torch::log_softmax(teacher.to(torch::kFloat) / T, 1);
+  auto logPs = torch::log_softmax(wide(student) / T, 1);
+  auto logPt = torch::log_softmax(wide(teacher) / T, 1);
   auto kl = (logPt.exp() * (logPt - logPs)).sum(1);  // [B, z, y, x]
   return kl.mean() * (T * T);
 }
@@ -60,8 +66,8 @@ torch::Tensor edgeMagnitude(const torch::Tensor& p, EdgeOperator op) {
   auto o = p.options();
   // Separable 3D kernels: derivative [-1, 0, 1] along one axis, smoothing along the other two
   // ([1, 2, 1] Sobel, [1, 1, 1] Prewitt).
-  auto diff = torch::tensor({-1.0f, 0.0f, 1.0f}, o);
-  auto smooth = op == EdgeOperator::Sobel ? torch::tensor({1.0f, 2.0f, 1.0f}, o) : torch::tensor({1.0f, 1.0f, 1.0f}, o);
+  auto diff = torch::tensor({-1.0, 0.0, 1.0}, o);
+  auto smooth = op == EdgeOperator::Sobel ? torch::tensor({1.0, 2.0, 1.0}, o) : torch::tensor({1.0, 1.0, 1.0}, o);
   auto k3 = [&](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {  // z, y, x factors
     return (a.view({3, 1, 1}) * b.view({1, 3, 1}) * c.view({1, 1, 3})) / smooth.sum().pow(2);
   };
@@ -77,11 +83,11 @@ torch::Tensor edgeMagnitude(const torch::Tensor& p, EdgeOperator op) {
 
 torch::Tensor gradientDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, EdgeOperator op,
                                        double edgeWeight) {
-  auto es = edgeMagnitude(torch::softmax(student.to(torch::kFloat), 1), op);
+  auto es = edgeMagnitude(torch::softmax(wide(student), 1), op);
   torch::Tensor et;
   {
     torch::NoGradGuard ng;
-    et = edgeMagnitude(torch::softmax(teacher.to(torch::kFloat), 1), op);
+    et = edgeMagnitude(torch::softmax(wide(teacher), 1), op);
   }
   auto peak = std::get<0>(et.flatten(1).max(1)).clamp_min(1e-6).view({-1, 1, 1, 1, 1});
   auto w = 1 + edgeWeight * et / peak;

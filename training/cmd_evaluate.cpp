@@ -1,8 +1,294 @@
-// segnode-distill evaluate and export: see Evaluate.h.
+// segnode-distill evaluate (Dice/HD95 per structure, per bundle, on image/reference cases) and
+// export (install a bundle with the metrics evaluate measured).
+//
+// cases.yaml:
+//   cases:
+//     - name: seg18-t1            # one image + reference label map
+//       group: synthetic           # summaries are per group
+//       image: path.nii.gz         # relative paths: against --data-root (default: the file's folder)
+//       reference: labels.nii.gz   # values of the bundle's label table, unless `structures` maps them
+//       reference_pve: [gm.nii.gz, wm.nii.gz]  # instead of `reference`: label i+1 where map i >= 0.5
+//       mask_by_reference: true    # zero the image outside reference > 0 (e.g. artefacts outside)
+//       structures:                # merged comparisons; default: every bundle label by value
+//         - {name: grey matter, predicted: [3, 42], reference: [1]}
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "common/Error.h"
+#include "common/Sha256.h"
+#include "engine/Safetensors.h"
+#include "engine/Model.h"
+#include "engine/ModelStore.h"
+#include "engine/Nifti.h"
+#include "engine/Segmenter.h"
 #include "training/Commands.h"
+#include "training/Data.h"
+#include "training/Metrics.h"
 
 namespace segnode::distill {
-int runEvaluate(const ArgList&) { throw Error(ErrorCode::Unsupported, "evaluate: not built yet"); }
-int runExport(const ArgList&) { throw Error(ErrorCode::Unsupported, "export: not built yet"); }
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Structure {
+  std::string name;
+  std::vector<int64_t> predicted, reference;
+};
+struct Case {
+  std::string name, group;
+  fs::path image, reference;
+  std::vector<fs::path> pve;
+  bool maskByReference = false;
+  std::vector<Structure> structures;  // empty: by bundle label value
+};
+
+std::vector<Case> readCases(const fs::path& file, const fs::path& root) {
+  YAML::Node n;
+  try {
+    n = YAML::LoadFile(file.string());
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::BadInput, file.string() + ": " + e.what());
+  }
+  auto path = [&](const YAML::Node& p) { fs::path x = p.as<std::string>(); return x.is_absolute() ? x : root / x; };
+  std::vector<Case> cases;
+  for (const auto& c : n["cases"]) {
+    Case k;
+    k.name = c["name"].as<std::string>();
+    k.group = c["group"] ? c["group"].as<std::string>() : "default";
+    k.image = path(c["image"]);
+    if (c["reference"]) k.reference = path(c["reference"]);
+    if (c["reference_pve"])
+      for (const auto& p : c["reference_pve"]) k.pve.push_back(path(p));
+    if (k.reference.empty() && k.pve.empty())
+      throw Error(ErrorCode::BadInput, file.string() + ": case '" + k.name + "' needs reference or reference_pve");
+    k.maskByReference = c["mask_by_reference"] && c["mask_by_reference"].as<bool>();
+    for (const auto& s : c["structures"])
+      k.structures.push_back({s["name"].as<std::string>(), s["predicted"].as<std::vector<int64_t>>(),
+                              s["reference"].as<std::vector<int64_t>>()});
+    cases.push_back(k);
+  }
+  if (cases.empty()) throw Error(ErrorCode::BadInput, file.string() + ": no cases");
+  return cases;
+}
+
+engine::Volume referenceOf(const Case& c) {
+  if (!c.reference.empty()) {
+    auto v = engine::readNifti(c.reference);
+    v.data = v.data.to(torch::kFloat).round().to(torch::kLong);
+    return v;
+  }
+  engine::Volume out = engine::readNifti(c.pve[0]);
+  std::vector<torch::Tensor> maps;
+  for (const auto& p : c.pve) maps.push_back(engine::readNifti(p).data.to(torch::kFloat));
+  auto stack = torch::stack(maps);
+  auto best = stack.max(0);
+  out.data = torch::where(std::get<0>(best) >= 0.5, std::get<1>(best) + 1, torch::zeros_like(std::get<1>(best)));
+  return out;
+}
+
+struct Row {
+  std::string bundle, caseName, group, structure;
+  double dice, hd95;
+};
+
+struct BundleSummary {
+  std::string name;
+  int64_t params = 0;
+  double seconds = 0;
+  int volumes = 0;
+  std::map<std::string, std::vector<double>> diceByGroup;
+  std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  int n = 0;
+  for (double x : v)
+    if (!std::isnan(x)) s += x, ++n;
+  return n ? s / n : std::nan("");
+}
+
+std::string fmt(double x, int digits = 3) {
+  if (std::isnan(x)) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, x);
+  return b;
+}
+
+}  // namespace
+
+int runEvaluate(const ArgList& argv) {
+  cli::Args args(argv, {}, {"--bundles", "--cases", "--out", "--threads", "--data-root", "--teacher"});
+  fs::path casesFile = args.required("--cases");
+  fs::path root = args.value("--data-root").value_or(casesFile.parent_path().string());
+  auto cases = readCases(casesFile, root);
+  fs::path out = args.required("--out");
+  fs::create_directories(out);
+  int threads = args.intValue("--threads", int(std::thread::hardware_concurrency()), 1, 1024);
+  torch::set_num_threads(threads);
+
+  std::vector<Row> rows;
+  std::vector<BundleSummary> summaries;
+  for (const auto& dir : cli::splitList(args.required("--bundles"))) {
+    auto spec = engine::loadBundleSpec(dir);
+    auto model = engine::SegmentationModel::load(spec);
+    BundleSummary sum;
+    sum.name = spec.name;
+    sum.params = model->parameterCount();
+    std::map<int64_t, std::string> nameOf;
+    for (const auto& l : spec.labels) nameOf[l.value] = l.name;
+    for (const auto& c : cases) {
+      engine::Volume image = engine::readNifti(c.image);
+      engine::Volume ref = referenceOf(c);
+      if (ref.data.sizes() != image.data.sizes())
+        throw Error(ErrorCode::BadInput, "case " + c.name + ": reference grid differs from the image");
+      if (c.maskByReference) image.data = image.data.to(torch::kFloat) * (ref.data > 0).to(torch::kFloat);
+      c10::InferenceMode guard;
+      if (sum.volumes == 0) engine::segment(*model, image);  // warm-up: TorchScript optimises on first calls
+      auto t0 = std::chrono::steady_clock::now();
+      engine::Volume pred = engine::segment(*model, image);
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      sum.seconds += sec;
+      ++sum.volumes;
+      auto p = pred.data.to(torch::kLong), r = ref.data;
+      std::vector<Structure> structures = c.structures;
+      if (structures.empty())
+        for (const auto& l : spec.labels)
+          if (l.value != 0) structures.push_back({l.name, {l.value}, {l.value}});
+      std::vector<double> caseDice;
+      for (const auto& s : structures) {
+        auto pm = torch::isin(p, torch::tensor(s.predicted)), rm = torch::isin(r, torch::tensor(s.reference));
+        if (!rm.any().item<bool>() && c.structures.empty()) continue;  // label absent from this reference
+        double d = training::dice(pm, rm), h = training::hd95(pm, rm, image.geometry.spacing);
+        rows.push_back({spec.name, c.name, c.group, s.name, d, h});
+        caseDice.push_back(d);
+        sum.diceByStructure[c.group][s.name].push_back(d);
+      }
+      sum.diceByGroup[c.group].push_back(mean(caseDice));
+      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s\n", spec.name.c_str(), c.name.c_str(), mean(caseDice), sec);
+    }
+    summaries.push_back(sum);
+  }
+
+  std::ofstream csv(out / "report.csv");
+  csv << "bundle,case,group,structure,dice,hd95_mm\n";
+  for (const auto& r : rows)
+    csv << r.bundle << "," << r.caseName << "," << r.group << ",\"" << r.structure << "\"," << fmt(r.dice, 4) << ","
+        << fmt(r.hd95, 2) << "\n";
+
+  // Summary: mean Dice per group, retention against the teacher, parameters, CPU seconds.
+  std::string teacher = args.value("--teacher").value_or("");
+  const BundleSummary* t = nullptr;
+  for (const auto& s : summaries)
+    if (s.name == teacher || (teacher.empty() && s.name.find("teacher") != std::string::npos)) t = &s;
+  std::set<std::string> groups;
+  for (const auto& c : cases) groups.insert(c.group);
+  std::ofstream md(out / "report.md");
+  md << "| bundle | parameters | CPU s / volume (" << threads << " threads) |";
+  for (const auto& g : groups) md << " mean Dice " << g << " | retention " << g << " |";
+  md << "\n|---|---:|---:|";
+  for (size_t i = 0; i < groups.size(); ++i) md << "---:|---:|";
+  md << "\n";
+  std::ofstream plot(out / "summary.tsv");
+  plot << "# bundle\tparams\tcpu_seconds\tmean_dice_first_group\n";
+  for (const auto& s : summaries) {
+    md << "| " << s.name << " | " << s.params << " | " << fmt(s.seconds / std::max(1, s.volumes), 1) << " |";
+    for (const auto& g : groups) {
+      double m = mean(s.diceByGroup.count(g) ? s.diceByGroup.at(g) : std::vector<double>{});
+      double tm = t && t->diceByGroup.count(g) ? mean(t->diceByGroup.at(g)) : std::nan("");
+      md << " " << fmt(m) << " | " << (t ? fmt(100 * m / tm, 1) + " %" : "n/a") << " |";
+    }
+    md << "\n";
+    plot << s.name << "\t" << s.params << "\t" << s.seconds / std::max(1, s.volumes) << "\t"
+         << mean(s.diceByGroup.count(*groups.begin()) ? s.diceByGroup.at(*groups.begin()) : std::vector<double>{}) << "\n";
+    // Per-bundle metrics for export.
+    YAML::Node m;
+    m["params"] = s.params;
+    m["cpu_seconds_per_volume"] = std::round(100 * s.seconds / std::max(1, s.volumes)) / 100;
+    m["cpu_threads"] = threads;
+    for (const auto& g : groups)
+      if (s.diceByGroup.count(g)) {
+        m["mean_dice"][g] = std::round(1000 * mean(s.diceByGroup.at(g))) / 1000;
+        for (const auto& [name, v] : s.diceByStructure.at(g)) m["dice"][g][name] = std::round(1000 * mean(v)) / 1000;
+      }
+    if (t) m["teacher"] = t->name;
+    std::ofstream(out / (s.name + ".metrics.yaml")) << YAML::Dump(m) << "\n";
+  }
+  md << "\nPer structure (mean Dice over the cases of each group):\n\n";
+  for (const auto& g : groups) {
+    md << "\n**" << g << "**\n\n| structure |";
+    for (const auto& s : summaries) md << " " << s.name << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < summaries.size(); ++i) md << "---:|";
+    md << "\n";
+    std::vector<std::string> names;
+    if (!summaries.empty() && summaries[0].diceByStructure.count(g))
+      for (const auto& [n, v] : summaries[0].diceByStructure.at(g)) names.push_back(n);
+    for (const auto& n : names) {
+      md << "| " << n << " |";
+      for (const auto& s : summaries) {
+        auto gi = s.diceByStructure.find(g);
+        md << " " << (gi != s.diceByStructure.end() && gi->second.count(n) ? fmt(mean(gi->second.at(n))) : "n/a") << " |";
+      }
+      md << "\n";
+    }
+  }
+  md.close();
+  plot.close();
+  // Plot with gnuplot when installed: parameters (log) vs Dice, point size by CPU seconds.
+  std::string gp = "gnuplot -e \"set terminal png size 900,600; set output '" + (out / "plot.png").string() +
+                   "'; set logscale x; set xlabel 'parameters'; set ylabel 'mean Dice (" + *groups.begin() +
+                   ")'; set title 'params vs Dice vs CPU latency (label: seconds per volume)'; set key off; "
+                   "plot '" + (out / "summary.tsv").string() +
+                   "' using 2:4 with points pt 7 ps 2, '' using 2:4:(sprintf('%s %.1fs',stringcolumn(1),\\$3)) with labels offset 0,1.5\" 2>&1";
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    if (std::system(gp.c_str()) != 0) std::fprintf(stderr, "gnuplot failed; the tables are complete\n");
+  } else {
+    std::fprintf(stderr, "gnuplot not installed: no plot.png (apt-get install gnuplot-nox)\n");
+  }
+  std::ifstream report(out / "report.md");
+  std::fputs(std::string(std::istreambuf_iterator<char>(report), {}).c_str(), stdout);
+  return 0;
+}
+
+int runExport(const ArgList& argv) {
+  cli::Args args(argv, {"--fp16"}, {"--bundle", "--metrics", "--models-dir", "--template", "--version", "--description"});
+  auto spec = engine::loadBundleSpec(args.required("--bundle"));
+  if (auto t = args.value("--template")) {  // refresh codes and colours from the (newer) label table
+    auto tpl = engine::loadBundleTemplate(*t);
+    if (tpl.labels.size() != spec.labels.size())
+      throw Error(ErrorCode::BadBundle, *t + ": its label table does not match " + spec.directory.string());
+    for (size_t i = 0; i < tpl.labels.size(); ++i) {
+      if (tpl.labels[i].value != spec.labels[i].value)
+        throw Error(ErrorCode::BadBundle, *t + ": label " + std::to_string(i) + " has another value than the bundle's");
+      spec.labels[i] = tpl.labels[i];
+    }
+  }
+  if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
+    throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
+  if (auto d = args.value("--description")) spec.description = *d;
+  if (auto m = args.value("--metrics")) spec.metrics = YAML::LoadFile(*m);
+  fs::path models = args.value("--models-dir").value_or("etc/models");
+  fs::path dest = models / spec.name / spec.version.toString();
+  fs::create_directories(dest);
+  if (args.flag("--fp16")) {  // half the size; the engine computes in float32 either way
+    engine::writeSafetensors(dest / spec.weightsFile, engine::readSafetensors(spec.weightsPath()),
+                             {{"format", "pt"}, {"bundle", spec.name}}, torch::kHalf);
+    spec.weightsSha256 = sha256File(dest / spec.weightsFile);
+  } else {
+    fs::copy_file(spec.weightsPath(), dest / spec.weightsFile, fs::copy_options::overwrite_existing);
+  }
+  spec.directory = dest;
+  engine::saveBundleSpec(spec, dest / "bundle.yaml");
+  engine::loadBundleSpec(dest);  // refuses what would not load in the node
+  std::printf("%s\n", dest.c_str());
+  return 0;
+}
+
 }  // namespace segnode::distill

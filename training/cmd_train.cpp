@@ -63,12 +63,25 @@ YAML::Node provenanceOf(const cli::Args& a, const training::TrainResult& r, cons
   return p;
 }
 
+// Starts `net` from a trained bundle of the same architecture (continued training).
+void copyWeights(engine::PlainConvUNet& net, const engine::BundleSpec& from) {
+  auto trained = training::loadEager(from, torch::kCPU);
+  torch::NoGradGuard ng;
+  auto src = trained->named_parameters();
+  for (auto& p : net->named_parameters()) {
+    auto* t = src.find(p.key());
+    if (!t || t->sizes() != p.value().sizes())
+      throw Error(ErrorCode::BadBundle, from.directory.string() + ": '" + p.key() + "' does not match the network to continue");
+    p.value().copy_(*t);
+  }
+}
+
 }  // namespace
 
 int runTrain(const ArgList& argv) {
   auto valued = kDataOptions;
   valued.insert(kScheduleOptions.begin(), kScheduleOptions.end());
-  valued.insert({"--template", "--plan"});
+  valued.insert({"--template", "--plan", "--init"});
   cli::Args args(argv, {"--resume", "--fp16"}, valued);
   auto spec = engine::loadBundleTemplate(args.required("--template"));
   auto plan = training::planFromYaml(args.required("--plan"));
@@ -96,6 +109,7 @@ int runTrain(const ArgList& argv) {
   torch::manual_seed(s.seed);
   engine::PlainConvUNet net(spec.architecture);
   training::initialiseHe(net);
+  if (auto init = args.value("--init")) copyWeights(net, engine::loadBundleSpec(*init));  // continue a trained teacher
   fs::path out = args.required("--out");
   std::fprintf(stderr, "teacher %s: %lld parameters, patch %lldx%lldx%lld, batch %d, %zu subjects, device %s\n",
                spec.name.c_str(), (long long)net->parameterCount(), (long long)patch[0], (long long)patch[1],
@@ -138,7 +152,7 @@ int runDistill(const ArgList& argv) {
   valued.insert(kScheduleOptions.begin(), kScheduleOptions.end());
   valued.insert({"--teacher", "--divisors", "--min-features", "--max-params", "--latency-budget", "--latency-input",
                  "--kd-weight", "--gradient-weight", "--supervised-weight", "--temperature", "--edge-operator",
-                 "--edge-weight", "--warmup", "--threads"});
+                 "--edge-weight", "--warmup", "--threads", "--init-students"});
   cli::Args args(argv, {"--resume", "--dry-run"}, valued);
   auto teacherSpec = engine::loadBundleSpec(args.required("--teacher"));
   const int minFeatures = args.intValue("--min-features", 4, 1, 1024);
@@ -210,6 +224,11 @@ int runDistill(const ArgList& argv) {
     std::fprintf(stderr, "student %s: %lld parameters (teacher %lld)\n", spec.name.c_str(),
                  (long long)students.back()->parameterCount(), (long long)teacher->parameterCount());
     specs.push_back(spec);
+  }
+  if (auto init = args.value("--init-students")) {  // continue trained students, in --divisors order
+    auto dirs = cli::splitList(*init);
+    if (dirs.size() != students.size()) throw Error(ErrorCode::InvalidArgument, "--init-students wants one bundle per divisor");
+    for (size_t i = 0; i < dirs.size(); ++i) copyWeights(students[i], engine::loadBundleSpec(dirs[i]));
   }
   fs::path out = args.required("--out");
   auto r = training::distillStudents(teacher, students, *data, patch, batch, s, w, out / "work", device);

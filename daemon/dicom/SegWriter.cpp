@@ -126,6 +126,9 @@ int writeSegmentation(const SeriesImage& src, const std::vector<uint16_t>& label
     check(DcmSegment::create(segment, l.name.substr(0, 64).c_str(), categoryCode(l), typeCode(l), DcmSegTypes::SAT_AUTOMATIC,
                              (out.modelName + " " + out.modelVersion).substr(0, 64).c_str()),
           "segment " + l.name);
+    if (!l.typeModifier.empty())  // laterality: Segmented Property Type Modifier (CID 244)
+      segment->getSegmentedPropertyTypeModifierCode().push_back(new CodeSequenceMacro(
+          l.typeModifier.value.c_str(), l.typeModifier.scheme.c_str(), l.typeModifier.meaning.c_str()));
     double L, a, b;
     IODCIELabUtil::rgb2DicomLab(L, a, b, l.color[0] / 255.0, l.color[1] / 255.0, l.color[2] / 255.0);
     segment->setRecommendedDisplayCIELabValue(Uint16(L), Uint16(a), Uint16(b));

@@ -64,7 +64,8 @@ TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the label
   // Labels from intensity bands, so every label has a real shape; label 3 is never present.
   std::vector<engine::LabelInfo> table(4);
   table[0] = {0, "background", {0, 0, 0}, {}, {}, {}};
-  table[1] = {2, "left cerebral white matter", {245, 245, 245}, {"SCT", "91723000", "Anatomical Structure"}, {}, {2}};
+  table[1] = {2, "left cerebral white matter", {245, 245, 245}, {"SCT", "91723000", "Anatomical Structure"},
+              {"SCT", "68523003", "Cerebral white matter"}, {2}, {"SCT", "7771000", "Left"}};
   table[2] = {3, "left cerebral cortex", {205, 62, 78}, {}, {}, {3}};
   table[3] = {41, "never present", {1, 2, 3}, {}, {}, {}};
   std::vector<uint16_t> labels(src.voxels.size());
@@ -86,7 +87,9 @@ TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the label
   CHECK(decodeSeg(tmp / "seg.dcm", src, table) == labels);
   // Same study and frame of reference as the source; the series says which model made it.
   auto dump = test::runCommand({"dcmdump", "+P", "StudyInstanceUID", "+P", "FrameOfReferenceUID", "+P", "SeriesDescription",
-                                "+P", "SegmentAlgorithmName", (tmp / "seg.dcm").string()});
+                                "+P", "SegmentAlgorithmName", "+P", "CodeValue",
+                                (tmp / "seg.dcm").string()});
+  CHECK_THAT(dump.output, Catch::Contains("7771000"));  // laterality of the left structure
   CHECK_THAT(dump.output, Catch::Contains(src.studyUid));
   CHECK_THAT(dump.output, Catch::Contains(src.frameOfReferenceUid));
   CHECK_THAT(dump.output, Catch::Contains("brain-mr-student-w4 1.0.0"));

@@ -27,7 +27,7 @@ build() {
 }
 D=build-gpu/bin/segnode-distill
 B=.train-data/brain
-BRAIN_TRAIN=$(ls $B/training_seg_*.nii.gz | grep -v -e _18 -e _19 | paste -sd,)  # 18 and 19: validation
+BRAIN_TRAIN=$(ls $B/training_seg_*.nii.gz 2>/dev/null | grep -v -e _18 -e _19 | paste -sd,) || true  # 18 and 19: validation
 BRAIN_T=etc/templates/brain-mr-synthseg.yaml
 CT_T=etc/templates/abdomen-ct-totalseg.yaml
 CT_L=.train-data/ct/example_seg_fast_force_split.nii.gz
@@ -74,6 +74,34 @@ ct)
     --out gpu-runs/ct-students --divisors 4 --version 1.0.0 --iterations 1000000 --time-budget $(( budget * 45 / 100 )) \
     --log-every 250 --resume
   pack ct-teacher/abdomen-ct-teacher ct-students/abdomen-ct-student-w4
+  ;;
+continue-brain)
+  # A second lease continues the brain teacher and students from their bundles (carried in
+  # .train-data2/: training/gpu/stage-continue.sh), then validates on the held-out maps.
+  read -r tt st <<<"$budget"
+  build
+  C=.train-data2
+  TRAIN=$(ls $C/brain/training_seg_0*.nii.gz | paste -sd,)
+  $D plan --template $BRAIN_T --labels "$TRAIN" --gpu-memory-gb 4 --out gpu-runs/brain-plan.yaml >/dev/null
+  $D train --template $BRAIN_T --plan gpu-runs/brain-plan.yaml --labels "$TRAIN" --table $C/brain/synthseg_generation_label_table.tsv \
+    --init $C/models/brain-mr-teacher/1.0.0 --lr 0.005 --out gpu-runs/brain-teacher2 --name brain-mr-teacher --version 1.1.0 \
+    --iterations 1000000 --time-budget "$tt" --log-every 500 --fp16
+  $D distill --teacher gpu-runs/brain-teacher2/brain-mr-teacher/1.1.0 --labels "$TRAIN" \
+    --table $C/brain/synthseg_generation_label_table.tsv --out gpu-runs/brain-students2 --divisors 2,4,8 --version 1.1.0 \
+    --init-students $C/models/brain-mr-student-w2/1.0.0,$C/models/brain-mr-student-w4/1.0.0,$C/models/brain-mr-student-w8/1.0.0 \
+    --lr 0.005 --warmup 0 --iterations 1000000 --time-budget "$st" --log-every 500
+  pack brain-teacher2/brain-mr-teacher brain-students2/brain-mr-student-w2 brain-students2/brain-mr-student-w4 brain-students2/brain-mr-student-w8
+  ;;
+continue-w4)
+  # The last minutes of a lease go to the student the node runs by default.
+  build
+  C=.train-data2
+  TRAIN=$(ls $C/brain/training_seg_0*.nii.gz | paste -sd,)
+  $D distill --teacher $C/models/brain-mr-teacher/1.1.0 --labels "$TRAIN" \
+    --table $C/brain/synthseg_generation_label_table.tsv --out gpu-runs/brain-w4 --divisors 4 --version 1.2.0 \
+    --init-students $C/models/brain-mr-student-w4/1.1.0 --lr 0.005 --warmup 0 --iterations 1000000 \
+    --time-budget "$budget" --log-every 500
+  pack brain-w4/brain-mr-student-w4
   ;;
 *) echo "unknown phase $phase"; exit 64 ;;
 esac
