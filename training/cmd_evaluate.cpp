@@ -273,7 +273,7 @@ int runExport(const ArgList& argv) {
   if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (auto d = args.value("--description")) spec.description = *d;
-  if (auto m = args.value("--metrics")) spec.metrics = YAML::LoadFile(*m);
+  if (auto m = args.value("--metrics")) spec.metrics.reset(YAML::LoadFile(*m));
   fs::path models = args.value("--models-dir").value_or("etc/models");
   fs::path dest = models / spec.name / spec.version.toString();
   fs::create_directories(dest);

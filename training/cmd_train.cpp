@@ -116,8 +116,8 @@ int runTrain(const ArgList& argv) {
                (long long)patch[2], batch, data->subjects().size(), device.str().c_str());
   auto r = training::trainTeacher(net, *data, patch, batch, s, out / "work", device);
   spec.created = isoNow();
-  spec.provenance = provenanceOf(args, r, s);
-  spec.metrics = YAML::Node();
+  spec.provenance.reset(provenanceOf(args, r, s));  // reset: Node assignment would write through to the teacher's node
+  spec.metrics.reset(YAML::Node(YAML::NodeType::Map));
   spec.metrics["params"] = net->parameterCount();
   auto written = training::writeTrainedBundle(spec, net, out / spec.name / spec.version.toString(),
                                               args.flag("--fp16") ? torch::kHalf : torch::kFloat);
@@ -133,7 +133,7 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
   engine::BundleSpec spec = teacher;
   spec.architecture = teacher.architecture.withWidthDivisor(divisor, minFeatures);
   spec.name = "latency-probe";
-  spec.provenance = YAML::Node();
+  spec.provenance.reset(YAML::Node(YAML::NodeType::Map));
   spec.provenance["untrained"] = true;
   auto written = engine::writeRandomBundle(spec, scratch / ("w" + std::to_string(divisor)), 1);
   auto model = engine::SegmentationModel::load(written);
@@ -235,7 +235,7 @@ int runDistill(const ArgList& argv) {
   for (size_t i = 0; i < students.size(); ++i) {
     auto& spec = specs[i];
     spec.created = isoNow();
-    spec.provenance = provenanceOf(args, r, s);
+    spec.provenance.reset(provenanceOf(args, r, s));  // reset: Node assignment would write through to the teacher's node
     spec.provenance["teacher"] = teacherSpec.reference();
     spec.provenance["distillation"]["width_divisor"] = divisors[i];
     spec.provenance["distillation"]["min_features"] = minFeatures;
@@ -246,7 +246,7 @@ int runDistill(const ArgList& argv) {
     spec.provenance["distillation"]["edge_operator"] = edges;
     spec.provenance["distillation"]["edge_weight"] = w.edgeWeight;
     spec.provenance["distillation"]["warmup_fraction"] = w.warmupFraction;
-    spec.metrics = YAML::Node();
+    spec.metrics.reset(YAML::Node(YAML::NodeType::Map));
     spec.metrics["params"] = students[i]->parameterCount();
     auto written = training::writeTrainedBundle(spec, students[i], out / spec.name / spec.version.toString(), torch::kFloat);
     std::printf("%s\n", written.directory.c_str());
