@@ -24,9 +24,15 @@ port() { echo $((30000 + RANDOM % 20000)); }
 wait_port() { for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 node_port=$(port); pacs_port=$(port); http_port=$(port)
 
-build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name brain-mr-student-w4 \
-  --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
-sed -i "s/precision: fp32/precision: $precision/" "$work/models/brain-mr-student-w4/0.0.1/bundle.yaml"
+# The installed (trained) 1/4 student when there is one, else a random-weight one of the
+# template's plan. Trained weights matter: they decide how many segments the SEG carries.
+if [ -d etc/models/brain-mr-student-w4 ] && [ "${SEGNODE_BENCH_RANDOM:-0}" != 1 ]; then
+  mkdir -p "$work/models" && cp -r etc/models/brain-mr-student-w4 "$work/models/"
+else
+  build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name brain-mr-student-w4 \
+    --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
+fi
+sed -i "s/precision: fp32/precision: $precision/" "$work"/models/brain-mr-student-w4/*/bundle.yaml
 cat > "$work/segnode.yaml" <<CFG
 dicom: {ae_title: SEGNODE, port: $node_port, peers: [{ae_title: ORTHANC, host: 127.0.0.1}]}
 storage: {spool_dir: $work/spool, database: $work/db.sqlite, min_free_mb: 100}
