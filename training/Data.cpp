@@ -10,7 +10,6 @@ namespace segnode::distill {
 
 const std::set<std::string> kDataOptions{"--labels", "--images", "--table", "--prior-probability",
                                          "--real-probability", "--device"};
-const std::set<std::string> kDataFlags{};
 
 torch::Device deviceFrom(const cli::Args& args) {
   std::string d = args.value("--device").value_or(torch::cuda::is_available() ? "cuda" : "cpu");

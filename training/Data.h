@@ -13,7 +13,6 @@ namespace segnode::distill {
 
 // Options every data-using command accepts.
 extern const std::set<std::string> kDataOptions;
-extern const std::set<std::string> kDataFlags;
 
 torch::Device deviceFrom(const cli::Args& args);
 std::string isoNow();

@@ -1,5 +1,7 @@
 #include "training/Metrics.h"
 
+#include "engine/Preprocess.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -106,18 +108,9 @@ double percentile95(torch::Tensor values) {
 double hd95(const torch::Tensor& a, const torch::Tensor& b, const engine::Vec3& spacing) {
   if (!a.any().item<bool>() || !b.any().item<bool>()) return std::nan("");
   // Work inside the union's bounding box: every surface voxel lies in it, so distances are exact.
-  auto any = (a | b);
-  std::vector<int64_t> lo(3), hi(3);
-  for (int d = 0; d < 3; ++d) {
-    std::vector<int64_t> other;
-    for (int e = 0; e < 3; ++e)
-      if (e != d) other.push_back(e);
-    auto idx = any.any(other[1]).any(other[0]).nonzero();
-    lo[size_t(d)] = idx.min().item<int64_t>();
-    hi[size_t(d)] = idx.max().item<int64_t>() + 1;
-  }
+  auto box = engine::nonzeroBox(a | b);
   auto crop = [&](const torch::Tensor& t) {
-    return t.slice(0, lo[0], hi[0]).slice(1, lo[1], hi[1]).slice(2, lo[2], hi[2]).contiguous();
+    return t.slice(0, box.begin[2], box.end[2]).slice(1, box.begin[1], box.end[1]).slice(2, box.begin[0], box.end[0]).contiguous();
   };
   auto sa = surface(crop(a)), sb = surface(crop(b));
   auto da = distanceTransform(sb, spacing).masked_select(sa);  // A's surface to B's

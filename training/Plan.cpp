@@ -203,6 +203,10 @@ Plan makePlan(const Fingerprint& fp, const PlanOptions& o) {
   int bs = int(std::nearbyint(reference / est * 2));
   int bs5 = int(std::nearbyint(datasetVoxels * 0.05 / patchVoxels));  // at most 5 % of the data per batch
   p.batchSize = std::max(std::min(bs, bs5), 2);
+  if (fp.ctStd != 1 || fp.ctMean != 0) {
+    p.hasCt = true;
+    p.ctClipLow = fp.ctPercentile005, p.ctClipHigh = fp.ctPercentile995, p.ctMean = fp.ctMean, p.ctStd = fp.ctStd;
+  }
   return p;
 }
 
@@ -236,10 +240,10 @@ std::string planToYaml(const Plan& p, const Fingerprint& fp) {
   n["feature_map_reference"] = p.vramReference;
   n["cases"] = int(fp.spacings.size());
   n["num_labels"] = fp.numLabels;
-  if (fp.ctStd != 1 || fp.ctMean != 0) {
-    n["ct"]["clip"] = flow(std::array<double, 2>{fp.ctPercentile005, fp.ctPercentile995});
-    n["ct"]["mean"] = fp.ctMean;
-    n["ct"]["std"] = fp.ctStd;
+  if (p.hasCt) {
+    n["ct"]["clip"] = flow(std::array<double, 2>{p.ctClipLow, p.ctClipHigh});
+    n["ct"]["mean"] = p.ctMean;
+    n["ct"]["std"] = p.ctStd;
   }
   YAML::Emitter e;
   e << n;
@@ -262,6 +266,11 @@ Plan planFromYaml(const std::string& path) {
     p.features = n["features_per_stage"].as<std::vector<int>>();
     p.strides = n["strides"].as<std::vector<std::array<int, 3>>>();
     p.kernelSizes = n["kernel_sizes"].as<std::vector<std::array<int, 3>>>();
+    if (const auto ct = n["ct"]) {
+      p.hasCt = true;
+      p.ctClipLow = ct["clip"][0].as<double>(), p.ctClipHigh = ct["clip"][1].as<double>();
+      p.ctMean = ct["mean"].as<double>(), p.ctStd = ct["std"].as<double>();
+    }
   } catch (const std::exception& e) {
     throw Error(ErrorCode::BadInput, path + ": plan key missing or malformed (" + e.what() + "); re-run `segnode-distill plan`");
   }

@@ -39,6 +39,8 @@ struct Plan {
   std::vector<int> features;
   int batchSize = 2;
   double vramEstimate = 0, vramReference = 0;   // nnU-Net's feature-map-voxel estimate
+  bool hasCt = false;                           // CT normalisation statistics (from the fingerprint)
+  double ctClipLow = 0, ctClipHigh = 0, ctMean = 0, ctStd = 1;
 
   int stages() const { return int(features.size()); }
   // Architecture for `numClasses` outputs (2 convs per stage, deep supervision, no conv bias).

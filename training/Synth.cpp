@@ -79,18 +79,8 @@ std::vector<int> targetLookup(const std::vector<engine::LabelInfo>& labels, int 
 namespace {
 
 std::array<int64_t, 6> boxOf(const torch::Tensor& mask) {  // z0, z1, y0, y1, x0, x1
-  std::array<int64_t, 6> b{0, mask.size(0), 0, mask.size(1), 0, mask.size(2)};
-  for (int d = 0; d < 3; ++d) {
-    std::vector<int64_t> other;
-    for (int e = 0; e < 3; ++e)
-      if (e != d) other.push_back(e);
-    auto any = mask.any(other[1]).any(other[0]);  // 1-D along dim d
-    auto idx = any.nonzero();
-    if (idx.numel() == 0) continue;
-    b[size_t(2 * d)] = idx.min().item<int64_t>();
-    b[size_t(2 * d + 1)] = idx.max().item<int64_t>() + 1;
-  }
-  return b;
+  auto b = engine::nonzeroBox(mask);
+  return {b.begin[2], b.end[2], b.begin[1], b.end[1], b.begin[0], b.end[0]};
 }
 
 // 1-D Gaussian along tensor dim `dim` (2..4 of [B, 1, z, y, x]); sigma in voxels.
@@ -131,7 +121,7 @@ std::array<std::array<double, 3>, 3> randomLinear(std::mt19937_64& rng, const Sy
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j)
       if (i != j) sh[size_t(i)][size_t(j)] = uniform(rng, -o.maxShear, o.maxShear);
-    for (int i = 0; i < 3; ++i) sh[size_t(i)][size_t(i)] = 1 + uniform(rng, -o.maxScale, o.maxScale);
+  for (int i = 0; i < 3; ++i) sh[size_t(i)][size_t(i)] = 1 + uniform(rng, -o.maxScale, o.maxScale);
   return mul(m, sh);
 }
 

@@ -122,9 +122,10 @@ TrainResult runSchedule(std::vector<std::pair<std::string, engine::PlainConvUNet
   double seconds = start.seconds;
   double ema = -1;
   while (it < s.iterations && (s.timeBudgetSeconds <= 0 || seconds < s.timeBudgetSeconds)) {
-    double lr = lr0 * std::pow(1 - progress(it, seconds, s), 0.9);
+    const double done = progress(it, seconds, s);
+    double lr = lr0 * std::pow(1 - done, 0.9);
     for (auto* o : optimizers) setLearningRate(*o, lr);
-    std::vector<double> losses = step(it, progress(it, seconds, s));
+    std::vector<double> losses = step(it, done);
     ++it;
     seconds = start.seconds + std::chrono::duration<double>(Clock::now() - t0).count();
     ema = ema < 0 ? losses[0] : 0.98 * ema + 0.02 * losses[0];

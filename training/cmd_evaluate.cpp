@@ -83,9 +83,12 @@ engine::Volume referenceOf(const Case& c) {
     v.data = v.data.to(torch::kFloat).round().to(torch::kLong);
     return v;
   }
-  engine::Volume out = engine::readNifti(c.pve[0]);
+  engine::Volume out;
   std::vector<torch::Tensor> maps;
-  for (const auto& p : c.pve) maps.push_back(engine::readNifti(p).data.to(torch::kFloat));
+  for (const auto& p : c.pve) {
+    out = engine::readNifti(p);
+    maps.push_back(out.data.to(torch::kFloat));
+  }
   auto stack = torch::stack(maps);
   auto best = stack.max(0);
   out.data = torch::where(std::get<0>(best) >= 0.5, std::get<1>(best) + 1, torch::zeros_like(std::get<1>(best)));
@@ -133,6 +136,17 @@ int runEvaluate(const ArgList& argv) {
   int threads = args.intValue("--threads", int(std::thread::hardware_concurrency()), 1, 1024);
   torch::set_num_threads(threads);
 
+  // Every case is read (and masked) once, then segmented by each bundle.
+  std::vector<std::pair<engine::Volume, engine::Volume>> loaded;  // image, reference
+  for (const auto& c : cases) {
+    engine::Volume image = engine::readNifti(c.image);
+    engine::Volume ref = referenceOf(c);
+    if (ref.data.sizes() != image.data.sizes())
+      throw Error(ErrorCode::BadInput, "case " + c.name + ": reference grid differs from the image");
+    if (c.maskByReference) image.data = image.data.to(torch::kFloat) * (ref.data > 0).to(torch::kFloat);
+    loaded.emplace_back(std::move(image), std::move(ref));
+  }
+
   std::vector<Row> rows;
   std::vector<BundleSummary> summaries;
   for (const auto& dir : cli::splitList(args.required("--bundles"))) {
@@ -141,14 +155,10 @@ int runEvaluate(const ArgList& argv) {
     BundleSummary sum;
     sum.name = spec.name;
     sum.params = model->parameterCount();
-    std::map<int64_t, std::string> nameOf;
-    for (const auto& l : spec.labels) nameOf[l.value] = l.name;
-    for (const auto& c : cases) {
-      engine::Volume image = engine::readNifti(c.image);
-      engine::Volume ref = referenceOf(c);
-      if (ref.data.sizes() != image.data.sizes())
-        throw Error(ErrorCode::BadInput, "case " + c.name + ": reference grid differs from the image");
-      if (c.maskByReference) image.data = image.data.to(torch::kFloat) * (ref.data > 0).to(torch::kFloat);
+    for (size_t ci = 0; ci < cases.size(); ++ci) {
+      const Case& c = cases[ci];
+      const engine::Volume& image = loaded[ci].first;
+      const engine::Volume& ref = loaded[ci].second;
       c10::InferenceMode guard;
       if (sum.volumes == 0) engine::segment(*model, image);  // warm-up: TorchScript optimises on first calls
       auto t0 = std::chrono::steady_clock::now();

@@ -95,11 +95,9 @@ int runTrain(const ArgList& argv) {
   spec.architecture = plan.architecture(int(spec.labels.size()), spec.architecture.inChannels);
   spec.preprocessing.targetSpacing = plan.spacing;
   spec.inference.patchSize = plan.patchSize;
-  if (auto ct = YAML::LoadFile(args.required("--plan"))["ct"]) {
-    spec.preprocessing.clipLow = ct["clip"][0].as<double>();
-    spec.preprocessing.clipHigh = ct["clip"][1].as<double>();
-    spec.preprocessing.mean = ct["mean"].as<double>();
-    spec.preprocessing.std = ct["std"].as<double>();
+  if (plan.hasCt) {
+    spec.preprocessing.clipLow = plan.ctClipLow, spec.preprocessing.clipHigh = plan.ctClipHigh;
+    spec.preprocessing.mean = plan.ctMean, spec.preprocessing.std = plan.ctStd;
   }
   auto data = makeSynthesizer(args, spec, device);
   auto s = scheduleFrom(args);
