@@ -10,13 +10,36 @@
 #include "engine/Safetensors.h"
 #include "engine/nn/PlainConvUNet.h"
 #include "engine/nn/ScriptedUNet.h"
+#ifdef SEGNODE_WITH_ONEDNN
+#include "engine/nn/DnnlUNet.h"
+#endif
 
 namespace segnode::engine {
 
 struct SegmentationModel::Impl {
   PlainConvUNet eager{nullptr};
   mutable torch::jit::Module scripted;
+#ifdef SEGNODE_WITH_ONEDNN
+  std::unique_ptr<DnnlUNet> dnnl;
+#endif
 };
+
+Backend defaultBackend() {
+#ifdef SEGNODE_WITH_ONEDNN
+  return Backend::OneDnn;
+#else
+  return Backend::TorchScript;
+#endif
+}
+
+const char* toString(Backend b) {
+  switch (b) {
+    case Backend::Eager: return "eager";
+    case Backend::TorchScript: return "script";
+    case Backend::OneDnn: return "onednn";
+  }
+  return "?";
+}
 
 SegmentationModel::SegmentationModel(BundleSpec spec, Backend backend)
     : spec_(std::move(spec)), backend_(backend), impl_(std::make_unique<Impl>()) {}
@@ -71,18 +94,28 @@ std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spe
   m->parameterCount_ = m->impl_->eager->parameterCount();
   m->precision_ = precision;
   const bool bf16 = precision == Precision::BFloat16;
-  if (backend == Backend::TorchScript) {
+  if (backend == Backend::OneDnn) {
+#ifdef SEGNODE_WITH_ONEDNN
+    m->impl_->dnnl = std::make_unique<DnnlUNet>(spec.architecture, weights, precision);
+    m->impl_->eager = nullptr;
+#else
+    throw Error(ErrorCode::Unsupported, "this build has no oneDNN backend (built without libdnnl-dev); use script or eager");
+#endif
+  } else if (backend == Backend::TorchScript) {
     if (bf16)
       for (auto& [name, t] : weights) t = t.to(torch::kBFloat16);
     m->impl_->scripted = buildScriptedUNet(spec.architecture, weights, /*optimize=*/true, bf16 ? torch::kBFloat16 : torch::kFloat);
     m->impl_->eager = nullptr;  // the frozen module holds its own copy of the weights
   } else if (bf16) {
-    throw Error(ErrorCode::InvalidArgument, "bf16 inference needs the TorchScript backend");
+    throw Error(ErrorCode::InvalidArgument, "bf16 inference needs the onednn or script backend");
   }
   return m;
 }
 
 torch::Tensor SegmentationModel::forward(const torch::Tensor& x) const {
+#ifdef SEGNODE_WITH_ONEDNN
+  if (backend_ == Backend::OneDnn) return impl_->dnnl->forward(x.to(torch::kFloat));  // bf16 inside
+#endif
   const bool bf16 = precision_ == Precision::BFloat16;
   torch::Tensor in = bf16 ? x.to(torch::kBFloat16) : x;
   torch::Tensor out = backend_ == Backend::TorchScript ? impl_->scripted.forward({in}).toTensor() : impl_->eager->forward(in);

@@ -12,14 +12,20 @@ namespace segnode::engine {
 
 enum class Backend {
   Eager,        // torch::nn modules, as in training
-  TorchScript,  // generated TorchScript, frozen + optimize_for_inference (default for inference)
+  TorchScript,  // generated TorchScript, frozen + optimize_for_inference
+  OneDnn,       // oneDNN primitives driven directly, channels-last throughout (nn/DnnlUNet.h)
 };
+
+// OneDnn where the engine was built with oneDNN's headers (Debian's libdnnl-dev, the library
+// LibTorch itself runs on), else TorchScript.
+Backend defaultBackend();
+const char* toString(Backend b);
 
 class SegmentationModel {
  public:
   // Refuses (Error BadBundle, naming the file) weights that fail their checksum, miss a tensor,
   // carry an unexpected one, or have a wrong shape.
-  static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend = Backend::TorchScript);
+  static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend = defaultBackend());
   // The same with the arithmetic overridden (spec.inference.precision is the default).
   static std::shared_ptr<SegmentationModel> load(const BundleSpec& spec, Backend backend, Precision precision);
 

@@ -31,13 +31,21 @@ torch::Tensor runMirrored(const NetworkFn& net, const torch::Tensor& batch, cons
 // costs classes x tile_z x y x x floats instead of the whole volume.
 using FinalizeFn = std::function<void(int64_t z0, const torch::Tensor& logits)>;
 
+// Logits of one tile as a [C, z, y, x] view of channels-last memory (classes fastest), the layout
+// the oneDNN backend produces; other backends' tiles are transposed once here.
+torch::Tensor channelsLast(const torch::Tensor& logits) {
+  if (logits.stride(0) == 1) return logits;
+  return logits.permute({1, 2, 3, 0}).contiguous().permute({3, 0, 1, 2});
+}
+
 void accumulateTiles(const NetworkFn& net, int64_t numClasses, const torch::Tensor& input, const WindowOptions& o,
                      int64_t depth, const FinalizeFn& finalize) {
   const Size3 size{input.size(2), input.size(1), input.size(0)};
   const auto origins = tileOrigins(size, o.tile, o.step);
   torch::Tensor weight = o.gaussian ? torch::tensor(gaussianImportance(o.tile)).view({o.tile[2], o.tile[1], o.tile[0]})
                                     : torch::ones({o.tile[2], o.tile[1], o.tile[0]});
-  torch::Tensor acc = torch::zeros({numClasses, depth, size[1], size[0]});
+  // Channels-last like the tiles: accumulating is then one streaming pass per tile.
+  torch::Tensor acc = torch::zeros({depth, size[1], size[0], numClasses}).permute({3, 0, 1, 2});
   torch::Tensor weightSum = torch::zeros({depth, size[1], size[0]});
   int64_t base = 0;  // z of the window's first slice
 
@@ -74,8 +82,8 @@ void accumulateTiles(const NetworkFn& net, int64_t numClasses, const torch::Tens
       const auto& org = origins[size_t(first + b)];
       if (org[2] + o.tile[2] > base + depth) slide(org[2]);
       int64_t z = org[2] - base;
-      logits[b].mul_(weight);
-      acc.slice(1, z, z + o.tile[2]).slice(2, org[1], org[1] + o.tile[1]).slice(3, org[0], org[0] + o.tile[0]).add_(logits[b]);
+      acc.slice(1, z, z + o.tile[2]).slice(2, org[1], org[1] + o.tile[1]).slice(3, org[0], org[0] + o.tile[0])
+          .addcmul_(channelsLast(logits[b]), weight);
       weightSum.slice(0, z, z + o.tile[2]).slice(1, org[1], org[1] + o.tile[1]).slice(2, org[0], org[0] + o.tile[0]).add_(weight);
     }
     if (o.progress) o.progress(first + count, total);

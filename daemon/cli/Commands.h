@@ -9,6 +9,7 @@ namespace segnode::cli {
 using ArgList = std::vector<std::string>;
 
 int runSegment(const ArgList& args, const char* argv0);
+int runConvert(const ArgList& args, const char* argv0);
 int runBench(const ArgList& args, const char* argv0);
 int runModels(const ArgList& args, const char* argv0);
 int runStatus(const ArgList& args, const char* argv0);

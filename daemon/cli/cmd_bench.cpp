@@ -13,7 +13,7 @@
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
 #include "common/Terminal.h"
-#include "engine/Nifti.h"
+#include "daemon/cli/InputVolume.h"
 #include "engine/Segmenter.h"
 
 namespace segnode::cli {
@@ -51,15 +51,15 @@ int runBench(const ArgList& argList, const char* argv0) {
   const int repeat = args.intValue("--repeat", 3, 1, 1000);
   const int warmup = args.intValue("--warmup", 3, 0, 100);
   const int threads = applyThreads(args);
-  engine::Volume image = engine::readNifti(args.required("--input"));
+  engine::Volume image = readInputVolume(args.required("--input"));
   engine::SegmentOptions options;
   if (args.value("--step")) options.tileStep = args.doubleValue("--step", 0.5, 0.05, 1.0);
 
   std::vector<Entry> entries;
   for (const auto& item : splitList(args.required("--models"))) {
-    // NAME[@VERSION][:eager|:script][:fp32|:bf16]
+    // NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16]
     auto parts = splitList(item, ':');
-    std::string ref = parts.empty() ? item : parts[0], backend = "script";
+    std::string ref = parts.empty() ? item : parts[0], backend = engine::toString(engine::defaultBackend());
     std::optional<std::string> precision;
     for (size_t i = 1; i < parts.size(); ++i) {
       if (parts[i] == "fp32" || parts[i] == "bf16") precision = parts[i];

@@ -1,4 +1,5 @@
-// segnode segment: one NIfTI in, one label NIfTI out on the same grid.
+// segnode segment: one NIfTI (or a DICOM series folder) in, one label NIfTI out on the same grid.
+// segnode convert: a DICOM series folder -> the NIfTI volume the node would segment.
 #include <ATen/Parallel.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
 #include "common/Terminal.h"
+#include "daemon/cli/InputVolume.h"
 #include "engine/Nifti.h"
 #include "engine/Segmenter.h"
 
@@ -20,9 +22,10 @@ engine::ModelStore modelStore(const Args& args, const char* argv0) {
 }
 
 engine::Backend backendOption(const std::string& text) {
+  if (text == "onednn") return engine::Backend::OneDnn;
   if (text == "script") return engine::Backend::TorchScript;
   if (text == "eager") return engine::Backend::Eager;
-  throw Error(ErrorCode::InvalidArgument, "backend must be 'script' or 'eager', got '" + text + "'");
+  throw Error(ErrorCode::InvalidArgument, "backend must be 'onednn', 'script' or 'eager', got '" + text + "'");
 }
 
 int applyThreads(const Args& args) {
@@ -53,9 +56,9 @@ int runSegment(const ArgList& argList, const char* argv0) {
   warnIfUntrained(spec);
   int threads = applyThreads(args);
   auto t0 = std::chrono::steady_clock::now();
-  auto model = engine::SegmentationModel::load(spec, backendOption(args.value("--backend").value_or("script")),
+  auto model = engine::SegmentationModel::load(spec, backendOption(args.value("--backend").value_or(engine::toString(engine::defaultBackend()))),
                                                precisionOption(args.value("--precision"), spec));
-  engine::Volume image = engine::readNifti(input);
+  engine::Volume image = readInputVolume(input);
 
   engine::SegmentOptions options;
   if (args.value("--step")) options.tileStep = args.doubleValue("--step", 0.5, 0.05, 1.0);
@@ -72,6 +75,17 @@ int runSegment(const ArgList& argList, const char* argv0) {
                "back to input grid %.2f s\n",
                input.c_str(), output.c_str(), spec.reference().c_str(), threads, total, stats.preprocessSeconds,
                (long long)stats.tiles, stats.inferenceSeconds, stats.postprocessSeconds);
+  return 0;
+}
+
+int runConvert(const ArgList& argList, const char*) {
+  Args args(argList, {}, {"--input", "--output"});
+  const std::string input = args.required("--input"), output = args.required("--output");
+  engine::Volume volume = readInputVolume(input);
+  engine::writeNifti(output, volume);
+  const auto& g = volume.geometry;
+  std::fprintf(stderr, "segnode: %s -> %s: %lldx%lldx%lld voxels of %.3gx%.3gx%.3g mm\n", input.c_str(), output.c_str(),
+               (long long)g.size[0], (long long)g.size[1], (long long)g.size[2], g.spacing[0], g.spacing[1], g.spacing[2]);
   return 0;
 }
 

@@ -15,13 +15,14 @@ const char* kUsage =
     "usage: segnode <command> [options]\n"
     "\n"
     "commands:\n"
-    "  segment   segment one NIfTI volume with an installed model\n"
-    "            --model NAME[@VERSION] --input IN.nii[.gz] --output OUT.nii[.gz]\n"
-    "            [--threads N] [--step S] [--mirror] [--backend script|eager] [--precision fp32|bf16]\n"
+    "  segment   segment one volume (NIfTI, or a folder holding one DICOM series) with an installed model\n"
+    "            --model NAME[@VERSION] --input IN.nii[.gz]|DIR --output OUT.nii[.gz]\n"
+    "            [--threads N] [--step S] [--mirror] [--backend onednn|script|eager] [--precision fp32|bf16]\n"
     "            [--models-dir DIR]\n"
     "  bench     time models side by side on one volume, interleaved, after warm-up\n"
-    "            --models A,B[:eager|:script][:fp32|:bf16],... --input IN.nii[.gz] [--repeat N] [--threads N]\n"
+    "            --models A,B[:onednn|:script|:eager][:fp32|:bf16],... --input IN.nii[.gz]|DIR [--repeat N] [--threads N]\n"
     "            [--step S] [--warmup N] [--json] [--models-dir DIR]\n"
+    "  convert   a DICOM series folder -> the NIfTI volume the node segments: --input DIR --output OUT.nii[.gz]\n"
     "  models    list installed model bundles [--json] [--verify] [--models-dir DIR]\n"
     "  models init   make a bundle with RANDOM weights from a template (tests, benchmarks)\n"
     "            --template FILE --name NAME --version X.Y.Z [--width-divisor D] [--min-features N]\n"
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
     }
   try {
     if (command == "segment") return segnode::cli::runSegment(args, argv[0]);
+    if (command == "convert") return segnode::cli::runConvert(args, argv[0]);
     if (command == "bench") return segnode::cli::runBench(args, argv[0]);
     if (command == "models") return segnode::cli::runModels(args, argv[0]);
     if (command == "status") return segnode::cli::runStatus(args, argv[0]);

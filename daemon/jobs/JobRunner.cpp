@@ -13,6 +13,7 @@
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
 #include "engine/Segmenter.h"
+#include "engine/TensorCache.h"
 
 namespace segnode::jobs {
 namespace {
@@ -30,6 +31,9 @@ JobRunner::JobRunner(const config::NodeConfig& config, storage::Index& index, st
 JobRunner::~JobRunner() { stop(); }
 
 void JobRunner::start() {
+  // Tiles allocate and free the same 30-300 MB activations over and over; without the cache each
+  // one is a fresh mmap whose pages the kernel zeroes again (docs/benchmarks.md).
+  engine::installTensorCache();
   running_ = true;
   int n = config::workerCount(config_);
   for (int w = 0; w < n; ++w) threads_.emplace_back([this, w] { loop(w); });

@@ -1,0 +1,462 @@
+#include "engine/nn/DnnlUNet.h"
+
+#include <ATen/Parallel.h>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <mutex>
+#include <thread>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+
+#include "common/Error.h"
+
+namespace segnode::engine {
+namespace {
+
+using dims = dnnl::memory::dims;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+// ---- Fused instance norm + leaky ReLU on an NDHWC activation (one sample) ---------------------
+
+// 16 floats in GCC's portable vector type: each target clone below lowers it to one AVX-512
+// register, two AVX2 ones or four SSE ones. bf16 values are the top halves of float32s.
+typedef float Vec16 __attribute__((vector_size(64)));
+typedef uint32_t Vec16u __attribute__((vector_size(64)));
+typedef uint16_t Vec16h __attribute__((vector_size(32)));
+
+#define SEGNODE_INLINE inline __attribute__((always_inline))
+SEGNODE_INLINE Vec16 load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+SEGNODE_INLINE Vec16 load16(const uint16_t* p) {
+  Vec16h h;
+  std::memcpy(&h, p, sizeof h);
+  return (Vec16)(__builtin_convertvector(h, Vec16u) << 16);
+}
+SEGNODE_INLINE void store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
+SEGNODE_INLINE void store16(uint16_t* p, Vec16 v) {  // round to nearest even, as oneDNN converts
+  Vec16u u = (Vec16u)v;
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  Vec16h h = __builtin_convertvector(u >> 16, Vec16h);
+  std::memcpy(p, &h, sizeof h);
+}
+SEGNODE_INLINE float load1(float v) { return v; }
+SEGNODE_INLINE float load1(uint16_t h) { return __builtin_bit_cast(float, uint32_t(h) << 16); }
+SEGNODE_INLINE void store1(float& d, float v) { d = v; }
+SEGNODE_INLINE void store1(uint16_t& d, float v) {
+  uint32_t u = __builtin_bit_cast(uint32_t, v);
+  d = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// An NDHWC activation is a flat array in which channel c of voxel v sits at v * C + c. Read in
+// blocks of L = lcm(C, 16) values, lane j of every block holds channel j % C, so the loops below
+// run over whole 16-float vectors with per-lane parameters, whatever C is.
+int64_t patternLength(int64_t C) { return C * 16 / std::gcd(C, int64_t(16)); }
+
+template <class T>
+SEGNODE_INLINE void blockSums(const T* x, int64_t blocks, int64_t L, const float* shift, float* sum, float* sq) {
+  for (int64_t b = 0; b < blocks; ++b, x += L)
+    for (int64_t j = 0; j < L; j += 16) {
+      Vec16 d = load16(x + j) - load16(shift + j);
+      store16(sum + j, load16(sum + j) + d);
+      store16(sq + j, load16(sq + j) + d * d);
+    }
+}
+
+template <class T>
+SEGNODE_INLINE void blockApply(T* x, int64_t blocks, int64_t L, const float* a, const float* b) {
+  for (int64_t n = 0; n < blocks; ++n, x += L)
+    for (int64_t j = 0; j < L; j += 16) {
+      Vec16 y = load16(x + j) * load16(a + j) + load16(b + j);
+      store16(x + j, y > 0 ? y : 0.01f * y);  // LeakyReLU(0.01)
+    }
+}
+
+// Memory-bound loops: one clone per vector width lets a generic x86-64 build use AVX-512 where
+// the CPU has it.
+#define SEGNODE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+SEGNODE_CLONES void sumsF32(const float* x, int64_t n, int64_t L, const float* s, float* sum, float* sq) {
+  blockSums(x, n, L, s, sum, sq);
+}
+SEGNODE_CLONES void sumsBf16(const uint16_t* x, int64_t n, int64_t L, const float* s, float* sum, float* sq) {
+  blockSums(x, n, L, s, sum, sq);
+}
+SEGNODE_CLONES void applyF32(float* x, int64_t n, int64_t L, const float* a, const float* b) { blockApply(x, n, L, a, b); }
+SEGNODE_CLONES void applyBf16(uint16_t* x, int64_t n, int64_t L, const float* a, const float* b) {
+  blockApply(x, n, L, a, b);
+}
+#undef SEGNODE_CLONES
+
+void sums(const float* x, int64_t n, int64_t L, const float* s, float* sum, float* sq) { sumsF32(x, n, L, s, sum, sq); }
+void sums(const uint16_t* x, int64_t n, int64_t L, const float* s, float* sum, float* sq) { sumsBf16(x, n, L, s, sum, sq); }
+void apply(float* x, int64_t n, int64_t L, const float* a, const float* b) { applyF32(x, n, L, a, b); }
+void apply(uint16_t* x, int64_t n, int64_t L, const float* a, const float* b) { applyBf16(x, n, L, a, b); }
+
+// Per-lane parameters of a block from per-channel ones.
+std::vector<float> lanes(const std::vector<float>& perChannel, int64_t L) {
+  std::vector<float> out(static_cast<size_t>(L));
+  for (int64_t j = 0; j < L; ++j) out[size_t(j)] = perChannel[size_t(j) % perChannel.size()];
+  return out;
+}
+
+// x <- LeakyReLU(InstanceNorm(x) * gamma + beta), statistics over the `voxels` of each channel.
+// Partial sums cover a fixed number of blocks, so results do not depend on the thread count; they
+// are taken around a rough per-channel mean (a few hundred voxels), so that E[x^2] - E[x]^2 does
+// not cancel when a channel's mean is large against its spread, and combined in double.
+template <class T>
+void normAct(T* x, int64_t voxels, int64_t C, const float* gamma, const float* beta) {
+  std::vector<float> shift(size_t(C), 0.0f);
+  const int64_t samples = std::min<int64_t>(voxels, 256), every = voxels / samples;
+  for (int64_t i = 0; i < samples; ++i)
+    for (int64_t c = 0; c < C; ++c) shift[size_t(c)] += load1(x[i * every * C + c]) / float(samples);
+
+  const int64_t L = patternLength(C), blocks = voxels * C / L, tail = voxels * C - blocks * L;
+  const int64_t perChunk = std::max<int64_t>(1, 16384 / L), chunks = (blocks + perChunk - 1) / perChunk;
+  const std::vector<float> shiftLanes = lanes(shift, L);
+  std::vector<float> partial(size_t(2 * chunks * L), 0.0f);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t b0 = k * perChunk, n = std::min(perChunk, blocks - b0);
+      sums(x + b0 * L, n, L, shiftLanes.data(), &partial[size_t(2 * k * L)], &partial[size_t((2 * k + 1) * L)]);
+    }
+  });
+  std::vector<double> s(size_t(C), 0.0), q(size_t(C), 0.0);
+  for (int64_t k = 0; k < chunks; ++k)
+    for (int64_t j = 0; j < L; ++j) {
+      s[size_t(j % C)] += partial[size_t(2 * k * L + j)];
+      q[size_t(j % C)] += partial[size_t((2 * k + 1) * L + j)];
+    }
+  for (int64_t i = blocks * L; i < blocks * L + tail; ++i) {  // voxels that fill no whole block
+    double d = double(load1(x[i])) - shift[size_t(i % C)];
+    s[size_t(i % C)] += d;
+    q[size_t(i % C)] += d * d;
+  }
+  std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = s[size_t(c)] / double(voxels), var = std::max(0.0, q[size_t(c)] / double(voxels) - m * m);
+    const double scale = double(gamma[c]) / std::sqrt(var + 1e-5);
+    a[size_t(c)] = float(scale);
+    b[size_t(c)] = float(double(beta[c]) - (double(shift[size_t(c)]) + m) * scale);
+  }
+  const std::vector<float> aLanes = lanes(a, L), bLanes = lanes(b, L);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t b0 = k * perChunk, n = std::min(perChunk, blocks - b0);
+      apply(x + b0 * L, n, L, aLanes.data(), bLanes.data());
+    }
+  });
+  for (int64_t i = blocks * L; i < blocks * L + tail; ++i) {
+    float y = load1(x[i]) * a[size_t(i % C)] + b[size_t(i % C)];
+    store1(x[i], y > 0 ? y : 0.01f * y);
+  }
+}
+
+// torch.cat([upsampled, skip], channels) written in one pass: `g` holds the upsampling's matrix
+// product, one row per coarse voxel with the `K` kernel offsets' outputs side by side; each fine
+// voxel takes its `up` channels from its coarse voxel's row, then the skip's channels.
+template <class T>
+void scatterConcat(const T* g, const T* skip, T* cat, const std::array<int64_t, 3>& coarse,
+                   const std::array<int64_t, 3>& stride, int64_t up, int64_t skipChannels) {
+  const int64_t H = coarse[1], W = coarse[2], sz = stride[0], sy = stride[1], sx = stride[2];
+  const int64_t Ho = H * sy, Wo = W * sx, C = up + skipChannels, K = sz * sy * sx;
+  at::parallel_for(0, coarse[0] * sz * Ho, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t z = row / Ho, y = row % Ho;
+      T* out = cat + row * Wo * C;
+      const T* sk = skip + row * Wo * skipChannels;
+      const T* gRow = g + ((z / sz) * H + y / sy) * W * K * up + ((z % sz) * sy + y % sy) * sx * up;
+      for (int64_t x = 0; x < Wo; ++x, out += C, sk += skipChannels) {
+        const T* src = gRow + (x / sx) * K * up + (x % sx) * up;
+        for (int64_t c = 0; c < up; ++c) out[c] = src[c];
+        for (int64_t c = 0; c < skipChannels; ++c) out[up + c] = sk[c];
+      }
+    }
+  });
+}
+
+// ---- The network's weights, in the order they run ---------------------------------------------
+
+using Triple = std::array<int64_t, 3>;  // (z, y, x), tensor order
+
+Triple zyx(const std::array<int, 3>& xyz) { return {xyz[2], xyz[1], xyz[0]}; }
+
+struct ConvParams {
+  int64_t in = 0, out = 0;
+  Triple kernel{1, 1, 1}, stride{1, 1, 1};
+  torch::Tensor weight, bias;  // [out, in, kz, ky, kx] float32; bias may be undefined
+  torch::Tensor gamma, beta;   // instance norm; undefined for the head
+};
+
+// A transposed convolution with kernel = stride does not overlap: it is one matrix product
+// [coarse voxels, in] x [in, K * out] (K = kernel offsets) followed by a scatter.
+struct UpParams {
+  int64_t in = 0, out = 0;
+  Triple stride{2, 2, 2};      // kernel = stride
+  torch::Tensor weight, bias;  // [in, K * out] with the output channel fastest; [K * out]
+};
+
+struct Network {
+  int64_t inChannels = 1, classes = 2;
+  std::vector<std::vector<ConvParams>> encoder;  // per stage
+  std::vector<UpParams> up;                      // per decoder step, deepest first
+  std::vector<std::vector<ConvParams>> decoder;  // per decoder step
+  ConvParams head;
+};
+
+Network buildNetwork(const ArchitectureSpec& a, const TensorMap& weights) {
+  auto get = [&](const std::string& name) {
+    auto it = weights.find(name);
+    if (it == weights.end()) throw Error(ErrorCode::BadBundle, "weights: tensor '" + name + "' is missing");
+    return it->second.to(torch::kFloat).contiguous();
+  };
+  auto conv = [&](const std::string& prefix, int64_t in, int64_t out, const std::array<int, 3>& kernel,
+                  const std::array<int, 3>& stride) {
+    ConvParams p;
+    p.in = in, p.out = out, p.kernel = zyx(kernel), p.stride = zyx(stride);
+    p.weight = get(prefix + ".conv.weight");
+    if (a.convBias) p.bias = get(prefix + ".conv.bias");
+    p.gamma = get(prefix + ".norm.weight");
+    p.beta = get(prefix + ".norm.bias");
+    return p;
+  };
+  Network net;
+  net.inChannels = a.inChannels;
+  net.classes = a.numClasses;
+  const int n = a.stages();
+  const auto& f = a.features;
+  for (int s = 0; s < n; ++s) {
+    std::vector<ConvParams> stage;
+    for (int c = 0; c < a.convsPerStage[size_t(s)]; ++c) {
+      int64_t in = c > 0 ? f[size_t(s)] : (s == 0 ? a.inChannels : f[size_t(s - 1)]);
+      stage.push_back(conv("encoder." + std::to_string(s) + "." + std::to_string(c), in, f[size_t(s)],
+                           a.kernelSizes[size_t(s)], c == 0 ? a.strides[size_t(s)] : std::array<int, 3>{1, 1, 1}));
+    }
+    net.encoder.push_back(std::move(stage));
+  }
+  for (int d = 0; d < n - 1; ++d) {
+    const int s = n - 2 - d;
+    const std::string id = std::to_string(d);
+    UpParams up;
+    up.in = f[size_t(s + 1)], up.out = f[size_t(s)], up.stride = zyx(a.strides[size_t(s + 1)]);
+    // torch keeps [in, out, kz, ky, kx]; the product wants [in, (kz, ky, kx, out)].
+    up.weight = get("upsample." + id + ".weight").permute({0, 2, 3, 4, 1}).reshape({up.in, -1}).contiguous();
+    up.bias = get("upsample." + id + ".bias").repeat({up.weight.size(1) / up.out}).contiguous();
+    net.up.push_back(up);
+    std::vector<ConvParams> stage;
+    for (int c = 0; c < a.convsPerStageDecoder[size_t(s)]; ++c)
+      stage.push_back(conv("decoder." + id + "." + std::to_string(c), c == 0 ? 2 * f[size_t(s)] : f[size_t(s)],
+                           f[size_t(s)], a.kernelSizes[size_t(s)], {1, 1, 1}));
+    net.decoder.push_back(std::move(stage));
+  }
+  const std::string head = "heads." + std::to_string(n - 2);
+  net.head.in = f[0], net.head.out = a.numClasses;
+  net.head.weight = get(head + ".weight");
+  net.head.bias = get(head + ".bias");
+  return net;
+}
+
+// ---- Primitives and buffers for one tile shape, used by one thread ----------------------------
+
+class Context {
+ public:
+  Context(const Network& net, const Triple& size, bool bf16) : act_(bf16 ? dt::bf16 : dt::f32) {
+    dims in{1, net.inChannels, size[0], size[1], size[2]};
+    input_ = dnnl::memory({in, dt::f32, tag::ndhwc}, eng_, DNNL_MEMORY_NONE);
+    dnnl::memory x = input_;
+    if (bf16) {  // the first convolution reads bf16 like every other
+      dnnl::memory converted({in, dt::bf16, tag::ndhwc}, eng_);
+      steps_.push_back({dnnl::reorder(input_, converted), {{DNNL_ARG_FROM, input_}, {DNNL_ARG_TO, converted}}, {}});
+      x = converted;
+    }
+    std::vector<dnnl::memory> skips;
+    for (const auto& stage : net.encoder) {
+      for (const auto& c : stage) x = addConv(c, x, act_);
+      skips.push_back(x);
+    }
+    skips.pop_back();  // the deepest stage feeds the decoder directly
+    for (size_t d = 0; d < net.up.size(); ++d) {
+      x = addUpConcat(net.up[d], x, skips[skips.size() - 1 - d]);
+      for (const auto& c : net.decoder[d]) x = addConv(c, x, act_);
+    }
+    logits_ = addConv(net.head, x, dt::f32, /*userDst=*/true);
+  }
+
+  // input: [z, y, x, in_channels] float32; logits: [z, y, x, classes] float32.
+  void run(const float* input, float* logits) {
+    input_.set_data_handle(const_cast<float*>(input));
+    logits_.set_data_handle(logits);
+    for (auto& s : steps_) {
+      s.primitive.execute(stream_, s.args);
+      if (s.then) {
+        stream_.wait();
+        s.then();
+      }
+    }
+    stream_.wait();
+  }
+
+ private:
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, dnnl::memory> args;
+    std::function<void()> then;  // our own kernel on the primitive's output
+  };
+
+  template <class F>
+  void typed(F f) {  // f(float{}) or f(uint16_t{}): the activations' element type
+    if (act_ == dt::bf16) f(uint16_t{});
+    else f(float{});
+  }
+
+  static dnnl::memory::desc ndhwc(const dims& d, dt type) { return {d, type, tag::ndhwc}; }
+
+  // Weights from the user's float32 [out, in, k...] into the layout the primitive picked.
+  dnnl::memory prepareWeights(const torch::Tensor& w, const dnnl::memory::desc& want) {
+    dims wd(w.sizes().begin(), w.sizes().end());
+    dnnl::memory user({wd, dt::f32, tag::oidhw}, eng_, w.data_ptr<float>());
+    dnnl::memory out(want, eng_);
+    dnnl::reorder(user, out).execute(stream_, user, out);
+    stream_.wait();
+    return out;
+  }
+
+  dnnl::memory bias(const torch::Tensor& b) {
+    return dnnl::memory({{b.size(0)}, dt::f32, tag::a}, eng_, b.data_ptr<float>());
+  }
+
+  // Convolution with nnU-Net's padding (kernel / 2), then instance norm + leaky ReLU unless this
+  // is the head. The head writes into the caller's logits buffer (set per run).
+  dnnl::memory addConv(const ConvParams& p, const dnnl::memory& src, dt outType, bool userDst = false) {
+    const dims s = src.get_desc().dims();
+    dims out{1, p.out}, strides, pad;
+    for (int a = 0; a < 3; ++a) {
+      const int64_t k = p.kernel[size_t(a)], st = p.stride[size_t(a)], pd = k / 2;
+      out.push_back((s[size_t(2 + a)] + 2 * pd - k) / st + 1);
+      strides.push_back(st);
+      pad.push_back(pd);
+    }
+    dims wdims{p.out, p.in, p.kernel[0], p.kernel[1], p.kernel[2]};
+    auto desc = p.bias.defined()
+                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      src.get_desc(), {wdims, act_, tag::any}, {{p.out}, dt::f32, tag::a},
+                                                      ndhwc(out, outType), strides, pad, pad)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      src.get_desc(), {wdims, act_, tag::any}, ndhwc(out, outType), strides,
+                                                      pad, pad);
+    dnnl::convolution_forward::primitive_desc pd(desc, eng_);
+    dnnl::memory dst = userDst ? dnnl::memory(pd.dst_desc(), eng_, DNNL_MEMORY_NONE) : dnnl::memory(pd.dst_desc(), eng_);
+    Step step{dnnl::convolution_forward(pd),
+              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, prepareWeights(p.weight, pd.weights_desc())}, {DNNL_ARG_DST, dst}},
+              {}};
+    if (p.bias.defined()) step.args[DNNL_ARG_BIAS] = bias(p.bias);
+    if (p.gamma.defined())
+      step.then = [this, dst, voxels = out[2] * out[3] * out[4], &p] {
+        typed([&](auto t) {
+          normAct(static_cast<decltype(t)*>(dst.get_data_handle()), voxels, p.out, p.gamma.data_ptr<float>(),
+                  p.beta.data_ptr<float>());
+        });
+      };
+    steps_.push_back(std::move(step));
+    return dst;
+  }
+
+  // Upsampling (transposed convolution, kernel = stride) and the skip concatenation: a oneDNN
+  // matrix product, then one pass that scatters its rows and copies the skip beside them.
+  dnnl::memory addUpConcat(const UpParams& p, const dnnl::memory& src, const dnnl::memory& skip) {
+    const dims s = src.get_desc().dims(), sk = skip.get_desc().dims();
+    const int64_t coarse = s[2] * s[3] * s[4], n = p.weight.size(1);
+    dims out{1, p.out + sk[1]};
+    for (int a = 0; a < 3; ++a) {
+      out.push_back(s[size_t(2 + a)] * p.stride[size_t(a)]);
+      if (out.back() != sk[size_t(2 + a)])
+        throw Error(ErrorCode::InvalidArgument,
+                    "network input size must be divisible by the product of the strides (upsampled and skip grids differ)");
+    }
+    dnnl::memory::desc srcMd({coarse, p.in}, act_, tag::ab), dstMd({coarse, n}, act_, tag::ab);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, {{p.in, n}, act_, tag::any}, {{1, n}, dt::f32, tag::ab}, dstMd),
+                                    eng_);
+    dnnl::memory srcMat(srcMd, eng_, src.get_data_handle()), product(dstMd, eng_), cat(ndhwc(out, act_), eng_);
+    dnnl::memory user({{p.in, n}, dt::f32, tag::ab}, eng_, p.weight.data_ptr<float>()), w(pd.weights_desc(), eng_);
+    dnnl::reorder(user, w).execute(stream_, user, w);
+    stream_.wait();
+    Step step{dnnl::matmul(pd),
+              {{DNNL_ARG_SRC, srcMat},
+               {DNNL_ARG_WEIGHTS, w},
+               {DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng_, p.bias.data_ptr<float>())},
+               {DNNL_ARG_DST, product}},
+              {}};
+    const std::array<int64_t, 3> grid{s[2], s[3], s[4]};
+    step.then = [this, product, skip, cat, grid, &p, skipChannels = sk[1]] {
+      typed([&](auto t) {
+        using T = decltype(t);
+        scatterConcat(static_cast<const T*>(product.get_data_handle()), static_cast<const T*>(skip.get_data_handle()),
+                      static_cast<T*>(cat.get_data_handle()), grid, p.stride, p.out, skipChannels);
+      });
+    };
+    steps_.push_back(std::move(step));
+    return cat;
+  }
+
+  dnnl::engine eng_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{eng_};
+  dt act_;
+  std::vector<Step> steps_;
+  dnnl::memory input_, logits_;
+};
+
+}  // namespace
+
+struct DnnlUNet::Impl {
+  Network net;
+  bool bf16 = false;
+  std::mutex mutex;
+  // Per calling thread, tile shape and thread count: oneDNN picks its kernels for both.
+  std::map<std::tuple<std::thread::id, int64_t, int64_t, int64_t, int>, std::unique_ptr<Context>> contexts;
+
+  Context& context(const Triple& size) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& slot = contexts[{std::this_thread::get_id(), size[0], size[1], size[2], at::get_num_threads()}];
+    if (!slot) {
+      try {
+        slot = std::make_unique<Context>(net, size, bf16);
+      } catch (const dnnl::error& e) {
+        throw Error(ErrorCode::Unsupported, std::string("oneDNN cannot run this network on this CPU") +
+                                                (bf16 ? " in bf16" : "") + ": " + e.what());
+      }
+    }
+    return *slot;
+  }
+};
+
+DnnlUNet::DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->net = buildNetwork(spec, weights);
+  impl_->bf16 = precision == Precision::BFloat16;
+}
+
+DnnlUNet::~DnnlUNet() = default;
+
+torch::Tensor DnnlUNet::forward(const torch::Tensor& x) const {
+  const auto& net = impl_->net;
+  if (x.dim() != 5 || x.size(1) != net.inChannels || x.scalar_type() != torch::kFloat)
+    throw Error(ErrorCode::InvalidArgument, "network input must be float32 [N, " + std::to_string(net.inChannels) + ", z, y, x]");
+  const Triple size{x.size(2), x.size(3), x.size(4)};
+  torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();  // NDHWC (no copy for one channel)
+  Context& ctx = impl_->context(size);
+  torch::Tensor out = torch::empty({x.size(0), size[0], size[1], size[2], net.classes});
+  for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
+  return out.permute({0, 4, 1, 2, 3});
+}
+
+}  // namespace segnode::engine
