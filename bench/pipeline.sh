@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Pipeline benchmark (issue: DICOM node part 2). Orthanc (Debian) and segnoded on loopback;
-# Orthanc sends the 170-file Philips MPRAGE to the node, which segments it with the 1/4-width
-# brain student (random weights: speed does not depend on training) on this machine's cores and
-# sends the DICOM-SEG back. Measures "series ready" -> "SEG accepted by Orthanc" from the node's
+# Orthanc sends the 170-file Philips MPRAGE to the node, which segments it with the installed
+# 1/4-width brain student (SEGNODE_BENCH_RANDOM=1: a random-weight one) on this machine's cores
+# and sends the DICOM-SEG back. Measures "series ready" -> "SEG accepted by Orthanc" from the node's
 # own records, with the job's breakdown, and runs dciodvfy on the SEG that arrived.
 # Last line: ready_to_seg_s=X dciodvfy_errors=N
-# Usage: bench/pipeline.sh [--precision fp32|bf16]   (the bundle's inference.precision)
+# Usage: bench/pipeline.sh [--precision fp32|bf16]   (default: the bundle's inference.precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-precision=fp32
+precision=
 [[ ${1:-} == --precision ]] && precision=$2
 series=../shared/data/dicom/philips_ingenia_elitionx_t1_mprage_sag/dicom
 [[ -d $series ]] || { echo "pipeline.sh: $series is absent" >&2; exit 66; }
@@ -32,7 +32,7 @@ else
   build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name brain-mr-student-w4 \
     --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
 fi
-sed -i "s/precision: fp32/precision: $precision/" "$work"/models/brain-mr-student-w4/*/bundle.yaml
+[ -n "$precision" ] && sed -i -E "s/^  precision: (fp32|bf16)$/  precision: $precision/" "$work"/models/brain-mr-student-w4/*/bundle.yaml
 cat > "$work/segnode.yaml" <<CFG
 dicom: {ae_title: SEGNODE, port: $node_port, peers: [{ae_title: ORTHANC, host: 127.0.0.1}]}
 storage: {spool_dir: $work/spool, database: $work/db.sqlite, min_free_mb: 100}

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "common/Error.h"
+#include "common/Log.h"
 #include "common/Sha256.h"
 #include "engine/Safetensors.h"
 #include "engine/nn/PlainConvUNet.h"
@@ -23,6 +24,8 @@ struct SegmentationModel::Impl {
   std::unique_ptr<DnnlUNet> dnnl;
 #endif
 };
+
+bool cpuHasNativeBf16() { return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16"); }
 
 Backend defaultBackend() {
 #ifdef SEGNODE_WITH_ONEDNN
@@ -92,6 +95,11 @@ std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spe
   copyWeights(m->impl_->eager, weights, file);
   m->impl_->eager->eval();
   m->parameterCount_ = m->impl_->eager->parameterCount();
+  if (precision == Precision::BFloat16 && !cpuHasNativeBf16()) {
+    SEGNODE_LOG(Warn, Infer, spec.reference() << ": bf16 requested, but this CPU has no native bf16 (AVX512-BF16 or "
+                                                 "AMX); running float32, which is faster here");
+    precision = Precision::Float32;
+  }
   m->precision_ = precision;
   const bool bf16 = precision == Precision::BFloat16;
   if (backend == Backend::OneDnn) {

@@ -19,6 +19,9 @@ enum class Backend {
 // OneDnn where the engine was built with oneDNN's headers (Debian's libdnnl-dev, the library
 // LibTorch itself runs on), else TorchScript.
 Backend defaultBackend();
+// bf16 pays only where the CPU computes it natively (AVX512-BF16 or AMX). Elsewhere it is
+// emulated, slower than float32, so a bf16 bundle runs in float32 there (with a warning).
+bool cpuHasNativeBf16();
 const char* toString(Backend b);
 
 class SegmentationModel {
@@ -35,7 +38,7 @@ class SegmentationModel {
 
   const BundleSpec& spec() const { return spec_; }
   Backend backend() const { return backend_; }
-  Precision precision() const { return precision_; }
+  Precision precision() const { return precision_; }  // what runs (bf16 falls back where not native)
   int64_t parameterCount() const { return parameterCount_; }
 
   struct Impl;

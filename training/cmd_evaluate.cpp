@@ -13,6 +13,7 @@
 //         - {name: grey matter, predicted: [3, 42], reference: [1]}
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -101,7 +102,7 @@ struct Row {
 };
 
 struct BundleSummary {
-  std::string name;
+  std::string name, version;
   int64_t params = 0;
   double seconds = 0;
   int volumes = 0;
@@ -154,6 +155,7 @@ int runEvaluate(const ArgList& argv) {
     auto model = engine::SegmentationModel::load(spec);
     BundleSummary sum;
     sum.name = spec.name;
+    sum.version = spec.version.toString();
     sum.params = model->parameterCount();
     for (size_t ci = 0; ci < cases.size(); ++ci) {
       const Case& c = cases[ci];
@@ -176,7 +178,7 @@ int runEvaluate(const ArgList& argv) {
         auto pm = torch::isin(p, torch::tensor(s.predicted)), rm = torch::isin(r, torch::tensor(s.reference));
         if (!rm.any().item<bool>() && c.structures.empty()) continue;  // label absent from this reference
         double d = training::dice(pm, rm), h = training::hd95(pm, rm, image.geometry.spacing);
-        rows.push_back({spec.name, c.name, c.group, s.name, d, h});
+        rows.push_back({spec.reference(), c.name, c.group, s.name, d, h});
         caseDice.push_back(d);
         sum.diceByStructure[c.group][s.name].push_back(d);
       }
@@ -197,8 +199,9 @@ int runEvaluate(const ArgList& argv) {
   const BundleSummary* t = nullptr;
   for (const auto& s : summaries)
     if (s.name == teacher || (teacher.empty() && s.name.find("teacher") != std::string::npos)) t = &s;
-  std::set<std::string> groups;
-  for (const auto& c : cases) groups.insert(c.group);
+  std::vector<std::string> groups;  // in the cases file's order: the first one is plotted
+  for (const auto& c : cases)
+    if (std::find(groups.begin(), groups.end(), c.group) == groups.end()) groups.push_back(c.group);
   std::ofstream md(out / "report.md");
   md << "| bundle | parameters | CPU s / volume (" << threads << " threads) |";
   for (const auto& g : groups) md << " mean Dice " << g << " | retention " << g << " |";
@@ -208,14 +211,14 @@ int runEvaluate(const ArgList& argv) {
   std::ofstream plot(out / "summary.tsv");
   plot << "# bundle\tparams\tcpu_seconds\tmean_dice_first_group\n";
   for (const auto& s : summaries) {
-    md << "| " << s.name << " | " << s.params << " | " << fmt(s.seconds / std::max(1, s.volumes), 1) << " |";
+    md << "| " << s.name << "@" << s.version << " | " << s.params << " | " << fmt(s.seconds / std::max(1, s.volumes), 1) << " |";
     for (const auto& g : groups) {
       double m = mean(s.diceByGroup.count(g) ? s.diceByGroup.at(g) : std::vector<double>{});
       double tm = t && t->diceByGroup.count(g) ? mean(t->diceByGroup.at(g)) : std::nan("");
       md << " " << fmt(m) << " | " << (t ? fmt(100 * m / tm, 1) + " %" : "n/a") << " |";
     }
     md << "\n";
-    plot << s.name << "\t" << s.params << "\t" << s.seconds / std::max(1, s.volumes) << "\t"
+    plot << s.name << "@" << s.version << "\t" << s.params << "\t" << s.seconds / std::max(1, s.volumes) << "\t"
          << mean(s.diceByGroup.count(*groups.begin()) ? s.diceByGroup.at(*groups.begin()) : std::vector<double>{}) << "\n";
     // Per-bundle metrics for export.
     YAML::Node m;
@@ -228,12 +231,13 @@ int runEvaluate(const ArgList& argv) {
         for (const auto& [name, v] : s.diceByStructure.at(g)) m["dice"][g][name] = std::round(1000 * mean(v)) / 1000;
       }
     if (t) m["teacher"] = t->name;
-    std::ofstream(out / (s.name + ".metrics.yaml")) << YAML::Dump(m) << "\n";
+    // Name and version: two versions of one model evaluated side by side keep separate files.
+    std::ofstream(out / (s.name + "-" + s.version + ".metrics.yaml")) << YAML::Dump(m) << "\n";
   }
   md << "\nPer structure (mean Dice over the cases of each group):\n\n";
   for (const auto& g : groups) {
     md << "\n**" << g << "**\n\n| structure |";
-    for (const auto& s : summaries) md << " " << s.name << " |";
+    for (const auto& s : summaries) md << " " << s.name << "@" << s.version << " |";
     md << "\n|---|";
     for (size_t i = 0; i < summaries.size(); ++i) md << "---:|";
     md << "\n";

@@ -29,7 +29,7 @@ const char* kUsage =
     "  evaluate  Dice and HD95 per label for bundles on image/label cases; Markdown, CSV and a plot\n"
     "            --bundles DIR,DIR,... --cases cases.yaml --out DIR [--threads N]\n"
     "  export    install a trained bundle into a models directory with its measured metrics\n"
-    "            --bundle DIR [--metrics NAME.metrics.yaml] [--template T.yaml] [--version X.Y.Z]\n            [--description TEXT] [--fp16] [--models-dir etc/models]\n"
+    "            --bundle DIR [--metrics NAME-VERSION.metrics.yaml] [--template T.yaml] [--version X.Y.Z]\n            [--description TEXT] [--fp16] [--models-dir etc/models]\n"
     "\n"
     "Exit codes: 0 ok, 64 usage, 65 bad input/bundle, 66 not found, 70 internal, 74 I/O.\n";
 }  // namespace
