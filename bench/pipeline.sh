@@ -5,11 +5,19 @@
 # and sends the DICOM-SEG back. Measures "series ready" -> "SEG accepted by Orthanc" from the node's
 # own records, with the job's breakdown, and runs dciodvfy on the SEG that arrived.
 # Last line: ready_to_seg_s=X dciodvfy_errors=N
-# Usage: bench/pipeline.sh [--precision fp32|bf16]   (default: the bundle's inference.precision)
+# Usage: bench/pipeline.sh [--precision fp32|bf16] [--model NAME]
+#   --precision: default, the bundle's inference.precision; --model: an installed brain bundle
+#   (default brain-mr-student-w4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-precision=
-[[ ${1:-} == --precision ]] && precision=$2
+precision= model=brain-mr-student-w4
+while (( $# )); do
+  case $1 in
+    --precision) precision=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
+    *) echo "pipeline.sh: unknown option $1" >&2; exit 64 ;;
+  esac
+done
 series=../shared/data/dicom/philips_ingenia_elitionx_t1_mprage_sag/dicom
 [[ -d $series ]] || { echo "pipeline.sh: $series is absent" >&2; exit 66; }
 scripts/install-deps.sh --tests >&2
@@ -26,20 +34,20 @@ node_port=$(port); pacs_port=$(port); http_port=$(port)
 
 # The installed (trained) 1/4 student when there is one, else a random-weight one of the
 # template's plan. Trained weights matter: they decide how many segments the SEG carries.
-if [ -d etc/models/brain-mr-student-w4 ] && [ "${SEGNODE_BENCH_RANDOM:-0}" != 1 ]; then
-  mkdir -p "$work/models" && cp -r etc/models/brain-mr-student-w4 "$work/models/"
+if [ -d "etc/models/$model" ] && [ "${SEGNODE_BENCH_RANDOM:-0}" != 1 ]; then
+  mkdir -p "$work/models" && cp -r "etc/models/$model" "$work/models/"
 else
-  build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name brain-mr-student-w4 \
+  build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name "$model" \
     --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
 fi
-[ -n "$precision" ] && sed -i -E "s/^  precision: (fp32|bf16)$/  precision: $precision/" "$work"/models/brain-mr-student-w4/*/bundle.yaml
+[ -n "$precision" ] && sed -i -E "s/^  precision: (fp32|bf16)$/  precision: $precision/" "$work"/models/"$model"/*/bundle.yaml
 cat > "$work/segnode.yaml" <<CFG
 dicom: {ae_title: SEGNODE, port: $node_port, peers: [{ae_title: ORTHANC, host: 127.0.0.1}]}
 storage: {spool_dir: $work/spool, database: $work/db.sqlite, min_free_mb: 100}
 series: {quiet_period_s: 2}
 processing: {models_dir: $work/models, output_dir: $work/out}
 destinations: [{name: pacs, ae_title: ORTHANC, host: 127.0.0.1, port: $pacs_port}]
-routes: [{name: brain-t1, match: {modality: MR, min_slices: 64}, model: brain-mr-student-w4, destinations: [pacs]}]
+routes: [{name: brain-t1, match: {modality: MR, min_slices: 64}, model: $model, destinations: [pacs]}]
 CFG
 mkdir -p "$work/orthanc"; chown -R orthanc "$work/orthanc"
 cat > "$work/orthanc.json" <<CFG

@@ -58,9 +58,11 @@ void accumulateTiles(const NetworkFn& net, int64_t numClasses, const torch::Tens
   auto slide = [&](int64_t newBase) {
     int64_t shift = newBase - base, keep = depth - shift;
     flush(std::min(shift, depth));
-    if (keep > 0) {
-      acc.slice(1, 0, keep).copy_(acc.slice(1, shift, depth).clone());
-      weightSum.slice(0, 0, keep).copy_(weightSum.slice(0, shift, depth).clone());
+    // Slice by slice, front to back: each source lies behind its destination, so nothing is
+    // overwritten before it is read, and no copy of the window (hundreds of MB) is needed.
+    for (int64_t k = 0; k < keep; ++k) {
+      acc.select(1, k).copy_(acc.select(1, k + shift));
+      weightSum.select(0, k).copy_(weightSum.select(0, k + shift));
     }
     acc.slice(1, std::max<int64_t>(keep, 0), depth).zero_();
     weightSum.slice(0, std::max<int64_t>(keep, 0), depth).zero_();

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -275,8 +276,8 @@ class Context {
     input_ = dnnl::memory({in, dt::f32, tag::ndhwc}, eng_, DNNL_MEMORY_NONE);
     dnnl::memory x = input_;
     if (bf16) {  // the first convolution reads bf16 like every other
-      dnnl::memory converted({in, dt::bf16, tag::ndhwc}, eng_);
-      steps_.push_back({dnnl::reorder(input_, converted), {{DNNL_ARG_FROM, input_}, {DNNL_ARG_TO, converted}}, {}});
+      dnnl::memory converted = activation({in, dt::bf16, tag::ndhwc});
+      push({dnnl::reorder(input_, converted), {{DNNL_ARG_FROM, input_}, {DNNL_ARG_TO, converted}}, {}});
       x = converted;
     }
     std::vector<dnnl::memory> skips;
@@ -290,6 +291,7 @@ class Context {
       for (const auto& c : net.decoder[d]) x = addConv(c, x, act_);
     }
     logits_ = addConv(net.head, x, dt::f32, /*userDst=*/true);
+    assignBlocks();
   }
 
   // input: [z, y, x, in_channels] float32; logits: [z, y, x, classes] float32.
@@ -312,6 +314,65 @@ class Context {
     std::unordered_map<int, dnnl::memory> args;
     std::function<void()> then;  // our own kernel on the primitive's output
   };
+
+  // Activations share memory. Each buffer is a slot, live from the step that writes it to the
+  // last step that reads it; slots whose lives do not overlap take the same block. Without this
+  // the teacher's context held every full-resolution buffer at once (270 MB each at 128^3).
+  struct Slot {
+    size_t bytes = 0;
+    size_t first = 0, last = 0;       // step indices
+    std::vector<dnnl::memory> views;  // memories that see this slot's block
+  };
+
+  dnnl::memory activation(const dnnl::memory::desc& d) {  // a new slot, written by the next step
+    dnnl::memory m(d, eng_, DNNL_MEMORY_NONE);
+    slotOf_[m.get()] = slots_.size();
+    slots_.push_back({d.get_size(), steps_.size(), steps_.size(), {m}});
+    return m;
+  }
+
+  dnnl::memory view(const dnnl::memory& of, const dnnl::memory::desc& d) {  // the same block, another shape
+    dnnl::memory m(d, eng_, DNNL_MEMORY_NONE);
+    const size_t slot = slotOf_.at(of.get());
+    slotOf_[m.get()] = slot;
+    slots_[slot].views.push_back(m);
+    return m;
+  }
+
+  // Appends a step; its arguments (and what its own kernel reads or writes besides them) extend
+  // the lives of their slots.
+  void push(Step step, std::initializer_list<dnnl::memory> alsoTouches = {}) {
+    auto touch = [&](const dnnl::memory& m) {
+      if (auto it = slotOf_.find(m.get()); it != slotOf_.end())
+        slots_[it->second].last = std::max(slots_[it->second].last, steps_.size());
+    };
+    for (const auto& [arg, m] : step.args) touch(m);
+    for (const auto& m : alsoTouches) touch(m);
+    steps_.push_back(std::move(step));
+  }
+
+  // Slots in the order they are written; each takes the smallest free block that fits.
+  void assignBlocks() {
+    struct Block {
+      char* data;
+      size_t bytes, busyUntil;  // the last step of the slot it holds
+    };
+    std::vector<Block> pool;
+    for (auto& slot : slots_) {
+      Block* best = nullptr;
+      for (auto& b : pool)
+        if (b.busyUntil < slot.first && b.bytes >= slot.bytes && (!best || b.bytes < best->bytes)) best = &b;
+      if (!best) {
+        const size_t bytes = (slot.bytes + 63) / 64 * 64;
+        blocks_.emplace_back(static_cast<char*>(std::aligned_alloc(64, bytes)), &std::free);
+        if (!blocks_.back()) throw std::bad_alloc();
+        pool.push_back({blocks_.back().get(), bytes, 0});
+        best = &pool.back();
+      }
+      best->busyUntil = slot.last;
+      for (auto& v : slot.views) v.set_data_handle(best->data);
+    }
+  }
 
   template <class F>
   void typed(F f) {  // f(float{}) or f(uint16_t{}): the activations' element type
@@ -355,7 +416,7 @@ class Context {
                                                       src.get_desc(), {wdims, act_, tag::any}, ndhwc(out, outType), strides,
                                                       pad, pad);
     dnnl::convolution_forward::primitive_desc pd(desc, eng_);
-    dnnl::memory dst = userDst ? dnnl::memory(pd.dst_desc(), eng_, DNNL_MEMORY_NONE) : dnnl::memory(pd.dst_desc(), eng_);
+    dnnl::memory dst = userDst ? dnnl::memory(pd.dst_desc(), eng_, DNNL_MEMORY_NONE) : activation(pd.dst_desc());
     Step step{dnnl::convolution_forward(pd),
               {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, prepareWeights(p.weight, pd.weights_desc())}, {DNNL_ARG_DST, dst}},
               {}};
@@ -367,7 +428,7 @@ class Context {
                   p.beta.data_ptr<float>());
         });
       };
-    steps_.push_back(std::move(step));
+    push(std::move(step));
     return dst;
   }
 
@@ -386,7 +447,7 @@ class Context {
     dnnl::memory::desc srcMd({coarse, p.in}, act_, tag::ab), dstMd({coarse, n}, act_, tag::ab);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, {{p.in, n}, act_, tag::any}, {{1, n}, dt::f32, tag::ab}, dstMd),
                                     eng_);
-    dnnl::memory srcMat(srcMd, eng_, src.get_data_handle()), product(dstMd, eng_), cat(ndhwc(out, act_), eng_);
+    dnnl::memory srcMat = view(src, srcMd), product = activation(dstMd), cat = activation(ndhwc(out, act_));
     dnnl::memory user({{p.in, n}, dt::f32, tag::ab}, eng_, p.weight.data_ptr<float>()), w(pd.weights_desc(), eng_);
     dnnl::reorder(user, w).execute(stream_, user, w);
     stream_.wait();
@@ -404,7 +465,7 @@ class Context {
                       static_cast<T*>(cat.get_data_handle()), grid, p.stride, p.out, skipChannels);
       });
     };
-    steps_.push_back(std::move(step));
+    push(std::move(step), {skip, cat});
     return cat;
   }
 
@@ -412,6 +473,9 @@ class Context {
   dnnl::stream stream_{eng_};
   dt act_;
   std::vector<Step> steps_;
+  std::vector<Slot> slots_;
+  std::map<dnnl_memory_t, size_t> slotOf_;
+  std::vector<std::unique_ptr<char, decltype(&std::free)>> blocks_;
   dnnl::memory input_, logits_;
 };
 
