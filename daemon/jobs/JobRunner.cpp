@@ -55,7 +55,9 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
   if (!slot) {
     engine::BundleSpec spec = engine::ModelStore(config_.modelsDir).resolve(reference);
     slot = engine::SegmentationModel::load(spec);
-    SEGNODE_LOG(Info, Infer, "loaded " << spec.reference() << " (" << slot->parameterCount() << " parameters)"
+    SEGNODE_LOG(Info, Infer, "loaded " << spec.reference() << " (" << slot->parameterCount() << " parameters, "
+                                       << engine::toString(slot->backend()) << " "
+                                       << (slot->precision() == engine::Precision::BFloat16 ? "bf16" : "fp32") << ")"
                                        << (spec.untrained() ? " - UNTRAINED random weights" : ""));
   }
   return slot;
