@@ -9,7 +9,7 @@
 namespace segnode::distill {
 
 const std::set<std::string> kDataOptions{"--labels", "--images", "--table", "--prior-probability",
-                                         "--real-probability", "--device"};
+                                         "--real-probability", "--device", "--val-labels"};
 
 torch::Device deviceFrom(const cli::Args& args) {
   std::string d = args.value("--device").value_or(torch::cuda::is_available() ? "cuda" : "cpu");
@@ -27,10 +27,11 @@ std::string isoNow() {
 }
 
 std::unique_ptr<training::Synthesizer> makeSynthesizer(const cli::Args& args, const engine::BundleSpec& spec,
-                                                       torch::Device device, bool validation) {
-  auto labels = cli::splitList(args.required("--labels"));
+                                                       torch::Device device, bool validation,
+                                                       const std::string& labelsOption) {
+  auto labels = cli::splitList(args.required(labelsOption));
   std::vector<std::string> images;
-  if (auto v = args.value("--images")) images = cli::splitList(*v);
+  if (auto v = args.value("--images"); v && labelsOption == "--labels") images = cli::splitList(*v);
   if (!images.empty() && images.size() != labels.size())
     throw Error(ErrorCode::InvalidArgument, "--images must list one image per label map (" +
                                                 std::to_string(labels.size()) + " label maps)");
@@ -52,6 +53,16 @@ std::unique_ptr<training::Synthesizer> makeSynthesizer(const cli::Args& args, co
   o.realProbability = args.doubleValue("--real-probability", images.empty() ? 0 : 0.5, 0, 1);
   if (validation) o.spatial = false;
   return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, o);
+}
+
+std::unique_ptr<training::Validator> makeValidator(const cli::Args& args, const engine::BundleSpec& spec,
+                                                   torch::Device device) {
+  if (!args.value("--val-labels")) return nullptr;
+  auto synth = makeSynthesizer(args, spec, device, /*validation=*/true, "--val-labels");
+  std::vector<training::SynthBatch> cases;
+  for (size_t i = 0; i < synth->subjects().size(); ++i)
+    cases.push_back(synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing, 2000 + i * 17));
+  return std::make_unique<training::Validator>(std::move(cases), "synth-t1");
 }
 
 }  // namespace segnode::distill

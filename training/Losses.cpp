@@ -14,9 +14,10 @@ torch::Tensor wide(const torch::Tensor& x) { return x.scalar_type() == torch::kD
 }  // namespace
 
 torch::Tensor softDiceLoss(const torch::Tensor& logits, const torch::Tensor& target) {
-  const int64_t classes = logits.size(1);
   auto p = torch::softmax(wide(logits), 1);
-  auto onehot = F::one_hot(target, classes).permute({0, 4, 1, 2, 3}).to(p.scalar_type());
+  // One-hot straight into the softmax's type (F::one_hot makes an int64 tensor 8 bytes per class
+  // and voxel first).
+  auto onehot = torch::zeros_like(p).scatter_(1, target.unsqueeze(1), 1);
   std::vector<int64_t> dims{0, 2, 3, 4};
   auto inter = (p * onehot).sum(dims), denom = p.sum(dims) + onehot.sum(dims);
   auto dice = (2 * inter + 1e-5) / (denom + 1e-5).clamp_min(1e-8);
@@ -54,31 +55,56 @@ torch::Tensor deepSupervisionLoss(const std::vector<torch::Tensor>& heads, const
   return total;
 }
 
-torch::Tensor klDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, double T) {
+namespace {
+torch::Tensor klPerVoxel(const torch::Tensor& student, const torch::Tensor& teacher, double T) {  // [B, z, y, x]
   auto logPs = torch::log_softmax(wide(student) / T, 1);
   auto logPt = torch::log_softmax(wide(teacher) / T, 1);
-  auto kl = (logPt.exp() * (logPt - logPs)).sum(1);  // [B, z, y, x]
-  return kl.mean() * (T * T);
+  return (logPt.exp() * (logPt - logPs)).sum(1);
+}
+}  // namespace
+
+torch::Tensor klDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, double T) {
+  return klPerVoxel(student, teacher, T).mean() * (T * T);
 }
 
+torch::Tensor balancedKlDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, double T) {
+  torch::Tensor weights;
+  {
+    torch::NoGradGuard ng;
+    auto cls = teacher.argmax(1);  // [B, z, y, x]
+    auto counts = torch::bincount(cls.flatten(), {}, teacher.size(1)).to(torch::kDouble);
+    auto inverse = torch::where(counts > 0, 1.0 / counts.clamp_min(1), torch::zeros_like(counts));
+    weights = inverse.index({cls});
+    weights = (weights / weights.mean()).to(wide(student).scalar_type());
+  }
+  return (weights * klPerVoxel(student, teacher, T)).mean() * (T * T);
+}
+
+namespace {
+// Separable 3D kernels as sums of shifted slices (no convolution: PyTorch's depthwise 3D
+// convolution on CUDA is a slow generic kernel, and its backward slower still). `x` is padded by
+// one voxel on every side; each call consumes the padding of `dim`.
+torch::Tensor derivative(const torch::Tensor& x, int64_t dim) {  // [-1, 0, 1]
+  const int64_t n = x.size(dim);
+  return x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2);
+}
+torch::Tensor smoothing(const torch::Tensor& x, int64_t dim, EdgeOperator op) {  // [1, 2, 1] or [1, 1, 1]
+  const int64_t n = x.size(dim);
+  auto middle = x.narrow(dim, 1, n - 2);
+  return x.narrow(dim, 0, n - 2) + x.narrow(dim, 2, n - 2) + (op == EdgeOperator::Sobel ? 2 * middle : middle);
+}
+}  // namespace
+
 torch::Tensor edgeMagnitude(const torch::Tensor& p, EdgeOperator op) {
-  const int64_t C = p.size(1);
-  auto o = p.options();
-  // Separable 3D kernels: derivative [-1, 0, 1] along one axis, smoothing along the other two
-  // ([1, 2, 1] Sobel, [1, 1, 1] Prewitt).
-  auto diff = torch::tensor({-1.0, 0.0, 1.0}, o);
-  auto smooth = op == EdgeOperator::Sobel ? torch::tensor({1.0, 2.0, 1.0}, o) : torch::tensor({1.0, 1.0, 1.0}, o);
-  auto k3 = [&](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {  // z, y, x factors
-    return (a.view({3, 1, 1}) * b.view({1, 3, 1}) * c.view({1, 1, 3})) / smooth.sum().pow(2);
-  };
-  auto kernels = torch::stack({k3(diff, smooth, smooth), k3(smooth, diff, smooth), k3(smooth, smooth, diff)});
-  // Depthwise: every class channel convolved with the three kernels -> [B, 3C, ...].
-  auto w = kernels.unsqueeze(1).repeat({C, 1, 1, 1, 1});
-  auto pad = F::pad(p, F::PadFuncOptions({1, 1, 1, 1, 1, 1}).mode(torch::kReplicate));
-  auto g = F::conv3d(pad, w, F::Conv3dFuncOptions().groups(C));
-  auto sizes = p.sizes().vec();
-  g = g.view({sizes[0], C, 3, sizes[2], sizes[3], sizes[4]});
-  return (g.pow(2).sum(2) + 1e-12).sqrt();
+  // Derivative along one axis, smoothing along the other two, normalised by the smoothing
+  // kernel's sum squared; dims 2, 3, 4 are z, y, x.
+  auto padded = F::pad(p, F::PadFuncOptions({1, 1, 1, 1, 1, 1}).mode(torch::kReplicate));
+  auto sx = smoothing(padded, 4, op);
+  auto gz = derivative(smoothing(sx, 3, op), 2);
+  auto gy = smoothing(derivative(sx, 3), 2, op);
+  auto gx = smoothing(smoothing(derivative(padded, 4), 3, op), 2, op);
+  const double norm = op == EdgeOperator::Sobel ? 16.0 : 9.0;
+  return ((gx.pow(2) + gy.pow(2) + gz.pow(2)) / (norm * norm) + 1e-12).sqrt();
 }
 
 torch::Tensor gradientDistillationLoss(const torch::Tensor& student, const torch::Tensor& teacher, EdgeOperator op,

@@ -23,6 +23,12 @@ torch::Tensor deepSupervisionLoss(const std::vector<torch::Tensor>& heads, const
 torch::Tensor klDistillationLoss(const torch::Tensor& studentLogits, const torch::Tensor& teacherLogits,
                                  double temperature);
 
+// The same KL, each voxel weighted by the inverse frequency in the batch of the teacher's class at
+// that voxel (weights mean 1): every class the teacher sees counts as much as any other, so white
+// matter and background no longer carry almost all of it.
+torch::Tensor balancedKlDistillationLoss(const torch::Tensor& studentLogits, const torch::Tensor& teacherLogits,
+                                         double temperature);
+
 enum class EdgeOperator { Sobel, Prewitt };
 // Per class, the 3D gradient magnitude of the softmax map (separable Sobel or Prewitt kernels):
 // [B, C, z, y, x] -> [B, C, z, y, x].

@@ -165,6 +165,9 @@ Subject loadSubject(const std::filesystem::path& labelsPath, const std::filesyst
   auto lut = torch::tensor(std::vector<int64_t>(targetLut.begin(), targetLut.end()));
   auto target = lut.index({labels.clamp(0, int64_t(targetLut.size()) - 1).to(torch::kLong)});
   s.foregroundBox = boxOf(target > 0);
+  auto present = std::get<0>(torch::_unique(target, /*sorted=*/true));
+  for (int64_t i = 0; i < present.numel(); ++i)
+    if (int64_t c = present[i].item<int64_t>(); c > 0) s.targetClasses.push_back(c);
   s.labels = labels.to(torch::kShort).contiguous().to(device);
   if (image.defined()) s.image = image.to(device);
   return s;
@@ -262,6 +265,50 @@ torch::Tensor Synthesizer::one(const Subject& s, const torch::Tensor& grid, Cont
   return img[0];  // [1, z, y, x]
 }
 
+// Where the patch starts in the synthesised region ([z, y, x] target): centred on a voxel of a
+// uniformly drawn target class with probability classCentredProbability, else anywhere. The patch
+// may reach past the region (it is padded), as nnU-Net's may reach past the image.
+std::array<int64_t, 3> Synthesizer::patchOrigin(const Subject& s, const torch::Tensor& target,
+                                                const std::array<int64_t, 3>& size, std::mt19937_64& rng) const {
+  std::array<int64_t, 3> extent{target.size(2), target.size(1), target.size(0)};  // x, y, z
+  std::array<int64_t, 3> centre{};
+  bool placed = false;
+  if (!s.targetClasses.empty() && uniform(rng, 0, 1) < options_.classCentredProbability) {
+    int64_t cls = s.targetClasses[size_t(rng() % s.targetClasses.size())];
+    auto voxels = (target == cls).flatten().nonzero();  // a transform can move a tiny class out
+    if (voxels.size(0) > 0) {
+      int64_t flat = voxels[int64_t(rng() % uint64_t(voxels.size(0)))][0].item<int64_t>();
+      centre = {flat % extent[0], (flat / extent[0]) % extent[1], flat / (extent[0] * extent[1])};
+      placed = true;
+    }
+  }
+  if (!placed)
+    for (int a = 0; a < 3; ++a) centre[size_t(a)] = int64_t(rng() % uint64_t(extent[size_t(a)]));
+  std::array<int64_t, 3> origin{};
+  for (int a = 0; a < 3; ++a) origin[size_t(a)] = centre[size_t(a)] - size[size_t(a)] / 2;
+  return origin;
+}
+
+namespace {
+// The [.., z, y, x] block of `size` (x, y, z) at `origin`, zero where it leaves `t`.
+torch::Tensor cropPadded(const torch::Tensor& t, const std::array<int64_t, 3>& origin, const std::array<int64_t, 3>& size) {
+  const int64_t nd = t.dim();
+  std::vector<int64_t> pad;  // F::pad order: last dim first, (before, after)
+  torch::Tensor x = t;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t dim = nd - 1 - a, n = t.size(dim), lo = origin[size_t(a)], hi = lo + size[size_t(a)];
+    x = x.slice(dim, std::max<int64_t>(0, lo), std::min(n, hi));
+    pad.push_back(std::max<int64_t>(0, -lo));
+    pad.push_back(std::max<int64_t>(0, hi - n));
+  }
+  bool any = false;
+  for (int64_t p : pad) any |= p > 0;
+  if (!any) return x.contiguous();
+  if (x.scalar_type() == torch::kLong) return F::pad(x.to(torch::kFloat), F::PadFuncOptions(pad)).to(torch::kLong);
+  return F::pad(x, F::PadFuncOptions(pad));
+}
+}  // namespace
+
 SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject) const {
   std::vector<torch::Tensor> images, targets;
   for (int b = 0; b < batch; ++b) {
@@ -270,14 +317,17 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
     const Subject& s = subjects_[size_t(subject >= 0 ? subject : int((seed + uint64_t(b)) % subjects_.size()))];
     const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
 
-    // Centre: anywhere in the foreground box; offsets of the output grid in voxels (x, y, z).
+    // The region: the foreground box plus a margin, transformed about its centre. Offsets of the
+    // output grid in voxels (x, y, z).
     const auto& fb = s.foregroundBox;
-    Vec3 centre{uniform(rng, double(fb[4]), double(fb[5])), uniform(rng, double(fb[2]), double(fb[3])),
-                uniform(rng, double(fb[0]), double(fb[1]))};
+    const int64_t m = options_.regionMargin;
+    const std::array<int64_t, 3> region{fb[5] - fb[4] + 2 * m, fb[3] - fb[2] + 2 * m, fb[1] - fb[0] + 2 * m};
+    Vec3 centre{double(fb[4] + fb[5] - 1) / 2, double(fb[2] + fb[3] - 1) / 2, double(fb[0] + fb[1] - 1) / 2};
     auto lin = options_.spatial ? randomLinear(rng, options_)
                                 : std::array<std::array<double, 3>, 3>{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
     auto axis = [&](int64_t n) { return torch::arange(n, opts) - double(n - 1) / 2; };
-    auto zz = axis(size[2]).view({-1, 1, 1, 1}), yy = axis(size[1]).view({1, -1, 1, 1}), xx = axis(size[0]).view({1, 1, -1, 1});
+    auto zz = axis(region[2]).view({-1, 1, 1, 1}), yy = axis(region[1]).view({1, -1, 1, 1}),
+         xx = axis(region[0]).view({1, 1, -1, 1});
     auto mat = torch::empty({3, 3}, torch::kFloat);
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) mat[i][j] = float(lin[size_t(i)][size_t(j)]);
@@ -289,7 +339,7 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
       double nstd = uniform(rng, 0, options_.maxNonlinearStd);
       auto coarse = torch::randn({1, 3, 6, 6, 6}, opts) * nstd;
       auto disp = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                             .size(std::vector<int64_t>{size[2], size[1], size[0]})
+                                             .size(std::vector<int64_t>{region[2], region[1], region[0]})
                                              .mode(torch::kTrilinear)
                                              .align_corners(true));
       pos = pos + disp[0].permute({1, 2, 3, 0});
@@ -307,8 +357,10 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
       acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
     }
     torch::Tensor target;
-    images.push_back(one(s, grid, c, acq, rng, target));
-    targets.push_back(target);
+    auto image = one(s, grid, c, acq, rng, target);  // normalised over the whole region
+    auto origin = patchOrigin(s, target, size, rng);
+    images.push_back(cropPadded(image, origin, size));
+    targets.push_back(cropPadded(target, origin, size));
   }
   return {torch::stack(images), torch::stack(targets)};
 }

@@ -53,6 +53,12 @@ struct SynthOptions {
   double maxNoiseStd = 8;          // on the 0..255 scale (HU for CT)
   double gammaStd = 0.25;
   bool spatial = true;             // false: identity transform (validation pairs)
+  // Patches are cut from an image synthesised (and normalised) over the whole foreground box plus
+  // this margin, as the validation pairs and, at inference, the cropped volume are normalised.
+  int64_t regionMargin = 8;
+  // nnU-Net's oversampling: this share of patches is centred on a voxel of a target class drawn
+  // uniformly from those the subject has, so that small structures are seen as often as large.
+  double classCentredProbability = 1.0 / 3;
 };
 
 // A label map (and optionally its image) at the plan's spacing, canonical orientation.
@@ -62,6 +68,7 @@ struct Subject {
   torch::Tensor image;   // [z, y, x] float32 (HU) or undefined
   engine::Geometry geometry;
   std::array<int64_t, 6> foregroundBox{};  // z0, z1, y0, y1, x0, x1 of target labels > 0 (end exclusive)
+  std::vector<int64_t> targetClasses;      // target classes > 0 present in the map
 };
 
 // Reads a label map (and image) NIfTI, reorients to canonical, resamples to `spacing` if needed
@@ -84,6 +91,8 @@ class Synthesizer {
               engine::PreprocessingSpec preprocessing, SynthOptions options);
 
   // `size` is (x, y, z). Sample i of the batch uses subject (seed + i) mod n unless `subject` >= 0.
+  // Each sample is synthesised over the subject's foreground box (+ margin) under a random spatial
+  // transform, normalised there, and the patch is cut from it (class-centred or uniform).
   SynthBatch sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject = -1) const;
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
   // and slice thickness (x, y, z in mm): validation pairs.
@@ -95,6 +104,8 @@ class Synthesizer {
   struct Draw;
   torch::Tensor one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const engine::Vec3& acquisition,
                     std::mt19937_64& rng, torch::Tensor& target) const;
+  std::array<int64_t, 3> patchOrigin(const Subject& s, const torch::Tensor& target, const std::array<int64_t, 3>& size,
+                                     std::mt19937_64& rng) const;
   std::vector<Subject> subjects_;
   GenerationTable table_;
   torch::Tensor classOf_;    // generation label -> class, int64, on device

@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include "common/Error.h"
 #include "common/Sha256.h"
 #include "engine/Safetensors.h"
+#include "training/TrainState.h"
 
 namespace segnode::training {
 namespace fs = std::filesystem;
@@ -60,92 +62,137 @@ void setLearningRate(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) g.options().set_lr(lr);
 }
 
-// Fraction of the schedule done: iterations or wall time, whichever is further along.
-double progress(int64_t it, double seconds, const ScheduleOptions& s) {
-  double p = double(it) / double(std::max<int64_t>(1, s.iterations));
-  if (s.timeBudgetSeconds > 0) p = std::max(p, seconds / s.timeBudgetSeconds);
-  return std::min(1.0, p);
-}
-
-struct Progress {  // progress.txt: iteration and seconds spent, for --resume
-  int64_t iteration = 0;
-  double seconds = 0;
-};
-Progress readProgress(const fs::path& dir) {
-  Progress p;
-  std::ifstream in(dir / "progress.txt");
-  in >> p.iteration >> p.seconds;
-  return p;
-}
-void writeProgress(const fs::path& dir, const Progress& p) {
-  std::ofstream out(dir / "progress.txt.tmp");
-  out << p.iteration << " " << p.seconds << "\n";
-  out.close();
-  fs::rename(dir / "progress.txt.tmp", dir / "progress.txt");
-}
-
 std::string eta(double seconds) {
   char b[32];
   std::snprintf(b, sizeof b, "%dm%02ds", int(seconds) / 60, int(seconds) % 60);
   return b;
 }
 
-// Shared loop: `step(it, lr)` runs one iteration and returns the losses to log.
-template <class Step>
-TrainResult runSchedule(std::vector<std::pair<std::string, engine::PlainConvUNet*>> nets,
-                        std::vector<torch::optim::Optimizer*> optimizers, const ScheduleOptions& s,
-                        const fs::path& workDir, const std::string& csvHeader, Step step) {
-  fs::create_directories(workDir);
-  Progress start;
-  if (s.resume && fs::exists(workDir / "progress.txt")) {
-    start = readProgress(workDir);
-    for (size_t i = 0; i < nets.size(); ++i) {
-      torch::load(*nets[i].second, (workDir / (nets[i].first + ".pt")).string());
-      torch::load(*optimizers[i], (workDir / (nets[i].first + ".optim.pt")).string());
-    }
-    std::fprintf(stderr, "resuming at iteration %lld (%.0f s done)\n", (long long)start.iteration, start.seconds);
-  }
-  auto save = [&](const Progress& p) {
-    for (size_t i = 0; i < nets.size(); ++i) {
-      torch::save(*nets[i].second, (workDir / (nets[i].first + ".pt")).string());
-      torch::save(*optimizers[i], (workDir / (nets[i].first + ".optim.pt")).string());
-    }
-    writeProgress(workDir, p);
-  };
-  std::ofstream csv(workDir / "curves.csv", s.resume ? std::ios::app : std::ios::trunc);
-  if (!s.resume || start.iteration == 0) csv << "iteration,seconds,lr," << csvHeader << "\n";
+// One network being trained: its optimizer and the EMA of its weights.
+struct Trainee {
+  std::string name;
+  engine::PlainConvUNet* net;
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  std::unique_ptr<Ema> ema;
+};
 
-  const double lr0 = s.learningRate;
-  const auto t0 = Clock::now();
+std::vector<Trainee> trainees(const std::vector<std::pair<std::string, engine::PlainConvUNet*>>& nets,
+                              const ScheduleOptions& s, torch::Device device) {
+  std::vector<Trainee> out;
+  for (auto& [name, net] : nets) {
+    (*net)->to(device);
+    (*net)->train();
+    out.push_back({name, net, makeOptimizer(*net, s), std::make_unique<Ema>(*net, s.emaDecay)});
+  }
+  return out;
+}
+
+// A CSV that a resumed run appends to (the header is written once, when the file is new).
+std::ofstream openCsv(const fs::path& path, bool append, const std::string& header) {
+  bool fresh = !append || !fs::exists(path) || fs::file_size(path) == 0;
+  std::ofstream csv(path, fresh ? std::ios::trunc : std::ios::app);
+  if (fresh) csv << header << "\n";
+  return csv;
+}
+
+// The shared loop. `step(globalStep, batchSeed)` runs one iteration with the learning rates
+// already set and returns the values to log (the first of each network's group is its loss).
+template <class Step>
+TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, int batch,
+                        const std::array<int64_t, 3>& patch, const fs::path& workDir, const std::string& csvHeader,
+                        size_t valuesPerNet, const Validator* validator, Step step) {
+  fs::create_directories(workDir);
+  RunState want;
+  want.seed = s.seed, want.plannedIterations = s.iterations, want.warmupIterations = s.warmupIterations;
+  want.learningRate = s.learningRate, want.batch = batch, want.patch = patch;
+  for (auto& n : nets) want.networks.push_back(n.name);
+  RunState st = want;
+  const bool resuming = s.resume && fs::exists(workDir / "state.yaml");
+  if (resuming) {
+    RunState saved = readRunState(workDir);
+    if (s.extend) extendRun(saved, want);
+    checkSameRun(saved, want);
+    st.step = saved.step, st.seconds = saved.seconds, st.calls = saved.calls, st.extensions = saved.extensions;
+    for (auto& n : nets) loadNetworkState(workDir, n.name, *n.net, *n.opt, *n.ema);
+    std::fprintf(stderr, "resuming at iteration %lld of %lld (%.0f s in %d calls)\n", (long long)st.step,
+                 (long long)s.iterations, st.seconds, st.calls);
+  }
+  ++st.calls;
+  auto save = [&] {
+    for (auto& n : nets) saveNetworkState(workDir, n.name, *n.net, *n.opt, *n.ema);
+    writeRunState(workDir, st);  // last: a state.yaml always names complete network files
+  };
+  auto csv = openCsv(workDir / "curves.csv", resuming, "iteration,seconds,lr," + csvHeader);
+  std::string valHeader = "iteration,network,group,mean_dice";
+  for (int c = 1; c < nets[0].net->get()->spec().numClasses; ++c) valHeader += ",dice_" + std::to_string(c);
+  auto valCsv = openCsv(workDir / "validation.csv", resuming, valHeader);
+
   TrainResult r;
-  int64_t it = start.iteration;
-  double seconds = start.seconds;
-  double ema = -1;
-  while (it < s.iterations && (s.timeBudgetSeconds <= 0 || seconds < s.timeBudgetSeconds)) {
-    const double done = progress(it, seconds, s);
-    double lr = lr0 * std::pow(1 - done, 0.9);
-    for (auto* o : optimizers) setLearningRate(*o, lr);
-    std::vector<double> losses = step(it, done);
-    ++it;
-    seconds = start.seconds + std::chrono::duration<double>(Clock::now() - t0).count();
-    ema = ema < 0 ? losses[0] : 0.98 * ema + 0.02 * losses[0];
-    csv << it << "," << seconds << "," << lr;
-    for (double l : losses) csv << "," << l;
+  r.finalLoss.assign(nets.size(), -1);
+  int64_t validatedAt = -1;
+  auto validate = [&] {
+    if (!validator || validatedAt == st.step) return;
+    validatedAt = st.step;
+    r.validation.clear();
+    std::string line;
+    for (auto& n : nets) {
+      auto v = validator->run(*n.net, n.ema->weights());
+      (*n.net)->train();
+      r.validation.push_back(v);
+      valCsv << st.step << "," << n.name << "," << validator->group() << "," << v.mean;
+      for (size_t c = 1; c < v.dice.size(); ++c) valCsv << "," << v.dice[c];
+      valCsv << "\n";
+      char b[96];
+      std::snprintf(b, sizeof b, " %s %.3f", n.name.c_str(), v.mean);
+      line += b;
+    }
+    valCsv.flush();
+    std::fprintf(stderr, "validation (%s, EMA weights) at %lld:%s\n", validator->group().c_str(), (long long)st.step,
+                 line.c_str());
+  };
+
+  const auto t0 = Clock::now();
+  const int64_t first = st.step;
+  const double before = st.seconds;
+  auto callSeconds = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  while (st.step < s.iterations && (s.stopAfter <= 0 || st.step - first < s.stopAfter) &&
+         (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds)) {
+    const double lr = learningRateAt(s, st.step);
+    for (auto& n : nets) setLearningRate(*n.opt, lr);
+    std::vector<double> values = step(st.step, batchSeed(s.seed, st.step));
+    for (auto& n : nets) n.ema->update(*n.net);
+    ++st.step;
+    st.seconds = before + callSeconds();
+    csv << st.step << "," << st.seconds << "," << lr;
+    for (double v : values) csv << "," << v;
     csv << "\n";
-    if (it % s.logEvery == 0 || it == s.iterations) {
-      double rate = double(it - start.iteration) / std::max(1e-9, seconds - start.seconds);
-      double left = double(s.iterations - it) / std::max(rate, 1e-9);
-      if (s.timeBudgetSeconds > 0) left = std::min(left, s.timeBudgetSeconds - seconds);
-      std::fprintf(stderr, "it %lld/%lld loss %.4f (avg %.4f) lr %.5f %.2f it/s ETA %s\n", (long long)it,
-                   (long long)s.iterations, losses[0], ema, lr, rate, eta(std::max(0.0, left)).c_str());
+    for (size_t i = 0; i < nets.size(); ++i) {
+      double l = values[i * valuesPerNet];
+      r.finalLoss[i] = r.finalLoss[i] < 0 ? l : 0.98 * r.finalLoss[i] + 0.02 * l;
+    }
+    if (st.step % s.logEvery == 0 || st.step == s.iterations) {
+      double rate = double(st.step - first) / std::max(1e-9, callSeconds());
+      double left = double(s.iterations - st.step) / std::max(rate, 1e-9);
+      std::string losses;
+      for (size_t i = 0; i < nets.size(); ++i) {
+        char b[96];
+        std::snprintf(b, sizeof b, " %s %.4f", nets[i].name.c_str(), r.finalLoss[i]);
+        losses += b;
+      }
+      std::fprintf(stderr, "it %lld/%lld lr %.5f %.2f it/s, schedule ETA %s; avg loss%s\n", (long long)st.step,
+                   (long long)s.iterations, lr, rate, eta(std::max(0.0, left)).c_str(), losses.c_str());
       csv.flush();
     }
-    if (s.checkpointEvery > 0 && it % s.checkpointEvery == 0) save({it, seconds});
-    r.finalLoss = ema;
+    if (s.validateEvery > 0 && st.step % s.validateEvery == 0) validate();
+    if (s.checkpointEvery > 0 && st.step % s.checkpointEvery == 0) save();
   }
-  save({it, seconds});
-  r.iterations = it;
-  r.seconds = seconds;
+  validate();
+  save();
+  r.iterations = st.step;
+  r.seconds = st.seconds;
+  r.calls = st.calls;
+  r.extensions = st.extensions;
+  for (auto& n : nets) r.ema.push_back(n.ema->weights());
   return r;
 }
 
@@ -164,83 +211,132 @@ void initialiseHe(engine::PlainConvUNet& net) {
   }
 }
 
+double learningRateAt(const ScheduleOptions& s, int64_t step) {
+  if (step < s.warmupIterations) return s.learningRate * double(step + 1) / double(s.warmupIterations);
+  double decaying = double(std::max<int64_t>(1, s.iterations - s.warmupIterations));
+  double done = std::min(1.0, double(step - s.warmupIterations) / decaying);
+  return s.learningRate * std::pow(1 - done, 0.9);
+}
+
 TrainResult trainTeacher(engine::PlainConvUNet& net, const Synthesizer& data, const std::array<int64_t, 3>& patch,
-                         int batch, const ScheduleOptions& s, const fs::path& workDir, torch::Device device) {
-  net->to(device);
-  net->train();
-  auto opt = makeOptimizer(net, s);
+                         int batch, const ScheduleOptions& s, const fs::path& workDir, torch::Device device,
+                         const Validator* validator) {
+  auto nets = trainees({{"teacher", &net}}, s, device);
+  auto& opt = *nets[0].opt;
   const bool amp = s.bf16 && device.is_cuda();
-  return runSchedule({{"teacher", &net}}, {opt.get()}, s, workDir, "loss",
-                     [&](int64_t it, double) -> std::vector<double> {
-                       auto b = data.sample(patch, batch, s.seed * 7919 + uint64_t(it));
-                       opt->zero_grad();
-                       torch::Tensor loss;
+  return runSchedule(nets, s, batch, patch, workDir, "teacher_loss", 1, validator,
+                     [&](int64_t, uint64_t seed) -> std::vector<double> {
+                       auto b = data.sample(patch, batch, seed);
+                       opt.zero_grad();
+                       std::vector<torch::Tensor> heads;
                        {
                          Autocast ac(amp);
-                         loss = deepSupervisionLoss(net->forwardAll(b.image), b.target);
+                         heads = net->forwardAll(b.image);
                        }
+                       auto loss = deepSupervisionLoss(heads, b.target);  // float32
                        loss.backward();
                        torch::nn::utils::clip_grad_norm_(net->parameters(), 12);
-                       opt->step();
+                       opt.step();
                        return {loss.item<double>()};
                      });
 }
 
 TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
-                            const Synthesizer& data, const std::array<int64_t, 3>& patch, int batch,
-                            const ScheduleOptions& s, const DistillWeights& w, const fs::path& workDir,
-                            torch::Device device) {
+                            const std::vector<StudentRecipe>& recipes, const Synthesizer& data,
+                            const std::array<int64_t, 3>& patch, int batch, const ScheduleOptions& s,
+                            const DistillSettings& w, const fs::path& workDir, torch::Device device,
+                            const Validator* validator) {
+  if (recipes.size() != students.size()) throw Error(ErrorCode::InvalidArgument, "one recipe per student");
   teacher->to(device);
   teacher->eval();  // InstanceNorm keeps no running statistics: eval changes nothing but intent
-  std::vector<std::unique_ptr<torch::optim::Optimizer>> opts;
-  std::vector<std::pair<std::string, engine::PlainConvUNet*>> nets;
-  std::vector<torch::optim::Optimizer*> raw;
+  std::vector<std::pair<std::string, engine::PlainConvUNet*>> named;
   std::string header;
   for (size_t i = 0; i < students.size(); ++i) {
-    students[i]->to(device);
-    students[i]->train();
-    opts.push_back(makeOptimizer(students[i], s));
-    raw.push_back(opts.back().get());
-    nets.push_back({"student" + std::to_string(i), &students[i]});
-    std::string p = "s" + std::to_string(i) + "_";
-    header += (i ? "," : "") + p + "loss," + p + "supervised," + p + "kd," + p + "gradient";
+    named.push_back({recipes[i].name, &students[i]});
+    const std::string& p = recipes[i].name;
+    header += (i ? "," : "") + p + "_loss," + p + "_supervised," + p + "_kd," + p + "_gradient";
   }
+  auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
-  return runSchedule(nets, raw, s, workDir, header, [&](int64_t it, double done) -> std::vector<double> {
-    auto b = data.sample(patch, batch, s.seed * 7919 + uint64_t(it));
+  return runSchedule(nets, s, batch, patch, workDir, header, 4, validator,
+                     [&](int64_t step, uint64_t seed) -> std::vector<double> {
+    auto b = data.sample(patch, batch, seed);
     torch::Tensor tLogits;
     {
       torch::NoGradGuard ng;
       Autocast ac(amp);
       tLogits = teacher->forward(b.image).to(torch::kFloat);
     }
-    double ramp = w.warmupFraction > 0 ? std::min(1.0, done / w.warmupFraction) : 1.0;
+    const double done = double(step) / double(std::max<int64_t>(1, s.iterations));
+    const double ramp = w.kdRampFraction > 0 ? std::min(1.0, done / w.kdRampFraction) : 1.0;
     std::vector<double> out;
-    for (size_t i = 0; i < students.size(); ++i) {
-      raw[i]->zero_grad();
-      torch::Tensor sup, kd, grad;
+    for (size_t i = 0; i < nets.size(); ++i) {
+      const auto& r = recipes[i];
+      auto& net = *nets[i].net;
+      nets[i].opt->zero_grad();
+      std::vector<torch::Tensor> heads;
       {
         Autocast ac(amp);
-        auto heads = students[i]->forwardAll(b.image);
-        sup = deepSupervisionLoss(heads, b.target);
-        kd = klDistillationLoss(heads[0], tLogits, w.temperature);
-        grad = gradientDistillationLoss(heads[0], tLogits, w.edges, w.edgeWeight);
+        heads = net->forwardAll(b.image);
       }
-      auto loss = w.supervised * sup + ramp * (w.kd * kd + w.gradient * grad);
+      // Losses outside autocast: float32, so that small KL and edge differences keep their digits.
+      auto zero = torch::zeros({}, tLogits.options());
+      auto sup = deepSupervisionLoss(heads, b.target);
+      auto kd = r.kd == 0 ? zero
+                : r.balancedKd ? balancedKlDistillationLoss(heads[0], tLogits, w.temperature)
+                               : klDistillationLoss(heads[0], tLogits, w.temperature);
+      auto grad = r.gradient == 0 ? zero : gradientDistillationLoss(heads[0], tLogits, w.edges, w.edgeWeight);
+      auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad);
       loss.backward();
-      torch::nn::utils::clip_grad_norm_(students[i]->parameters(), 12);
-      raw[i]->step();
+      torch::nn::utils::clip_grad_norm_(net->parameters(), 12);
+      nets[i].opt->step();
       out.insert(out.end(), {loss.item<double>(), sup.item<double>(), kd.item<double>(), grad.item<double>()});
     }
     return out;
   });
 }
 
+SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synthesizer& data,
+                                     const std::array<int64_t, 3>& patch, int batch, const ScheduleOptions& s,
+                                     torch::Device device) {
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  auto perCall = [&](auto&& f) {
+    f();  // warm-up
+    sync();
+    const auto t0 = Clock::now();
+    const int n = 5;
+    for (int i = 0; i < n; ++i) f();
+    sync();
+    return std::chrono::duration<double>(Clock::now() - t0).count() / n;
+  };
+  SharedStepCost c;
+  uint64_t seed = 1;
+  c.synthesis = perCall([&] { data.sample(patch, batch, seed++); });
+  auto b = data.sample(patch, batch, 0);
+  teacher->to(device);
+  teacher->eval();
+  c.teacher = perCall([&] {
+    torch::NoGradGuard ng;
+    Autocast ac(s.bf16 && device.is_cuda());
+    teacher->forward(b.image);
+  });
+  return c;
+}
+
 engine::BundleSpec writeTrainedBundle(engine::BundleSpec spec, engine::PlainConvUNet& net, const fs::path& dir,
+                                      torch::ScalarType storeAs) {
+  engine::TensorMap weights;
+  for (auto& p : net->named_parameters()) weights[p.key()] = p.value().detach();
+  return writeTrainedBundle(std::move(spec), weights, dir, storeAs);
+}
+
+engine::BundleSpec writeTrainedBundle(engine::BundleSpec spec, const engine::TensorMap& trained, const fs::path& dir,
                                       torch::ScalarType storeAs) {
   fs::create_directories(dir);
   engine::TensorMap weights;
-  for (auto& p : net->named_parameters()) weights[p.key()] = p.value().detach().to(torch::kCPU).to(torch::kFloat);
+  for (auto& [k, v] : trained) weights[k] = v.detach().to(torch::kCPU).to(torch::kFloat);
   engine::writeSafetensors(dir / spec.weightsFile, weights, {{"format", "pt"}, {"bundle", spec.name}}, storeAs);
   spec.weightsSha256 = sha256File(dir / spec.weightsFile);
   spec.directory = dir;

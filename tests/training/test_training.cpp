@@ -114,7 +114,7 @@ TEST_CASE("synthesis is deterministic per seed and keeps the label geometry", "[
   CHECK(img.masked_select(expected == 1).mean().item<double>() > img.masked_select(expected == 2).mean().item<double>());
   // A random rotation/deformation moves voxels but keeps the sphere roughly its size.
   double sphere = double((expected == 1).sum().item<int64_t>());
-  auto moved = synth.sample({32, 32, 32}, 1, 5, 0).target;
+  auto moved = synth.sample({96, 96, 96}, 1, 5, 0).target;  // the patch holds the whole region
   double movedSphere = double((moved == 1).sum().item<int64_t>());
   CHECK(movedSphere > 0.3 * sphere);
   CHECK(movedSphere < 2.0 * sphere);
@@ -166,7 +166,8 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
   torch::manual_seed(1);
   engine::PlainConvUNet net(spec.architecture);
   initialiseHe(net);
-  auto fixed = synth.sample({32, 32, 32}, 2, 99);
+  const std::array<int64_t, 3> patch{48, 48, 48};  // the whole region: foreground box + margin
+  auto fixed = synth.sample(patch, 2, 99);
   auto lossOn = [&] {
     torch::NoGradGuard ng;
     return deepSupervisionLoss(net->forwardAll(fixed.image), fixed.target).item<double>();
@@ -175,19 +176,22 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
   ScheduleOptions s;
   s.iterations = 25;
   s.optimizer = "adamw";
-  s.learningRate = 3e-3;
+  s.learningRate = 1e-2;
   s.logEvery = 1000;
   TempDir dir;
-  auto r = trainTeacher(net, synth, {32, 32, 32}, 2, s, dir.path() / "work", torch::kCPU);
+  auto r = trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU);
   CHECK(r.iterations == 25);
   double after = lossOn();
   CHECK(after < 0.8 * before);
   CHECK(std::filesystem::exists(dir.path() / "work" / "curves.csv"));
 
-  // Resume continues the count instead of starting over.
+  // The planned total is fixed: a resume that changes it is refused; within it, the count continues.
   s.iterations = 27;
   s.resume = true;
-  CHECK(trainTeacher(net, synth, {32, 32, 32}, 2, s, dir.path() / "work", torch::kCPU).iterations == 27);
+  CHECK_THROWS_WITH(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU),
+                    Catch::Contains("--iterations 25"));
+  s.iterations = 25;
+  CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
 
   spec.provenance = YAML::Node(YAML::NodeType::Map);
   auto written = writeTrainedBundle(spec, net, dir.path() / "bundle", torch::kFloat);
@@ -207,7 +211,8 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
   ScheduleOptions ds = s;
   ds.iterations = 3;
   ds.resume = false;
-  auto dr = distillStudents(net, students, synth, {32, 32, 32}, 1, ds, DistillWeights{}, dir.path() / "distill", torch::kCPU);
+  auto dr = distillStudents(net, students, {StudentRecipe{"w2"}}, synth, {32, 32, 32}, 1, ds, DistillSettings{},
+                            dir.path() / "distill", torch::kCPU);
   CHECK(dr.iterations == 3);
   CHECK(students[0]->parameterCount() < net->parameterCount() / 3);
 }

@@ -1,0 +1,307 @@
+// The distillation loop's guarantees (issue 10), on tiny networks and volumes on the CPU: pruning
+// from the teacher, exact resume across calls, a new batch every step, the EMA, class-balanced KD,
+// the separable edge operator, per-volume normalisation, class-centred patches, validation Dice.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "TestSupport.h"
+#include "engine/TinyBundle.h"
+#include "training/Losses.h"
+#include "training/Prune.h"
+#include "training/Synth.h"
+#include "training/TrainState.h"
+#include "training/Trainer.h"
+#include "training/Validation.h"
+
+using namespace segnode;
+using namespace segnode::training;
+using segnode::test::TempDir;
+
+namespace {
+
+// A 32^3 map: background 0, a sphere of generation label 7 (target 1), a small box of label 9
+// (target 2).
+Subject subject() {
+  Subject s;
+  s.name = "tiny";
+  auto z = torch::arange(32).view({-1, 1, 1}), y = torch::arange(32).view({1, -1, 1}), x = torch::arange(32).view({1, 1, -1});
+  auto labels = torch::zeros({32, 32, 32}, torch::kShort);
+  labels.masked_fill_(((z - 16).pow(2) + (y - 14).pow(2) + (x - 15).pow(2)) < 64, 7);
+  labels.slice(0, 24, 27).slice(1, 4, 7).slice(2, 22, 26).fill_(9);
+  s.labels = labels;
+  s.geometry.size = {32, 32, 32};
+  s.foregroundBox = {4, 28, 4, 28, 4, 30};
+  s.targetClasses = {1, 2};
+  return s;
+}
+
+Synthesizer synthesizer(SynthOptions o = {}) {
+  GenerationTable t;
+  t.labels = {0, 7, 9};
+  t.classes = {0, 1, 2};
+  t.priors = {{10, 2, 3, 1}, {120, 10, 10, 3}, {60, 8, 8, 2}};
+  std::vector<int> lut(10, 0);
+  lut[7] = 1, lut[9] = 2;
+  return Synthesizer({subject()}, t, lut, engine::PreprocessingSpec{}, o);
+}
+
+engine::ArchitectureSpec teacherArch() {
+  auto a = test::tinySpec(3).architecture;
+  a.features = {8, 16, 32};
+  a.deepSupervision = true;
+  return a;
+}
+
+// A teacher whose norm scales differ channel by channel, so that pruning has a real choice.
+engine::PlainConvUNet randomTeacher() {
+  torch::manual_seed(5);
+  engine::PlainConvUNet t(teacherArch());
+  initialiseHe(t);
+  torch::NoGradGuard ng;
+  for (auto& p : t->named_parameters())
+    if (p.key().find("norm.") != std::string::npos) p.value().uniform_(-2, 2);
+  return t;
+}
+
+bool sameWeights(engine::PlainConvUNet& a, engine::PlainConvUNet& b) {
+  auto pb = b->named_parameters();
+  for (auto& p : a->named_parameters())
+    if (!torch::equal(p.value(), pb[p.key()])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("pruning keeps the shapes consistent, and pruning to the teacher's width reproduces it exactly",
+          "[training][prune]") {
+  auto teacher = randomTeacher();
+  auto x = torch::randn({1, 1, 32, 32, 32});
+  auto same = pruneFromTeacher(teacher, teacher->spec());
+  {
+    torch::NoGradGuard ng;
+    auto a = teacher->forwardAll(x), b = same->forwardAll(x);
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+  }
+  for (int divisor : {2, 4}) {
+    auto arch = teacher->spec().withWidthDivisor(divisor, 2);
+    auto student = pruneFromTeacher(teacher, arch);
+    CHECK(student->parameterCount() == arch.parameterCount());
+    torch::NoGradGuard ng;
+    auto heads = student->forwardAll(x);
+    CHECK(heads[0].sizes() == std::vector<int64_t>{1, 3, 32, 32, 32});
+    // Stage 0 keeps the channels of largest |gamma|, in their order.
+    auto gamma = teacher->named_parameters()["encoder.0.0.norm.weight"];
+    auto kept = std::get<0>(std::get<1>(gamma.abs().sort(0, true)).slice(0, 0, arch.features[0]).sort());
+    CHECK(torch::equal(student->named_parameters()["encoder.0.0.norm.weight"], gamma.index_select(0, kept)));
+    CHECK(torch::equal(student->named_parameters()["encoder.0.0.conv.weight"],
+                       teacher->named_parameters()["encoder.0.0.conv.weight"].index_select(0, kept)));
+    // The last head reads the kept channels of the last decoder conv.
+    CHECK(student->named_parameters()["heads.1.weight"].size(1) == arch.features[0]);
+  }
+  auto deeper = teacher->spec();
+  deeper.features.push_back(64);
+  CHECK_THROWS(pruneFromTeacher(teacher, deeper));
+}
+
+TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in one go", "[training][resume]") {
+  auto synth = synthesizer();
+  auto teacher = randomTeacher();
+  auto arch = teacher->spec().withWidthDivisor(2, 2);
+  ScheduleOptions s;
+  s.iterations = 6;
+  s.warmupIterations = 2;
+  s.learningRate = 0.01;
+  s.emaDecay = 0.9;
+  s.logEvery = 1000;
+  s.seed = 3;
+  StudentRecipe r{"w2"};
+  r.gradient = 1;
+  TempDir dir;
+  auto run = [&](engine::PlainConvUNet& student, const std::string& work, int64_t stopAfter, bool resume) {
+    std::vector<engine::PlainConvUNet> students{student};
+    ScheduleOptions c = s;
+    c.stopAfter = stopAfter;
+    c.resume = resume;
+    return distillStudents(teacher, students, {r}, synth, {16, 16, 16}, 2, c, DistillSettings{}, dir.path() / work,
+                           torch::kCPU);
+  };
+  auto once = pruneFromTeacher(teacher, arch);
+  auto whole = run(once, "once", 0, false);
+  CHECK(whole.iterations == 6);
+
+  auto split = pruneFromTeacher(teacher, arch);
+  CHECK(run(split, "split", 4, true).iterations == 4);  // nothing to resume yet: starts at 0
+  auto fresh = engine::PlainConvUNet(arch);  // a new process: everything comes from the state
+  auto rest = run(fresh, "split", 0, true);
+  CHECK(rest.iterations == 6);
+  CHECK(rest.calls == 2);
+  CHECK(sameWeights(once, fresh));
+  for (auto& [k, v] : whole.ema[0]) CHECK(torch::equal(v, rest.ema[0].at(k)));
+  // The curves of the two calls add up to those of the single run.
+  auto lines = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) ++n;
+    return n;
+  };
+  CHECK(lines(dir.path() / "once" / "curves.csv") == 7);
+  CHECK(lines(dir.path() / "split" / "curves.csv") == 7);
+
+  // Another plan is refused, naming what differs.
+  s.iterations = 7;
+  CHECK_THROWS_WITH(run(fresh, "split", 0, true), Catch::Contains("--iterations 6"));
+}
+
+TEST_CASE("the learning rate warms up linearly, then decays to zero at the planned total", "[training][schedule]") {
+  ScheduleOptions s;
+  s.iterations = 100;
+  s.warmupIterations = 10;
+  s.learningRate = 0.01;
+  CHECK(learningRateAt(s, 0) == Approx(0.001));
+  CHECK(learningRateAt(s, 9) == Approx(0.01));
+  CHECK(learningRateAt(s, 10) == Approx(0.01));
+  CHECK(learningRateAt(s, 55) == Approx(0.01 * std::pow(0.5, 0.9)));
+  CHECK(learningRateAt(s, 100) == 0);
+  // A call's limits are not part of the schedule.
+  ScheduleOptions limited = s;
+  limited.stopAfter = 5;
+  limited.timeBudgetSeconds = 1;
+  CHECK(learningRateAt(limited, 55) == learningRateAt(s, 55));
+}
+
+TEST_CASE("every step draws a new batch", "[training][seed]") {
+  std::set<uint64_t> seeds;
+  for (uint64_t seed : {1, 2})
+    for (int64_t step = 0; step < 5000; ++step) seeds.insert(batchSeed(seed, step));
+  CHECK(seeds.size() == 10000);
+  auto synth = synthesizer();
+  auto a = synth.sample({16, 16, 16}, 1, batchSeed(1, 10)), b = synth.sample({16, 16, 16}, 1, batchSeed(1, 11));
+  CHECK_FALSE(torch::equal(a.image, b.image));
+}
+
+TEST_CASE("the EMA follows decay * ema + (1 - decay) * weights", "[training][ema]") {
+  torch::manual_seed(2);
+  engine::PlainConvUNet net(teacherArch());
+  Ema ema(net, 0.9);
+  auto w0 = ema.weights().at("heads.1.weight").clone();
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.add_(1.0);
+  }
+  ema.update(net);
+  CHECK(torch::allclose(ema.weights().at("heads.1.weight"), w0 + 0.1, 1e-6, 1e-6));
+  ema.update(net);
+  CHECK(torch::allclose(ema.weights().at("heads.1.weight"), w0 + 0.1 + 0.09, 1e-6, 1e-6));
+}
+
+TEST_CASE("class-balanced KD is the mean over the teacher's classes of their mean KL", "[training][loss]") {
+  torch::manual_seed(4);
+  auto teacher = torch::randn({1, 3, 6, 6, 6}, torch::kDouble);
+  teacher.select(1, 0).add_(3);                                   // class 0 nearly everywhere
+  teacher.select(1, 2).slice(1, 0, 1).slice(2, 0, 2).add_(10);  // class 2 on a few voxels
+  auto student = torch::randn({1, 3, 6, 6, 6}, torch::kDouble);
+  CHECK(balancedKlDistillationLoss(teacher, teacher, 2).item<double>() == Approx(0).margin(1e-12));
+
+  const double T = 2;
+  auto logPs = torch::log_softmax(student / T, 1), logPt = torch::log_softmax(teacher / T, 1);
+  auto kl = (logPt.exp() * (logPt - logPs)).sum(1).flatten();
+  auto cls = teacher.argmax(1).flatten();
+  double sum = 0;
+  int classes = 0;
+  for (int c = 0; c < 3; ++c) {
+    auto mask = cls == c;
+    if (mask.sum().item<int64_t>() == 0) continue;
+    sum += kl.masked_select(mask).mean().item<double>();
+    ++classes;
+  }
+  REQUIRE(classes >= 2);
+  CHECK(balancedKlDistillationLoss(student, teacher, T).item<double>() == Approx(T * T * sum / classes).epsilon(1e-9));
+  // With one class everywhere it is the plain KL.
+  auto flat = torch::zeros({1, 3, 4, 4, 4}, torch::kDouble);
+  flat.select(1, 1).fill_(5);
+  auto s2 = torch::randn({1, 3, 4, 4, 4}, torch::kDouble);
+  CHECK(balancedKlDistillationLoss(s2, flat, T).item<double>() ==
+        Approx(klDistillationLoss(s2, flat, T).item<double>()).epsilon(1e-12));
+}
+
+TEST_CASE("the separable edge operator equals the 3D Sobel and Prewitt convolutions", "[training][loss]") {
+  namespace F = torch::nn::functional;
+  torch::manual_seed(6);
+  auto p = torch::softmax(torch::randn({2, 3, 7, 9, 8}, torch::kDouble), 1);
+  for (auto op : {EdgeOperator::Sobel, EdgeOperator::Prewitt}) {
+    auto o = p.options();
+    auto diff = torch::tensor({-1.0, 0.0, 1.0}, o);
+    auto smooth = op == EdgeOperator::Sobel ? torch::tensor({1.0, 2.0, 1.0}, o) : torch::tensor({1.0, 1.0, 1.0}, o);
+    auto k3 = [&](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
+      return (a.view({3, 1, 1}) * b.view({1, 3, 1}) * c.view({1, 1, 3})) / smooth.sum().pow(2);
+    };
+    auto kernels = torch::stack({k3(diff, smooth, smooth), k3(smooth, diff, smooth), k3(smooth, smooth, diff)});
+    auto w = kernels.unsqueeze(1).repeat({3, 1, 1, 1, 1});
+    auto g = F::conv3d(F::pad(p, F::PadFuncOptions({1, 1, 1, 1, 1, 1}).mode(torch::kReplicate)), w,
+                       F::Conv3dFuncOptions().groups(3))
+                 .view({2, 3, 3, 7, 9, 8});
+    auto reference = (g.pow(2).sum(2) + 1e-12).sqrt();
+    CHECK(torch::allclose(edgeMagnitude(p, op), reference, 1e-12, 1e-12));
+  }
+}
+
+TEST_CASE("patches are cut from a volume normalised as a whole, and class-centred patches hold their class",
+          "[training][synth]") {
+  SynthOptions o;
+  o.spatial = false;
+  o.classCentredProbability = 0;
+  auto synth = synthesizer(o);
+  // The region is the foreground box plus 8 voxels: 42 x 40 x 40 (x, y, z). A 96^3 patch holds all
+  // of it (the rest is padding), so its voxels have mean 0 and variance 1 there.
+  for (uint64_t seed : {1, 2, 3}) {
+    auto b = synth.sample({96, 96, 96}, 1, seed);
+    const double n = 42.0 * 40 * 40;
+    CHECK(b.image.sum().item<double>() / n == Approx(0).margin(1e-4));
+    CHECK(b.image.pow(2).sum().item<double>() / n == Approx(1).epsilon(1e-3));
+    CHECK((b.image != 0).sum().item<int64_t>() == int64_t(n));
+  }
+  // Class-centred: the voxel at the patch centre is always of a target class, the tiny box included.
+  o.classCentredProbability = 1;
+  o.spatial = true;
+  auto centred = synthesizer(o);
+  int box = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    auto t = centred.sample({8, 8, 8}, 1, seed).target[0];
+    int64_t c = t[4][4][4].item<int64_t>();
+    CHECK(c > 0);
+    box += c == 2;
+  }
+  CHECK(box > 10);  // drawn uniformly over the two classes, not by volume (the box is 1/40 of the sphere)
+}
+
+TEST_CASE("validation Dice counts every class of the references and restores the network's weights",
+          "[training][validation]") {
+  auto ref = torch::zeros({4, 4, 4}, torch::kLong), pred = torch::zeros({4, 4, 4}, torch::kLong);
+  ref.slice(0, 0, 2).fill_(1);   // 32 voxels of class 1
+  pred.slice(0, 1, 3).fill_(1);  // 32 voxels, 16 overlapping
+  ref[3][3][3] = 2;              // class 2 missed entirely
+  auto r = diceOf({{pred, ref}}, 4);
+  CHECK(r.dice[1] == Approx(0.5));
+  CHECK(r.dice[2] == 0);
+  CHECK(std::isnan(r.dice[3]));  // in no reference: not averaged
+  CHECK(r.mean == Approx(0.25));
+
+  auto synth = synthesizer();
+  Validator v({synth.whole(0, Contrast::Prior, {1, 1, 1}, 7)}, "synth-t1");
+  auto net = randomTeacher();
+  std::vector<torch::Tensor> before;
+  for (auto& p : net->parameters()) before.push_back(p.clone());
+  Ema ema(net, 0.5);
+  for (auto& w : ema.weights()) w.second.mul_(0.5);
+  auto result = v.run(net, ema.weights());
+  CHECK(result.dice.size() == 3);
+  size_t i = 0;
+  for (auto& p : net->parameters()) CHECK(torch::equal(p, before[i++]));
+}

@@ -1,0 +1,75 @@
+#pragma once
+// What a training run needs to continue exactly where it stopped, on another machine and with
+// another LibTorch (a run spans many GPU calls): per network its weights, its SGD momentum and its
+// EMA weights, one safetensors file each (readable from Python, independent of the LibTorch that
+// wrote it); and for the run the global step, the data seed and the planned schedule (state.yaml).
+// A resumed run draws the same batches and applies the same learning rates as one that never
+// stopped.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "engine/Safetensors.h"
+#include "engine/nn/PlainConvUNet.h"
+
+namespace segnode::training {
+
+// Exponential moving average of a network's parameters (the weights a bundle ships).
+class Ema {
+ public:
+  Ema(engine::PlainConvUNet& net, double decay);
+  void update(engine::PlainConvUNet& net);  // ema = decay * ema + (1 - decay) * weights
+  const engine::TensorMap& weights() const { return shadow_; }
+  engine::TensorMap& weights() { return shadow_; }
+  double decay() const { return decay_; }
+
+ private:
+  engine::TensorMap shadow_;
+  double decay_;
+};
+
+// The run's identity: a resume with another plan is refused (the schedule would not be the same).
+struct RunState {
+  int64_t step = 0;            // iterations done
+  double seconds = 0;          // training seconds spent, all calls together
+  uint64_t seed = 1;           // data seed; batch i uses batchSeed(seed, i)
+  int64_t plannedIterations = 0;
+  int64_t warmupIterations = 0;
+  double learningRate = 0;
+  int batch = 0;
+  std::array<int64_t, 3> patch{};
+  std::vector<std::string> networks;  // file stems, in order
+  int calls = 0;                      // how many runs (GPU calls) this state has been through
+  // Deliberate extensions of the planned total (--extend), e.g. "at step 1828: 7500 -> 15000".
+  std::vector<std::string> extensions;
+};
+
+// The data seed of global step `step`: a different, well-mixed seed for every step (splitmix64).
+uint64_t batchSeed(uint64_t seed, int64_t step);
+
+// An optimizer's per-parameter state in and out of a tensor map: "momentum.<param>" for SGD,
+// "exp_avg.<param>", "exp_avg_sq.<param>" and "step.<param>" for AdamW. Parameters without state
+// (no step taken yet) have no entries. Other optimizers: InvalidArgument.
+engine::TensorMap optimizerStateOf(engine::PlainConvUNet& net, torch::optim::Optimizer& opt);
+void restoreOptimizerState(engine::PlainConvUNet& net, torch::optim::Optimizer& opt, const engine::TensorMap& state);
+
+// dir/<name>.state.safetensors: "weights.*", "ema.*" and the optimizer's entries, all float32.
+// Written to a temporary file and renamed, so a killed run leaves the previous state whole.
+void saveNetworkState(const std::filesystem::path& dir, const std::string& name, engine::PlainConvUNet& net,
+                      torch::optim::Optimizer& opt, const Ema& ema);
+void loadNetworkState(const std::filesystem::path& dir, const std::string& name, engine::PlainConvUNet& net,
+                      torch::optim::Optimizer& opt, Ema& ema);
+
+void writeRunState(const std::filesystem::path& dir, const RunState& s);
+// Throws NotFound when dir/state.yaml is missing, BadInput naming the key when it is malformed.
+RunState readRunState(const std::filesystem::path& dir);
+// Refuses (InvalidArgument, naming what differs) to continue `saved` with the plan `wanted`; the
+// wanted networks may be a subset of the saved ones.
+void checkSameRun(const RunState& saved, const RunState& wanted);
+// Raises saved's planned total to wanted's and records it; refuses to lower it or to extend a run
+// past its end (its learning rate has already reached zero).
+void extendRun(RunState& saved, const RunState& wanted);
+
+}  // namespace segnode::training

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stages .gpu-carry/ (git-ignored) for training/gpu/students.sh: every brain label map as int16 in
+# one xz tar (about a third of the gzip size; 18 and 19 are the validation maps, used only for the
+# validation curves), the generation table, and state/<run>/ for each run that continues
+# (training/state/<run>/ in the repo, or DIR given as RUN=DIR).
+# A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
+# does not need out of the work tree for the call, and back.
+#   bash training/gpu/stage-students.sh [RUN[=DIR] ...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+src=../shared/data/brain_mr/synthseg_label_maps
+rm -rf .gpu-carry && mkdir -p .gpu-carry/maps .gpu-carry/state
+/usr/bin/python3 - "$src" .gpu-carry/maps <<'PY'
+import glob, os, sys
+import nibabel as nib, numpy as np
+src, dst = sys.argv[1:]
+for f in sorted(glob.glob(os.path.join(src, "training_seg_*.nii.gz"))):
+    im = nib.load(f)
+    labels = np.asanyarray(im.dataobj)
+    assert np.all(labels == np.round(labels)) and labels.max() < 32768
+    header = im.header.copy()
+    header.set_data_dtype(np.int16)
+    header.set_slope_inter(1, 0)
+    out = os.path.join(dst, os.path.basename(f)[:-3])
+    nib.save(nib.Nifti1Image(labels.astype(np.int16), im.affine, header), out)
+PY
+cp "$src"/synthseg_generation_label_table.tsv .gpu-carry/maps/
+tar cf - -C .gpu-carry/maps . | xz -9 -T2 >.gpu-carry/brain-maps.tar.xz
+rm -rf .gpu-carry/maps
+for spec in "$@"; do
+  run=${spec%%=*} dir=training/state/${spec%%=*}
+  [[ $spec == *=* ]] && dir=${spec#*=}
+  mkdir -p ".gpu-carry/state/$run" && cp -r "$dir/." ".gpu-carry/state/$run/"
+done
+du -sh .gpu-carry .gpu-carry/*

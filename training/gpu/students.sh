@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Distils brain students on the GPU machine as runs that outlive the device calls: the machine
+# stays held between calls (30 s), so one call starts the runs in the background and later calls
+# watch them and bring back their state.
+#   bash training/gpu/students.sh start DEADLINE_S RUN...  unpack, build, probe, start, watch until 580 s
+#   bash training/gpu/students.sh watch SECONDS             show progress; pack the latest checkpoint
+#   bash training/gpu/students.sh collect                    wait for the runs to end; pack their state
+# DEADLINE_S: seconds after `start` began at which every run stops (wall clock, never the learning
+# rate: each run's schedule is fixed by its planned total, training/Trainer.h).
+# RUN: a file in training/gpu/runs/ (NAME.env) that defines the distill options of one run; runs go
+# round-robin over the GPUs nvidia-smi lists (several share a GPU when there are fewer GPUs).
+# Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues.
+# Brought back in $OUT: state.tar.partNN (state, curves, EMA bundles of every run; join with
+# `cat state.tar.part* | tar x`), and log.txt.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+G=gpu-runs
+OUT=${OUT:-$PWD/$G/out}
+mkdir -p "$G" "$OUT"
+C=.gpu-carry
+
+build() {  # incremental: a warm machine keeps build-gpu/
+  local prefix
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEGNODE_BUILD_DAEMON=OFF -DSEGNODE_BUILD_TESTS=OFF \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CUDA_ARCHITECTURES=90 >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
+  ninja -C build-gpu segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
+}
+
+unpack() {  # label maps travel as one xz tar (a third of their gzip size)
+  [ -d $G/brain ] && return 0
+  mkdir -p $G/brain && tar xJf $C/brain-maps.tar.xz -C $G/brain
+}
+
+# One run, in the background: the options come from training/gpu/runs/$1.env.
+launch() {
+  local run=$1 gpu=$2 budget=$3
+  local work=$G/runs/$run
+  mkdir -p "$work"
+  [ -d "$C/state/$run" ] && [ ! -e "$work/work/state.yaml" ] && mkdir -p "$work/work" && cp -r "$C/state/$run/." "$work/work/"
+  # shellcheck source=/dev/null
+  source "training/gpu/runs/$run.env"   # sets OPTIONS (an array) and BATCH_SAMPLES
+  local train val
+  train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
+  val=$(ls $G/brain/training_seg_1[89].nii | paste -sd,)
+  local batch=${BATCH:-2}
+  CUDA_VISIBLE_DEVICES=$gpu setsid nohup build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
+    --labels "$train" --val-labels "$val" --table $G/brain/synthseg_generation_label_table.tsv \
+    --batch "$batch" --iterations $(( TOTAL_SAMPLES / batch )) --lr-warmup $(( WARMUP_SAMPLES / batch )) \
+    --validate-every $(( VALIDATE_SAMPLES / batch )) --checkpoint-every $(( VALIDATE_SAMPLES / batch )) \
+    --log-every 100 --time-budget "$budget" --resume --out "$work" "${OPTIONS[@]}" \
+    >"$work/log" 2>&1 </dev/null &
+  echo $! >"$work/pid"
+}
+
+pack() {  # state + curves + EMA bundles of every run, in parts the device can return
+  rm -f "$OUT"/state.tar.part*
+  tar cf $G/state.tar -C $G/runs --exclude=probe-batch-* .
+  split -b 15M -d $G/state.tar "$OUT/state.tar.part"
+  for r in $G/runs/*/; do echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error | tail -25; done >"$OUT/log.txt"
+  cat "$OUT/log.txt" | tail -60
+  ls -la "$OUT"
+}
+
+running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
+
+case $1 in
+start)
+  t0=$(date +%s); deadline=$2; shift 2
+  echo "$(( t0 + deadline ))" >$G/deadline
+  unpack || exit 1
+  build || exit 1
+  echo "unpack + build: $(( $(date +%s) - t0 )) s"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  ngpu=$(nvidia-smi -L | wc -l)
+  i=0
+  for run in "$@"; do
+    source "training/gpu/runs/$run.env"
+    if [ -z "${BATCH:-}" ]; then  # the batch of a new run: the most samples per second, measured here
+      train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
+      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
+        --labels "$train" --table $G/brain/synthseg_generation_label_table.tsv --probe-batches 2,4,8 \
+        --out $G/probe-$run "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
+      grep -e probe: $G/probe-$run.log
+      BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
+      [ -n "$BATCH" ] || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
+    fi
+    launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
+    unset BATCH; i=$(( i + 1 ))
+  done
+  while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
+  pack
+  ;;
+watch)
+  t0=$(date +%s)
+  while running && [ $(( $(date +%s) - t0 )) -lt "$2" ]; do sleep 10; done
+  pack
+  ;;
+collect)
+  t0=$(date +%s)
+  while running && [ $(( $(date +%s) - t0 )) -lt 570 ]; do sleep 5; done
+  running && echo "still running after 570 s: packing the last checkpoint"
+  pack
+  ;;
+esac
