@@ -185,13 +185,15 @@ Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, s
   for (size_t v = 0; v < targetLut.size(); ++v) tgt[v] = targetLut[v];
   classOf_ = torch::tensor(cls).to(device);
   targetOf_ = torch::tensor(tgt).to(device);
+  for (const auto& s : subjects_) labelsAsFloat_.push_back(s.labels.to(torch::kFloat).unsqueeze(0).unsqueeze(0));
 }
 
 // One image on the positions `grid` ([1, z, y, x, 3], normalised); fills `target` [z, y, x].
 torch::Tensor Synthesizer::one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const Vec3& acquisition,
                                std::mt19937_64& rng, torch::Tensor& target) const {
   const auto opts = grid.options();
-  auto labels = torch::grid_sampler(s.labels.to(torch::kFloat).unsqueeze(0).unsqueeze(0), grid, /*nearest*/ 1,
+  const auto& asFloat = labelsAsFloat_[size_t(&s - subjects_.data())];
+  auto labels = torch::grid_sampler(asFloat, grid, /*nearest*/ 1,
                                     /*zeros*/ 0, /*align_corners*/ true)[0][0]
                     .round()
                     .to(torch::kLong)

@@ -107,6 +107,7 @@ class Synthesizer {
   std::array<int64_t, 3> patchOrigin(const Subject& s, const torch::Tensor& target, const std::array<int64_t, 3>& size,
                                      std::mt19937_64& rng) const;
   std::vector<Subject> subjects_;
+  std::vector<torch::Tensor> labelsAsFloat_;  // per subject [1, 1, z, y, x]: grid_sample's input, made once
   GenerationTable table_;
   torch::Tensor classOf_;    // generation label -> class, int64, on device
   torch::Tensor targetOf_;   // generation label -> target class, int64, on device

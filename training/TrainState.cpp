@@ -17,9 +17,12 @@ Ema::Ema(engine::PlainConvUNet& net, double decay) : decay_(decay) {
   for (auto& p : net->named_parameters()) shadow_[p.key()] = p.value().detach().to(torch::kFloat).clone();
 }
 
-void Ema::update(engine::PlainConvUNet& net) {
+double Ema::decayAt(double decay, int64_t step) { return std::min(decay, double(1 + step) / double(10 + step)); }
+
+void Ema::update(engine::PlainConvUNet& net, int64_t step) {
+  const double d = decayAt(decay_, step);
   torch::NoGradGuard ng;
-  for (auto& p : net->named_parameters()) shadow_.at(p.key()).mul_(decay_).add_(p.value().detach(), 1 - decay_);
+  for (auto& p : net->named_parameters()) shadow_.at(p.key()).mul_(d).add_(p.value().detach(), 1 - d);
 }
 
 uint64_t batchSeed(uint64_t seed, int64_t step) {

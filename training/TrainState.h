@@ -16,11 +16,15 @@
 
 namespace segnode::training {
 
-// Exponential moving average of a network's parameters (the weights a bundle ships).
+// Exponential moving average of a network's parameters (the weights a bundle ships). The decay of
+// update t (0-based global step) is min(decay, (1 + t) / (10 + t)): early in a run, when the weights
+// still move fast, the average must follow them (measured: with a fixed 0.999 the EMA of a w4
+// student at step 1,828 scored Dice 0.05 where its weights scored 0.25).
 class Ema {
  public:
   Ema(engine::PlainConvUNet& net, double decay);
-  void update(engine::PlainConvUNet& net);  // ema = decay * ema + (1 - decay) * weights
+  void update(engine::PlainConvUNet& net, int64_t step);  // ema = d * ema + (1 - d) * weights
+  static double decayAt(double decay, int64_t step);
   const engine::TensorMap& weights() const { return shadow_; }
   engine::TensorMap& weights() { return shadow_; }
   double decay() const { return decay_; }

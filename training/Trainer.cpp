@@ -123,7 +123,7 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
     writeRunState(workDir, st);  // last: a state.yaml always names complete network files
   };
   auto csv = openCsv(workDir / "curves.csv", resuming, "iteration,seconds,lr," + csvHeader);
-  std::string valHeader = "iteration,network,group,mean_dice";
+  std::string valHeader = "iteration,network,weights,group,mean_dice";
   for (int c = 1; c < nets[0].net->get()->spec().numClasses; ++c) valHeader += ",dice_" + std::to_string(c);
   auto valCsv = openCsv(workDir / "validation.csv", resuming, valHeader);
 
@@ -135,15 +135,22 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
     validatedAt = st.step;
     r.validation.clear();
     std::string line;
-    for (auto& n : nets) {
-      auto v = validator->run(*n.net, n.ema->weights());
-      (*n.net)->train();
-      r.validation.push_back(v);
-      valCsv << st.step << "," << n.name << "," << validator->group() << "," << v.mean;
+    auto record = [&](const std::string& name, const char* weights, const ValidationResult& v) {
+      valCsv << st.step << "," << name << "," << weights << "," << validator->group() << "," << v.mean;
       for (size_t c = 1; c < v.dice.size(); ++c) valCsv << "," << v.dice[c];
       valCsv << "\n";
-      char b[96];
-      std::snprintf(b, sizeof b, " %s %.3f", n.name.c_str(), v.mean);
+    };
+    for (auto& n : nets) {
+      auto ema = validator->run(*n.net, n.ema->weights());
+      engine::TensorMap own;
+      for (auto& p : (*n.net)->named_parameters()) own[p.key()] = p.value().detach();
+      auto raw = validator->run(*n.net, own);
+      (*n.net)->train();
+      r.validation.push_back(ema);
+      record(n.name, "ema", ema);
+      record(n.name, "raw", raw);
+      char b[128];
+      std::snprintf(b, sizeof b, " %s %.3f (raw %.3f)", n.name.c_str(), ema.mean, raw.mean);
       line += b;
     }
     valCsv.flush();
@@ -160,7 +167,7 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
     const double lr = learningRateAt(s, st.step);
     for (auto& n : nets) setLearningRate(*n.opt, lr);
     std::vector<double> values = step(st.step, batchSeed(s.seed, st.step));
-    for (auto& n : nets) n.ema->update(*n.net);
+    for (auto& n : nets) n.ema->update(*n.net, st.step);
     ++st.step;
     st.seconds = before + callSeconds();
     csv << st.step << "," << st.seconds << "," << lr;

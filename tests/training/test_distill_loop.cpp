@@ -154,9 +154,25 @@ TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in
   CHECK(lines(dir.path() / "once" / "curves.csv") == 7);
   CHECK(lines(dir.path() / "split" / "curves.csv") == 7);
 
-  // Another plan is refused, naming what differs.
+  // Another plan is refused, naming what differs; a finished run cannot be extended.
   s.iterations = 7;
   CHECK_THROWS_WITH(run(fresh, "split", 0, true), Catch::Contains("--iterations 6"));
+  s.extend = true;
+  CHECK_THROWS_WITH(run(fresh, "split", 0, true), Catch::Contains("has not ended"));
+
+  // --extend raises the planned total of a running one, from the step it is at, and records it.
+  s.extend = false;
+  s.iterations = 8;
+  auto a = pruneFromTeacher(teacher, arch);
+  run(a, "extended", 3, true);
+  s.iterations = 12;
+  CHECK_THROWS(run(a, "extended", 0, true));
+  s.extend = true;
+  auto extended = run(a, "extended", 2, true);
+  CHECK(extended.iterations == 5);
+  REQUIRE(extended.extensions.size() == 1);
+  CHECK(extended.extensions[0] == "at step 3: 8 -> 12");
+  CHECK(readRunState(dir.path() / "extended").plannedIterations == 12);
 }
 
 TEST_CASE("the learning rate warms up linearly, then decays to zero at the planned total", "[training][schedule]") {
@@ -186,7 +202,10 @@ TEST_CASE("every step draws a new batch", "[training][seed]") {
   CHECK_FALSE(torch::equal(a.image, b.image));
 }
 
-TEST_CASE("the EMA follows decay * ema + (1 - decay) * weights", "[training][ema]") {
+TEST_CASE("the EMA follows d * ema + (1 - d) * weights, d warming up to its decay", "[training][ema]") {
+  CHECK(Ema::decayAt(0.999, 0) == Approx(0.1));
+  CHECK(Ema::decayAt(0.999, 90) == Approx(0.91));
+  CHECK(Ema::decayAt(0.999, 100000) == 0.999);
   torch::manual_seed(2);
   engine::PlainConvUNet net(teacherArch());
   Ema ema(net, 0.9);
@@ -195,10 +214,12 @@ TEST_CASE("the EMA follows decay * ema + (1 - decay) * weights", "[training][ema
     torch::NoGradGuard ng;
     for (auto& p : net->parameters()) p.add_(1.0);
   }
-  ema.update(net);
+  ema.update(net, 1000);
   CHECK(torch::allclose(ema.weights().at("heads.1.weight"), w0 + 0.1, 1e-6, 1e-6));
-  ema.update(net);
+  ema.update(net, 1001);
   CHECK(torch::allclose(ema.weights().at("heads.1.weight"), w0 + 0.1 + 0.09, 1e-6, 1e-6));
+  ema.update(net, 0);  // d = 0.1: nearly the weights
+  CHECK(torch::allclose(ema.weights().at("heads.1.weight"), w0 + 0.19 + 0.9 * 0.81, 1e-6, 1e-6));
 }
 
 TEST_CASE("class-balanced KD is the mean over the teacher's classes of their mean KL", "[training][loss]") {
