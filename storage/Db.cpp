@@ -1,5 +1,7 @@
 #include "storage/Db.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <chrono>
 
 #include "common/Error.h"
@@ -13,25 +15,36 @@ int64_t nowMs() {
 
 int schemaVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
 
-std::unique_ptr<SQLite::Database> openDatabase(const std::filesystem::path& file, bool readOnly) {
-  std::unique_ptr<SQLite::Database> db;
+Connection openDatabase(const std::filesystem::path& file, Access access) {
+  const bool owner = access == Access::Owner;
+  if (!owner && !std::filesystem::exists(file))
+    throw Error(ErrorCode::NotFound, file.string() + ": no database yet (has segnoded run with this config?)");
+  Connection db;
   try {
-    if (!readOnly && file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
-    int flags = readOnly ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db = std::make_unique<SQLite::Database>(file.string(), flags, /*busyTimeoutMs=*/10000);
-    if (!readOnly) db->exec("PRAGMA journal_mode = WAL");
+    if (owner && file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+    int flags = access == Access::ReadOnly ? SQLite::OPEN_READONLY
+                : owner                    ? (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE)
+                                           : SQLite::OPEN_READWRITE;
+    db = std::make_shared<SQLite::Database>(file.string(), flags, /*busyTimeoutMs=*/10000);
+    if (owner) db->exec("PRAGMA journal_mode = WAL");
     db->exec("PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
   } catch (const std::exception& e) {
     throw Error(ErrorCode::Io, file.string() + ": cannot open database: " + e.what());
   }
-  if (readOnly) return db;
   const auto& all = migrations();
   int version = schemaVersion(*db);
   if (version > int(all.size()))
     throw Error(ErrorCode::BadConfig, file.string() + ": schema version " + std::to_string(version) +
                                           " is newer than this program knows (" + std::to_string(all.size()) +
                                           "); run the newer segnode or restore a backup");
+  if (!owner) {
+    if (version < int(all.size()))
+      throw Error(ErrorCode::BadConfig, file.string() + ": schema version " + std::to_string(version) +
+                                            " is older than this program's (" + std::to_string(all.size()) +
+                                            "); start the matching segnoded once to migrate it");
+    return db;
+  }
   for (int v = version; v < int(all.size()); ++v) {
     SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
     db->exec(all[size_t(v)].sql);

@@ -1,7 +1,7 @@
 #pragma once
 // The index of what was received (studies, series, instances), series readiness, refusals.
 // Every write is one short IMMEDIATE transaction; the object is safe to share between threads.
-#include <SQLiteCpp/SQLiteCpp.h>
+#include "storage/Db.h"
 
 #include <cstdint>
 #include <mutex>
@@ -9,14 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "common/InstanceHeader.h"
+
 namespace segnode::storage {
 
-struct InstanceRecord {
-  std::string studyUid, seriesUid, sopInstanceUid, sopClassUid, transferSyntax;
-  std::string patientId, patientName, studyDate, studyTime, accessionNumber, studyDescription;
-  std::string modality, bodyPart, seriesDescription, frameOfReference;
-  std::optional<int64_t> seriesNumber, instanceNumber, numberOfFrames, rows, columns;
-  std::string imageType, imagePosition, imageOrientation, pixelSpacing, sliceThickness;
+// A received instance as the index keeps it: its header, and who sent it, where it lies, when.
+struct InstanceRecord : InstanceHeader {
   std::string callingAe, peerHost;
   std::string filePath, sha256;
   int64_t fileSize = 0;

@@ -2,7 +2,7 @@
 // The job queue and the outbox (DESIGN §3): jobs queued -> running -> done | failed | rejected
 // (or superseded by a newer generation of their series); outbox rows pending -> sent | dead.
 // State lives in SQLite, so a restart picks up where it stopped.
-#include <SQLiteCpp/SQLiteCpp.h>
+#include "storage/Db.h"
 
 #include <cstdint>
 #include <mutex>

@@ -1,7 +1,6 @@
-// segnoded: the DICOM node daemon. Wiring only: config -> storage -> recovery -> series tracker
+// segnoded: the DICOM node daemon. Wiring only: config -> storage -> recovery -> series assembler
 // + retention (Asio thread) -> DICOM listener (main thread) until SIGTERM/SIGINT.
 #include <boost/asio.hpp>
-#include <dcmtk/oflog/oflog.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,10 +12,11 @@
 #include "daemon/config/Config.h"
 #include "daemon/dicom/InstanceReader.h"
 #include "daemon/dicom/StoreScp.h"
+#include "daemon/dicom/Toolkit.h"
 #include "daemon/ingest/IngestService.h"
 #include "daemon/ingest/Recovery.h"
 #include "daemon/ingest/Retention.h"
-#include "daemon/ingest/SeriesTracker.h"
+#include "daemon/routing/SeriesAssembler.h"
 #include "daemon/jobs/JobRunner.h"
 #include "daemon/routing/Router.h"
 #include "daemon/send/Sender.h"
@@ -33,12 +33,13 @@ const char* kUsage =
     "  --check-config   validate FILE, print every problem with its key and fix, and exit\n"
     "Exit codes: 0 ok, 64 usage, 74 I/O (port, disk), 78 bad configuration.\n";
 
+segnode::dicom::ScpOptions scpOptions(const segnode::config::NodeConfig& c) {
+  return {c.aeTitle, c.port, c.maxAssociations, c.maxPdu, c.acseTimeoutSeconds, c.dimseTimeoutSeconds, c.sopClasses};
+}
+
 int run(const segnode::config::NodeConfig& cfg) {
   using namespace segnode;
-  // DCMTK leaves Nagle's algorithm on unless this is set; with it on, small PDUs wait ~40 ms.
-  setenv("TCP_NODELAY", "1", 1);
-  // DCMTK's own logger: warnings and errors only; our categories say what happened.
-  OFLog::configure(log::enabled(log::Level::Debug) ? OFLogger::INFO_LOG_LEVEL : OFLogger::WARN_LOG_LEVEL);
+  dicom::configureToolkit(log::enabled(log::Level::Debug));
   auto db = storage::openDatabase(cfg.database);
   storage::Spool spool(cfg.spoolDir);
   storage::Index index(*db);
@@ -57,11 +58,11 @@ int run(const segnode::config::NodeConfig& cfg) {
   send::Sender sender(cfg, jobs);
   jobs::JobRunner runner(cfg, index, jobs, [&] { sender.wake(); });
   routing::Router router(cfg, index, jobs, [&] { runner.wake(); });
-  ingest::SeriesTracker tracker(io, index, cfg.quietPeriodSeconds,
+  routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
                                 [&](const storage::SeriesState& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, spool, cfg.retentionHours);
-  ingest::IngestService service(cfg, spool, index, tracker);
-  dicom::StoreScp scp(cfg, service);
+  ingest::IngestService service(cfg, spool, index, assembler);
+  dicom::StoreScp scp(scpOptions(cfg), service);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -69,7 +70,7 @@ int run(const segnode::config::NodeConfig& cfg) {
     SEGNODE_LOG(Info, App, "signal " << sig << ": finishing running associations, then stopping");
     scp.stop();
   });
-  tracker.resumeReceiving();
+  assembler.resumeReceiving();
   // Series that became ready before a crash but got no job yet are routed now.
   boost::asio::post(io, [&] {
     for (const auto& s : index.seriesInState("ready")) router.onSeriesReady(s.uid, s.generation);

@@ -1,5 +1,6 @@
 // segnode status | jobs | retry: what the node is doing, from its database (read by a separate
-// connection; the daemon need not be running). --json prints one JSON object per line.
+// connection; the daemon need not be running). status and jobs open it read-only; retry writes
+// rows but never migrates. --json prints one JSON object per line.
 #include <cstdio>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "daemon/config/Config.h"
 #include "storage/Db.h"
 #include "storage/Jobs.h"
+#include "storage/Status.h"
 
 namespace segnode::cli {
 namespace {
@@ -20,11 +22,6 @@ config::NodeConfig nodeConfig(const Args& args) {
   return config::loadConfig(file);
 }
 
-std::unique_ptr<SQLite::Database> database(const config::NodeConfig& c) {
-  if (!std::filesystem::exists(c.database))
-    throw Error(ErrorCode::NotFound, c.database.string() + ": no database yet (has segnoded run with this config?)");
-  return storage::openDatabase(c.database);
-}
 
 Json jobJson(const storage::Job& j) {
   return Json(Json::Object{{"id", Json(j.id)},
@@ -43,26 +40,21 @@ Json jobJson(const storage::Job& j) {
 int runStatus(const ArgList& argList, const char*) {
   Args args(argList, {"--json"}, {"--config"});
   auto cfg = nodeConfig(args);
-  auto db = database(cfg);
-  auto counts = [&](const std::string& sql) {
+  auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
+  auto st = storage::readStatus(*db);
+  auto counts = [](const std::map<std::string, int64_t>& byState) {
     Json::Object o;
-    SQLite::Statement q(*db, sql);
-    while (q.executeStep()) o[q.getColumn(0).getString()] = Json(q.getColumn(1).getInt64());
-    return o;
+    for (const auto& [state, n] : byState) o[state] = Json(n);
+    return Json(std::move(o));
   };
-  Json::Object status{{"series", Json(counts("SELECT state, COUNT(*) FROM series GROUP BY state"))},
-                      {"jobs", Json(counts("SELECT state, COUNT(*) FROM jobs GROUP BY state"))},
-                      {"outbox", Json(counts("SELECT state, COUNT(*) FROM outbox GROUP BY state"))},
-                      {"workers", Json(config::workerCount(cfg))},
-                      {"threads_per_worker", Json(config::threadsPerWorker(cfg))}};
   Json::Array errors;
-  SQLite::Statement q(*db, "SELECT 'job ' || id || ': ' || state || ': ' || reason FROM jobs WHERE reason IS NOT NULL"
-                           " UNION ALL SELECT 'outbox ' || id || ' (job ' || job_id || ' -> ' || destination || '): '"
-                           " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != 'sent'"
-                           " UNION ALL SELECT 'refused: ' || reason FROM (SELECT reason FROM refusals ORDER BY id DESC LIMIT 3)"
-                           " LIMIT 10");
-  while (q.executeStep()) errors.emplace_back(q.getColumn(0).getString());
-  status["last_errors"] = Json(std::move(errors));
+  for (const auto& e : st.lastErrors) errors.emplace_back(e);
+  Json::Object status{{"series", counts(st.series)},
+                      {"jobs", counts(st.jobs)},
+                      {"outbox", counts(st.outbox)},
+                      {"workers", Json(config::workerCount(cfg))},
+                      {"threads_per_worker", Json(config::threadsPerWorker(cfg))},
+                      {"last_errors", Json(std::move(errors))}};
   if (args.flag("--json")) {
     std::printf("%s\n", Json(std::move(status)).dump().c_str());
     return 0;
@@ -82,7 +74,7 @@ int runStatus(const ArgList& argList, const char*) {
 int runJobs(const ArgList& argList, const char*) {
   Args args(argList, {"--json"}, {"--config", "--state", "--limit"});
   auto cfg = nodeConfig(args);
-  auto db = database(cfg);
+  auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   storage::Jobs jobs(*db);
   auto list = jobs.list(args.value("--state").value_or(""), args.intValue("--limit", 50, 1, 100000));
   if (!args.flag("--json")) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
@@ -101,7 +93,7 @@ int runRetry(const ArgList& argList, const char*) {
   ArgList rest(argList.begin() + 1, argList.end());
   Args args(rest, {}, {"--config"});
   auto cfg = nodeConfig(args);
-  auto db = database(cfg);
+  auto db = storage::openDatabase(cfg.database, storage::Access::ReadWrite);
   storage::Jobs jobs(*db);
   int n = 0;
   if (dead) {

@@ -25,15 +25,14 @@ std::optional<int64_t> integer(DcmItem& item, const DcmTagKey& tag) {
 
 }  // namespace
 
-ingest::ReceivedInstance readInstanceHeader(const std::filesystem::path& file) {
+InstanceHeader readInstanceHeader(const std::filesystem::path& file) {
   DcmFileFormat ff;
   OFCondition c = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect,
                                       DCM_PixelData);
   if (c.bad()) throw Error(ErrorCode::BadInput, file.string() + ": not readable as DICOM: " + c.text());
   DcmDataset& ds = *ff.getDataset();
   DcmMetaInfo& meta = *ff.getMetaInfo();
-  ingest::ReceivedInstance in;
-  auto& r = in.record;
+  InstanceHeader r;
   r.studyUid = text(ds, DCM_StudyInstanceUID);
   r.seriesUid = text(ds, DCM_SeriesInstanceUID);
   r.sopInstanceUid = text(ds, DCM_SOPInstanceUID);
@@ -59,9 +58,7 @@ ingest::ReceivedInstance readInstanceHeader(const std::filesystem::path& file) {
   r.imageOrientation = text(ds, DCM_ImageOrientationPatient);
   r.pixelSpacing = text(ds, DCM_PixelSpacing);
   r.sliceThickness = text(ds, DCM_SliceThickness);
-  in.commandSopInstanceUid = r.sopInstanceUid;
-  in.commandSopClassUid = r.sopClassUid;
-  return in;
+  return r;
 }
 
 }  // namespace segnode::dicom

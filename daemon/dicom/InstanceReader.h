@@ -2,11 +2,11 @@
 // Reads the attributes the index needs from a DICOM file's header (not the pixel data).
 #include <filesystem>
 
-#include "daemon/ingest/ReceivedInstance.h"
+#include "common/InstanceHeader.h"
 
 namespace segnode::dicom {
 
 // Throws segnode::Error(BadInput) naming the file when it is not readable DICOM.
-ingest::ReceivedInstance readInstanceHeader(const std::filesystem::path& file);
+InstanceHeader readInstanceHeader(const std::filesystem::path& file);
 
 }  // namespace segnode::dicom

@@ -26,30 +26,28 @@ const std::vector<std::string>& acceptedTransferSyntaxes() {
 
 namespace {
 
-using ingest::IngestService;
-
 // One association. DCMTK calls the check* hooks while negotiating and handleIncomingCommand for
 // each DIMSE message.
 class Session : public DcmThreadSCP {
  public:
-  explicit Session(IngestService& ingest) : ingest_(ingest) {}
+  explicit Session(StoreHandler& handler) : ingest_(handler) {}
 
  protected:
-  ingest::Association association() {
+  Association association() {
     return {getPeerAETitle().c_str(), getCalledAETitle().c_str(), getPeerIP().c_str()};
   }
 
   // Each hook refuses only for its own reason, so the sender is told the right one.
-  OFBool refuseIf(IngestService::PeerCheck failure) {
+  OFBool refuseIf(StoreHandler::PeerCheck failure) {
     std::string reason;
     auto a = association();
     if (ingest_.checkPeer(a, reason) != failure) return OFTrue;
     ingest_.refuse(a, "", "association refused: " + reason);
     return OFFalse;
   }
-  OFBool checkCalledAETitleAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::WrongCalledAe); }
-  OFBool checkCallingAETitleAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::UnknownCallingAe); }
-  OFBool checkCallingHostAccepted(const OFString&) override { return refuseIf(IngestService::PeerCheck::WrongHost); }
+  OFBool checkCalledAETitleAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::WrongCalledAe); }
+  OFBool checkCallingAETitleAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::UnknownCallingAe); }
+  OFBool checkCallingHostAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::WrongHost); }
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
     if (msg->CommandField == DIMSE_C_STORE_RQ) return handleStore(msg->msg.CStoreRQ, info.presentationContextID);
@@ -57,7 +55,7 @@ class Session : public DcmThreadSCP {
   }
 
  private:
-  OFCondition respond(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& req, const ingest::StoreStatus& st) {
+  OFCondition respond(T_ASC_PresentationContextID presId, const T_DIMSE_C_StoreRQ& req, const StoreStatus& st) {
     DcmDataset detail;
     DcmDataset* detailPtr = nullptr;
     if (!st.comment.empty()) {
@@ -78,9 +76,9 @@ class Session : public DcmThreadSCP {
       delete ds;
       if (c.bad()) return c;
       ingest_.refuse(a, req.AffectedSOPInstanceUID, reason);
-      return respond(presId, req, {ingest::kOutOfResources, reason});
+      return respond(presId, req, {kOutOfResources, reason});
     }
-    std::filesystem::path tmp = ingest_.spool().newTempPath();
+    std::filesystem::path tmp = ingest_.newTempPath();
     OFCondition c = receiveSTORERequest(req, presId, OFString(tmp.c_str()));
     if (c.bad()) {  // the association broke mid-transfer: no response can be sent
       std::error_code ec;
@@ -89,39 +87,39 @@ class Session : public DcmThreadSCP {
                                            << " failed: " << c.text());
       return c;
     }
-    ingest::ReceivedInstance in;
+    ReceivedInstance in;
     try {
-      in = readInstanceHeader(tmp);
+      in.header = readInstanceHeader(tmp);
     } catch (const Error& e) {
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
       ingest_.refuse(a, req.AffectedSOPInstanceUID, e.what());
-      return respond(presId, req, {ingest::kCannotUnderstand, "data set is not readable DICOM"});
+      return respond(presId, req, {kCannotUnderstand, "data set is not readable DICOM"});
     }
     in.commandSopInstanceUid = req.AffectedSOPInstanceUID;
     in.commandSopClassUid = req.AffectedSOPClassUID;
     return respond(presId, req, ingest_.store(a, std::move(in), tmp));
   }
 
-  IngestService& ingest_;
+  StoreHandler& ingest_;
 };
 
 }  // namespace
 
-// DcmSCPPool default-constructs its workers; ours need the ingest service, so the pool is ours.
+// DcmSCPPool default-constructs its workers; ours need the handler, so the pool is ours.
 struct StoreScp::Pool : public DcmBaseSCPPool {
   struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, public Session {
-    Worker(Pool& pool) : DcmBaseSCPWorker(pool), Session(pool.ingest) {}
+    Worker(Pool& pool) : DcmBaseSCPWorker(pool), Session(pool.handler) {}
     OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override { return Session::setSharedConfig(config); }
     OFBool busy() override { return Session::isConnected(); }
     OFCondition workerListen(T_ASC_Association* const assoc) override { return Session::run(assoc); }
   };
-  explicit Pool(IngestService& i) : ingest(i) {}
+  explicit Pool(StoreHandler& h) : handler(h) {}
   DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this); }
-  IngestService& ingest;
+  StoreHandler& handler;
 };
 
-StoreScp::StoreScp(const config::NodeConfig& c, ingest::IngestService& ingest) : pool_(std::make_unique<Pool>(ingest)) {
+StoreScp::StoreScp(const ScpOptions& c, StoreHandler& handler) : pool_(std::make_unique<Pool>(handler)) {
   pool_->setMaxThreads(Uint16(c.maxAssociations));
   DcmSCPConfig& cfg = pool_->getConfig();
   cfg.setAETitle(c.aeTitle.c_str());

@@ -1,12 +1,11 @@
 #pragma once
 // The node's DICOM listener: C-ECHO and C-STORE on a pool of association threads (DCMTK's
-// DcmSCPPool). Every DICOM detail stays in here; decisions are the IngestService's.
+// DcmSCPPool). Every DICOM detail stays in here; decisions are the StoreHandler's.
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "daemon/config/Config.h"
-#include "daemon/ingest/IngestService.h"
+#include "daemon/dicom/StoreHandler.h"
 
 namespace segnode::dicom {
 
@@ -16,7 +15,7 @@ const std::vector<std::string>& acceptedTransferSyntaxes();
 
 class StoreScp {
  public:
-  StoreScp(const config::NodeConfig& config, ingest::IngestService& ingest);
+  StoreScp(const ScpOptions& options, StoreHandler& handler);
   ~StoreScp();
   // Listens until stop(); throws Error(Io) if the port cannot be opened.
   void run();

@@ -6,7 +6,7 @@
 
 namespace segnode::dicom {
 
-SendResult storeFile(const config::Destination& to, const std::string& callingAe, const std::filesystem::path& file,
+SendResult storeFile(const RemoteAe& to, const std::string& callingAe, const std::filesystem::path& file,
                      int timeoutSeconds) {
   DcmFileFormat ff;
   if (ff.loadFile(file.c_str()).bad()) return {false, file.string() + ": cannot read"};

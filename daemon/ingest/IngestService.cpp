@@ -8,11 +8,11 @@
 namespace segnode::ingest {
 
 IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
-                             SeriesTracker& tracker)
+                             routing::SeriesAssembler& assembler)
     : config_(config),
       spool_(spool),
       index_(index),
-      tracker_(tracker),
+      assembler_(assembler),
       rows_([this](std::vector<storage::InstanceRecord>& batch) {
         auto outcomes = index_.recordInstances(batch);
         // Files renamed into place and the rows just committed reach the disk together, before
@@ -21,7 +21,7 @@ IngestService::IngestService(const config::NodeConfig& config, storage::Spool& s
         return outcomes;
       }) {}
 
-IngestService::PeerCheck IngestService::checkPeer(const Association& a, std::string& reason) const {
+IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, std::string& reason) const {
   if (a.calledAe != config_.aeTitle) {
     reason = "called AE title '" + a.calledAe + "' is not this node's ('" + config_.aeTitle + "')";
     return PeerCheck::WrongCalledAe;
@@ -46,7 +46,7 @@ bool IngestService::hasRoomFor(uint64_t bytes, std::string& reason) const {
   return false;
 }
 
-void IngestService::refuse(const Association& a, const std::string& sop, const std::string& reason) {
+void IngestService::refuse(const dicom::Association& a, const std::string& sop, const std::string& reason) {
   SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << (sop.empty() ? "" : " " + sop) << ": " << reason);
   try {
     index_.recordRefusal(a.callingAe, a.peerHost, sop, reason);
@@ -55,8 +55,11 @@ void IngestService::refuse(const Association& a, const std::string& sop, const s
   }
 }
 
-StoreStatus IngestService::store(const Association& a, ReceivedInstance in, const std::filesystem::path& tmp) {
-  auto& r = in.record;
+dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::ReceivedInstance in,
+                                        const std::filesystem::path& tmp) {
+  using namespace dicom;  // the status codes
+  storage::InstanceRecord r;
+  static_cast<InstanceHeader&>(r) = std::move(in.header);
   auto fail = [&](uint16_t code, const std::string& why) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
@@ -87,7 +90,7 @@ StoreStatus IngestService::store(const Association& a, ReceivedInstance in, cons
     // recognises it (same SHA-256) and only counts it.
     spool_.commit(tmp, final);
     storage::StoreOutcome outcome = rows_.submit(r);
-    if (outcome != storage::StoreOutcome::Duplicate) tracker_.noteActivity(r.seriesUid);
+    if (outcome != storage::StoreOutcome::Duplicate) assembler_.noteActivity(r.seriesUid);
     SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "
                                         << (outcome == storage::StoreOutcome::New        ? "new"
                                             : outcome == storage::StoreOutcome::Replaced ? "replaced"

@@ -26,8 +26,8 @@ RecoveryReport recover(storage::Spool& spool, storage::Index& index, const Heade
   for (const auto& file : spool.files()) {
     if (known.count(file.string())) continue;
     try {
-      ReceivedInstance in = readHeader(file);
-      auto& r = in.record;
+      storage::InstanceRecord r;
+      static_cast<InstanceHeader&>(r) = readHeader(file);
       if (spool.pathFor(r.studyUid, r.seriesUid, r.sopInstanceUid) != file) throw std::runtime_error("path does not match its UIDs");
       r.filePath = file.string();
       r.fileSize = int64_t(std::filesystem::file_size(file));

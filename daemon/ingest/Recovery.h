@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "daemon/ingest/ReceivedInstance.h"
+#include "common/InstanceHeader.h"
 #include "storage/Index.h"
 #include "storage/Spool.h"
 
@@ -17,7 +17,7 @@ struct RecoveryReport {
   int filesUnreadable = 0;   // moved aside to <spool>/.quarantine
 };
 
-using HeaderReader = std::function<ReceivedInstance(const std::filesystem::path&)>;
+using HeaderReader = std::function<InstanceHeader(const std::filesystem::path&)>;
 
 RecoveryReport recover(storage::Spool& spool, storage::Index& index, const HeaderReader& readHeader);
 

@@ -3,7 +3,7 @@
 #include <regex>
 
 #include "common/Log.h"
-#include "daemon/dicom/Uids.h"
+#include "common/Uid.h"
 
 namespace segnode::routing {
 namespace {
@@ -49,7 +49,7 @@ void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
       reasons += (reasons.empty() ? "" : "; ") + route.name + ": " + why;
       continue;
     }
-    auto job = jobs_.create(seriesUid, generation, route.name, route.model, dicom::newUid(), dicom::newUid());
+    auto job = jobs_.create(seriesUid, generation, route.name, route.model, newDicomUid(), newDicomUid());
     SEGNODE_LOG(Info, Route, "series " << seriesUid << " (generation " << generation << ") -> route " << route.name
                                        << ", job " << job.id << ", model " << route.model);
     if (jobCreated_) jobCreated_();

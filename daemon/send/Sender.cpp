@@ -35,7 +35,8 @@ void Sender::loop(const config::Destination& dest) {
       SEGNODE_LOG(Error, Send, dest.name << ": " << e.what());
     }
     if (item) {
-      auto r = dicom::storeFile(dest, config_.aeTitle, item->segPath, config_.dimseTimeoutSeconds);
+      auto r = dicom::storeFile({dest.aeTitle, dest.host, dest.port}, config_.aeTitle, item->segPath,
+                                config_.dimseTimeoutSeconds);
       int attempt = item->attempts + 1;
       if (r.ok) {
         jobs_.markSent(item->id);

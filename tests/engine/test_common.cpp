@@ -3,6 +3,10 @@
 #include "common/Error.h"
 #include "common/Json.h"
 #include "common/Sha256.h"
+#include "common/Uid.h"
+
+#include <regex>
+#include <set>
 
 using segnode::Json;
 
@@ -26,4 +30,16 @@ TEST_CASE("JSON parses what safetensors headers contain and round-trips", "[comm
   CHECK_THROWS_AS(Json::parse("{\"a\":}"), segnode::Error);
   CHECK_THROWS_AS(Json::parse("[1,2"), segnode::Error);
   CHECK_THROWS_AS(Json::parse("{} x"), segnode::Error);
+}
+
+TEST_CASE("new DICOM UIDs are 2.25 UUIDs: valid UID syntax, at most 64 characters, all different", "[common]") {
+  std::set<std::string> seen;
+  const std::regex syntax("^2\\.25\\.[1-9][0-9]*$");
+  for (int i = 0; i < 2000; ++i) {
+    std::string uid = segnode::newDicomUid();
+    CHECK(std::regex_match(uid, syntax));
+    CHECK(uid.size() <= 64);
+    seen.insert(uid);
+  }
+  CHECK(seen.size() == 2000);
 }

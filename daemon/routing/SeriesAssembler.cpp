@@ -1,18 +1,18 @@
-#include "daemon/ingest/SeriesTracker.h"
+#include "daemon/routing/SeriesAssembler.h"
 
 #include "common/Log.h"
 #include "storage/Db.h"
 
-namespace segnode::ingest {
+namespace segnode::routing {
 
-SeriesTracker::SeriesTracker(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady)
+SeriesAssembler::SeriesAssembler(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady)
     : io_(io), index_(index), quietMs_(int64_t(quietSeconds * 1000)), onReady_(std::move(onReady)) {}
 
-void SeriesTracker::noteActivity(const std::string& seriesUid) {
+void SeriesAssembler::noteActivity(const std::string& seriesUid) {
   boost::asio::post(io_, [this, seriesUid] { arm(seriesUid, quietMs_); });
 }
 
-void SeriesTracker::resumeReceiving() {
+void SeriesAssembler::resumeReceiving() {
   boost::asio::post(io_, [this] {
     for (const auto& s : index_.seriesInState("receiving")) {
       int64_t left = std::max<int64_t>(0, quietMs_ - (storage::nowMs() - s.lastReceivedMs));
@@ -21,7 +21,7 @@ void SeriesTracker::resumeReceiving() {
   });
 }
 
-void SeriesTracker::arm(const std::string& seriesUid, int64_t delayMs) {
+void SeriesAssembler::arm(const std::string& seriesUid, int64_t delayMs) {
   auto& timer = timers_[seriesUid];
   if (!timer) timer = std::make_unique<boost::asio::steady_timer>(io_);
   timer->expires_after(std::chrono::milliseconds(delayMs));
@@ -31,7 +31,7 @@ void SeriesTracker::arm(const std::string& seriesUid, int64_t delayMs) {
   });
 }
 
-void SeriesTracker::check(const std::string& seriesUid) {
+void SeriesAssembler::check(const std::string& seriesUid) {
   int64_t waitMs = 0;
   try {
     if (index_.markReadyIfQuiet(seriesUid, quietMs_, storage::nowMs(), &waitMs)) {
@@ -52,4 +52,4 @@ void SeriesTracker::check(const std::string& seriesUid) {
   else timers_.erase(seriesUid);
 }
 
-}  // namespace segnode::ingest
+}  // namespace segnode::routing

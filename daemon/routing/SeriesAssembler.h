@@ -1,5 +1,5 @@
 #pragma once
-// Series-stable detection: a series with no new instance for the quiet period becomes ready
+// Series assembly, routing's input: a series with no new instance for the quiet period becomes ready
 // exactly once per generation. Driven by Asio timers (one per receiving series), never by
 // polling; the database decides, so a restart picks up where it stopped.
 #include <boost/asio.hpp>
@@ -12,12 +12,12 @@
 
 #include "storage/Index.h"
 
-namespace segnode::ingest {
+namespace segnode::routing {
 
-class SeriesTracker {
+class SeriesAssembler {
  public:
   using ReadyFn = std::function<void(const storage::SeriesState&)>;
-  SeriesTracker(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady);
+  SeriesAssembler(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady);
 
   void noteActivity(const std::string& seriesUid);  // thread-safe; (re)starts the quiet period
   void resumeReceiving();                           // after a restart: arm timers for every receiving series
@@ -33,4 +33,4 @@ class SeriesTracker {
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;  // touched on io_'s thread only
 };
 
-}  // namespace segnode::ingest
+}  // namespace segnode::routing

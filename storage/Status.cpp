@@ -1,0 +1,31 @@
+#include "storage/Status.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+namespace segnode::storage {
+namespace {
+
+std::map<std::string, int64_t> countByState(SQLite::Database& db, const std::string& table) {
+  std::map<std::string, int64_t> counts;
+  SQLite::Statement q(db, "SELECT state, COUNT(*) FROM " + table + " GROUP BY state");
+  while (q.executeStep()) counts[q.getColumn(0).getString()] = q.getColumn(1).getInt64();
+  return counts;
+}
+
+}  // namespace
+
+NodeStatus readStatus(SQLite::Database& db) {
+  NodeStatus s;
+  s.series = countByState(db, "series");
+  s.jobs = countByState(db, "jobs");
+  s.outbox = countByState(db, "outbox");
+  SQLite::Statement q(db, "SELECT 'job ' || id || ': ' || state || ': ' || reason FROM jobs WHERE reason IS NOT NULL"
+                          " UNION ALL SELECT 'outbox ' || id || ' (job ' || job_id || ' -> ' || destination || '): '"
+                          " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != 'sent'"
+                          " UNION ALL SELECT 'refused: ' || reason FROM (SELECT reason FROM refusals ORDER BY id DESC LIMIT 3)"
+                          " LIMIT 10");
+  while (q.executeStep()) s.lastErrors.push_back(q.getColumn(0).getString());
+  return s;
+}
+
+}  // namespace segnode::storage
