@@ -50,12 +50,15 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
 
   // A new or changed instance (re)starts the series' quiet period, whatever state it was in.
   const bool counts = !oldSeries || *oldSeries != r.seriesUid;
-  SQLite::Statement series(db_,
+  using namespace transition;
+  static const std::string upsert =
       "INSERT INTO series (series_uid, study_uid, modality, body_part, series_description, series_number,"
       " sop_class_uid, frame_of_reference, calling_ae, instance_count, state, first_received_ms, last_received_ms)"
-      " VALUES (:uid, :study, :mod, :body, :desc, :num, :sop, :for, :ae, 1, 'receiving', :now, :now)"
-      " ON CONFLICT(series_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms,"
-      " state = 'receiving', instance_count = instance_count + :inc");
+      " VALUES (:uid, :study, :mod, :body, :desc, :num, :sop, :for, :ae, 1, '" + std::string(sqlName(SeriesState::Receiving)) +
+      "', :now, :now) ON CONFLICT(series_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms, state = "
+      "CASE WHEN state IN (" + kSeriesReceives.fromList() + ") THEN '" + sqlName(kSeriesReceives.to) + "' ELSE state END,"
+      " instance_count = instance_count + :inc";
+  SQLite::Statement series(db_, upsert);
   series.bind(":uid", r.seriesUid);
   series.bind(":study", r.studyUid);
   bindText(series, ":mod", r.modality);
@@ -69,8 +72,10 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   series.bind(":inc", counts ? 1 : 0);
   series.exec();
   if (oldSeries && *oldSeries != r.seriesUid) {
-    SQLite::Statement dec(db_, "UPDATE series SET instance_count = instance_count - 1, state = CASE WHEN state = 'purged'"
-                               " THEN state ELSE 'receiving' END, last_received_ms = ? WHERE series_uid = ?");
+    static const std::string moved = "UPDATE series SET instance_count = instance_count - 1, state = CASE WHEN state IN (" +
+                                     kSeriesLosesInstance.fromList() + ") THEN '" + sqlName(kSeriesLosesInstance.to) +
+                                     "' ELSE state END, last_received_ms = ? WHERE series_uid = ?";
+    SQLite::Statement dec(db_, moved);
     dec.bind(1, r.receivedMs);
     dec.bind(2, *oldSeries);
     dec.exec();
@@ -126,23 +131,23 @@ void Index::recordRefusal(const std::string& ae, const std::string& host, const 
 }
 
 namespace {
-SeriesState readSeries(SQLite::Statement& q) {
-  return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(), q.getColumn(3).getInt64(),
-          q.getColumn(4).getInt64()};
+SeriesInfo readSeries(SQLite::Statement& q) {
+  return {q.getColumn(0).getString(), stateFromSql<SeriesState>(q.getColumn(1).getString()), q.getColumn(2).getInt64(),
+          q.getColumn(3).getInt64(), q.getColumn(4).getInt64()};
 }
 constexpr const char* kSeriesColumns = "SELECT series_uid, state, last_received_ms, generation, instance_count FROM series";
 }  // namespace
 
-std::vector<SeriesState> Index::seriesInState(const std::string& state) {
+std::vector<SeriesInfo> Index::seriesInState(SeriesState state) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Statement q(db_, std::string(kSeriesColumns) + " WHERE state = ?");
-  q.bind(1, state);
-  std::vector<SeriesState> out;
+  q.bind(1, sqlName(state));
+  std::vector<SeriesInfo> out;
   while (q.executeStep()) out.push_back(readSeries(q));
   return out;
 }
 
-std::optional<SeriesState> Index::series(const std::string& uid) {
+std::optional<SeriesInfo> Index::series(const std::string& uid) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Statement q(db_, std::string(kSeriesColumns) + " WHERE series_uid = ?");
   q.bind(1, uid);
@@ -176,14 +181,17 @@ bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t no
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement q(db_, "SELECT state, last_received_ms FROM series WHERE series_uid = ?");
   q.bind(1, uid);
-  if (!q.executeStep() || q.getColumn(0).getString() != "receiving") return false;
+  using transition::kSeriesQuiet;
+  if (!q.executeStep() || !kSeriesQuiet.allows(stateFromSql<SeriesState>(q.getColumn(0).getString()))) return false;
   int64_t last = q.getColumn(1).getInt64();
   if (now - last < quietMs) {
     if (waitMs) *waitMs = quietMs - (now - last);
     return false;
   }
-  SQLite::Statement u(db_, "UPDATE series SET state = 'ready', generation = generation + 1, ready_ms = ? "
-                           "WHERE series_uid = ? AND state = 'receiving'");
+  static const std::string quiet = "UPDATE series SET state = '" + std::string(sqlName(kSeriesQuiet.to)) +
+                                   "', generation = generation + 1, ready_ms = ? WHERE series_uid = ? AND state IN (" +
+                                   kSeriesQuiet.fromList() + ")";
+  SQLite::Statement u(db_, quiet);
   u.bind(1, now);
   u.bind(2, uid);
   bool changed = u.exec() == 1;
@@ -194,7 +202,7 @@ bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t no
 std::vector<std::pair<std::string, std::string>> Index::instancePaths() {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Statement q(db_, "SELECT i.sop_instance_uid, i.file_path FROM instances i JOIN series s USING (series_uid)"
-                           " WHERE s.state != 'purged'");
+                           " WHERE s.state != '" + std::string(sqlName(SeriesState::Purged)) + "'");
   std::vector<std::pair<std::string, std::string>> out;
   while (q.executeStep()) out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
   return out;
@@ -215,7 +223,8 @@ void Index::removeInstance(const std::string& sop) {
 
 std::vector<std::string> Index::seriesDoneBefore(int64_t cutoffMs) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement q(db_, "SELECT series_uid FROM series WHERE state = 'done' AND done_ms < ?");
+  SQLite::Statement q(db_, "SELECT series_uid FROM series WHERE state = '" + std::string(sqlName(SeriesState::Done)) +
+                               "' AND done_ms < ?");
   q.bind(1, cutoffMs);
   std::vector<std::string> out;
   while (q.executeStep()) out.push_back(q.getColumn(0).getString());
@@ -231,16 +240,13 @@ std::vector<std::string> Index::instanceFilesOfSeries(const std::string& uid) {
   return out;
 }
 
-void Index::markPurged(const std::string& uid) { setSeriesState(uid, "purged", nowMs()); }
-
-void Index::setSeriesState(const std::string& uid, const std::string& state, int64_t now) {
+void Index::markPurged(const std::string& uid) {
+  using transition::kSeriesPurged;
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE series SET state = ?, done_ms = CASE WHEN ? = 'done' THEN ? ELSE done_ms END"
-                           " WHERE series_uid = ?");
-  u.bind(1, state);
-  u.bind(2, state);
-  u.bind(3, now);
-  u.bind(4, uid);
+  static const std::string purge = "UPDATE series SET state = '" + std::string(sqlName(kSeriesPurged.to)) +
+                                   "' WHERE series_uid = ? AND state IN (" + kSeriesPurged.fromList() + ")";
+  SQLite::Statement u(db_, purge);
+  u.bind(1, uid);
   u.exec();
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/InstanceHeader.h"
+#include "storage/Lifecycle.h"
 
 namespace segnode::storage {
 
@@ -25,8 +26,9 @@ struct InstanceRecord : InstanceHeader {
 // different content replaces the file and the row and makes the series receive again.
 enum class StoreOutcome { New, Replaced, Duplicate };
 
-struct SeriesState {
-  std::string uid, state;
+struct SeriesInfo {
+  std::string uid;
+  SeriesState state = SeriesState::Receiving;
   int64_t lastReceivedMs = 0, generation = 0, instanceCount = 0;
 };
 
@@ -48,8 +50,8 @@ class Index {
 
   // Series readiness (quiet period). markReadyIfQuiet moves receiving -> ready exactly once per
   // generation and returns true then; if the series is not yet quiet, *waitMs says for how long.
-  std::vector<SeriesState> seriesInState(const std::string& state);
-  std::optional<SeriesState> series(const std::string& seriesUid);
+  std::vector<SeriesInfo> seriesInState(SeriesState state);
+  std::optional<SeriesInfo> series(const std::string& seriesUid);
   std::optional<SeriesAttributes> seriesAttributes(const std::string& seriesUid);
   bool markReadyIfQuiet(const std::string& seriesUid, int64_t quietMs, int64_t nowMs, int64_t* waitMs);
 
@@ -58,8 +60,7 @@ class Index {
   void removeInstance(const std::string& sopInstanceUid);
   std::vector<std::string> seriesDoneBefore(int64_t cutoffMs);
   std::vector<std::string> instanceFilesOfSeries(const std::string& seriesUid);
-  void markPurged(const std::string& seriesUid);
-  void setSeriesState(const std::string& seriesUid, const std::string& state, int64_t nowMs);
+  void markPurged(const std::string& seriesUid);  // done -> purged
 
  private:
   StoreOutcome recordInTransaction(const InstanceRecord& r);

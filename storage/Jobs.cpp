@@ -1,10 +1,22 @@
 #include "storage/Jobs.h"
 
+#include <algorithm>
+
+#include "common/Error.h"
 #include "storage/Db.h"
 #include "storage/Sql.h"
 
 namespace segnode::storage {
 namespace {
+using namespace transition;
+
+// "UPDATE <table> SET state = '<to>'<set> WHERE <where> AND state IN (<from>)": every state change
+// of a job or a delivery is one of the transitions of storage/Lifecycle.h.
+template <class State>
+std::string move(const char* table, const Transition<State>& t, const std::string& set, const std::string& where) {
+  return std::string("UPDATE ") + table + " SET state = '" + sqlName(t.to) + "'" + set + " WHERE " + where +
+         " AND state IN (" + t.fromList() + ")";
+}
 
 constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
@@ -16,7 +28,7 @@ Job readJob(SQLite::Statement& q) {
   j.seriesUid = q.getColumn(1).getString();
   j.route = q.getColumn(2).getString();
   j.model = q.getColumn(3).getString();
-  j.state = q.getColumn(4).getString();
+  j.state = stateFromSql<JobState>(q.getColumn(4).getString());
   j.reason = q.getColumn(5).getString();
   j.generation = q.getColumn(6).getInt64();
   j.segSeriesUid = q.getColumn(7).getString();
@@ -36,7 +48,7 @@ OutboxItem readOutbox(SQLite::Statement& q) {
   o.jobId = q.getColumn(1).getInt64();
   o.destination = q.getColumn(2).getString();
   o.segPath = q.getColumn(3).getString();
-  o.state = q.getColumn(4).getString();
+  o.state = stateFromSql<OutboxState>(q.getColumn(4).getString());
   o.lastError = q.getColumn(5).getString();
   o.attempts = q.getColumn(6).getInt();
   o.nextAttemptMs = q.getColumn(7).getInt64();
@@ -55,8 +67,9 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   num.bind(":s", seriesUid);
   num.executeStep();
   int64_t number = num.getColumn(0).getInt64();
-  SQLite::Statement sup(db_, "UPDATE jobs SET state = 'superseded', finished_ms = COALESCE(finished_ms, ?) "
-                             "WHERE series_uid = ? AND state IN ('queued', 'done', 'failed', 'rejected')");
+  static const std::string supersede =
+      move("jobs", kJobSupersededWaiting, ", finished_ms = COALESCE(finished_ms, ?)", "series_uid = ?");
+  SQLite::Statement sup(db_, supersede);
   sup.bind(1, nowMs());
   sup.bind(2, seriesUid);
   sup.exec();
@@ -73,7 +86,8 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   ins.exec();
   Job j;
   j.id = db_.getLastInsertRowid();
-  SQLite::Statement ser(db_, "UPDATE series SET state = 'processing', note = NULL WHERE series_uid = ? AND state = 'ready'");
+  static const std::string routed = move("series", kSeriesRouted, ", note = NULL", "series_uid = ?");
+  SQLite::Statement ser(db_, routed);
   ser.bind(1, seriesUid);
   ser.exec();
   tx.commit();
@@ -81,7 +95,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   j.generation = generation;
   j.route = route;
   j.model = model;
-  j.state = "queued";
+  j.state = JobState::Queued;
   j.segSeriesUid = segSeriesUid;
   j.segSopUid = segSopUid;
   j.segSeriesNumber = number;
@@ -90,7 +104,8 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
 
 void Jobs::noRoute(const std::string& seriesUid, const std::string& note) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE series SET state = 'done', done_ms = ?, note = ? WHERE series_uid = ? AND state = 'ready'");
+  static const std::string unrouted = move("series", kSeriesUnrouted, ", done_ms = ?, note = ?", "series_uid = ?");
+  SQLite::Statement u(db_, unrouted);
   u.bind(1, nowMs());
   u.bind(2, note);
   u.bind(3, seriesUid);
@@ -100,36 +115,39 @@ void Jobs::noRoute(const std::string& seriesUid, const std::string& note) {
 std::optional<Job> Jobs::claimNext() {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(db_, std::string(kJobColumns) + " WHERE state = 'queued' ORDER BY id LIMIT 1");
+  SQLite::Statement q(db_, std::string(kJobColumns) + " WHERE state IN (" + kJobClaimed.fromList() + ") ORDER BY id LIMIT 1");
   if (!q.executeStep()) return std::nullopt;
   Job j = readJob(q);
-  SQLite::Statement u(db_, "UPDATE jobs SET state = 'running', started_ms = ? WHERE id = ?");
+  static const std::string claim = move("jobs", kJobClaimed, ", started_ms = ?", "id = ?");
+  SQLite::Statement u(db_, claim);
   u.bind(1, nowMs());
   u.bind(2, j.id);
   u.exec();
   tx.commit();
-  j.state = "running";
+  j.state = kJobClaimed.to;
   return j;
 }
 
-std::string Jobs::finish(int64_t jobId, const std::string& state, const std::string& reason, const std::string& segPath,
-                         const std::string& timingsJson, const std::vector<std::string>& destinations) {
+JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
+                      const std::string& timingsJson, const std::vector<std::string>& destinations) {
+  if (outcome != JobState::Done && outcome != JobState::Failed && outcome != JobState::Rejected)
+    throw Error(ErrorCode::InvalidArgument, std::string("a job cannot finish as ") + sqlName(outcome));
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement newer(db_, "SELECT COUNT(*) FROM jobs j, jobs me WHERE me.id = ? AND j.series_uid = me.series_uid"
                                " AND j.id > me.id");
   newer.bind(1, jobId);
   newer.executeStep();
-  std::string finalState = newer.getColumn(0).getInt() > 0 ? "superseded" : state;
-  SQLite::Statement u(db_, "UPDATE jobs SET state = ?, reason = ?, seg_path = ?, timings = ?, finished_ms = ? WHERE id = ?");
-  u.bind(1, finalState);
-  bindText(u, 2, reason);
-  bindText(u, 3, segPath);
-  u.bind(4, timingsJson);
-  u.bind(5, nowMs());
-  u.bind(6, jobId);
-  u.exec();
-  if (finalState == "done") {
+  const JobState finalState = newer.getColumn(0).getInt() > 0 ? JobState::Superseded : outcome;
+  const auto& t = *std::find_if(kJobFinished.begin(), kJobFinished.end(), [&](const auto& x) { return x.to == finalState; });
+  SQLite::Statement u(db_, move("jobs", t, ", reason = ?, seg_path = ?, timings = ?, finished_ms = ?", "id = ?"));
+  bindText(u, 1, reason);
+  bindText(u, 2, segPath);
+  u.bind(3, timingsJson);
+  u.bind(4, nowMs());
+  u.bind(5, jobId);
+  if (u.exec() != 1) throw Error(ErrorCode::Internal, "job " + std::to_string(jobId) + " is not running");
+  if (finalState == JobState::Done) {
     for (const auto& d : destinations) {
       SQLite::Statement o(db_, "INSERT INTO outbox (job_id, destination, next_attempt_ms) VALUES (?, ?, ?)");
       o.bind(1, jobId);
@@ -138,11 +156,12 @@ std::string Jobs::finish(int64_t jobId, const std::string& state, const std::str
       o.exec();
     }
   }
-  if (finalState != "superseded") {
-    SQLite::Statement s(db_, "UPDATE series SET state = 'done', done_ms = ?, note = ? WHERE state = 'processing'"
-                             " AND series_uid = (SELECT series_uid FROM jobs WHERE id = ?)");
+  if (finalState != JobState::Superseded) {
+    static const std::string finished =
+        move("series", kSeriesFinished, ", done_ms = ?, note = ?", "series_uid = (SELECT series_uid FROM jobs WHERE id = ?)");
+    SQLite::Statement s(db_, finished);
     s.bind(1, nowMs());
-    bindText(s, 2, reason.empty() ? std::string() : finalState + ": " + reason);
+    bindText(s, 2, reason.empty() ? std::string() : std::string(sqlName(finalState)) + ": " + reason);
     s.bind(3, jobId);
     s.exec();
   }
@@ -152,14 +171,14 @@ std::string Jobs::finish(int64_t jobId, const std::string& state, const std::str
 
 int Jobs::requeueRunning() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return db_.exec("UPDATE jobs SET state = 'queued', started_ms = NULL WHERE state = 'running'");
+  return db_.exec(move("jobs", kJobRequeued, ", started_ms = NULL", "1"));
 }
 
-std::vector<Job> Jobs::list(const std::string& state, int limit) {
+std::vector<Job> Jobs::list(std::optional<JobState> state, int limit) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement q(db_, std::string(kJobColumns) + (state.empty() ? "" : " WHERE state = :state") +
+  SQLite::Statement q(db_, std::string(kJobColumns) + (state ? " WHERE state = :state" : "") +
                                " ORDER BY id DESC LIMIT :limit");
-  if (!state.empty()) q.bind(":state", state);
+  if (state) q.bind(":state", sqlName(*state));
   q.bind(":limit", limit);
   std::vector<Job> out;
   while (q.executeStep()) out.push_back(readJob(q));
@@ -169,7 +188,8 @@ std::vector<Job> Jobs::list(const std::string& state, int limit) {
 std::optional<OutboxItem> Jobs::nextDue(const std::string& destination, int64_t now) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Statement q(db_, std::string(kOutboxColumns) +
-                               " WHERE o.destination = ? AND o.state = 'pending' AND o.next_attempt_ms <= ?"
+                               " WHERE o.destination = ? AND o.state = '" + sqlName(OutboxState::Pending) +
+                               "' AND o.next_attempt_ms <= ?"
                                " ORDER BY o.next_attempt_ms, o.id LIMIT 1");
   q.bind(1, destination);
   q.bind(2, now);
@@ -179,7 +199,8 @@ std::optional<OutboxItem> Jobs::nextDue(const std::string& destination, int64_t 
 
 std::optional<int64_t> Jobs::nextAttemptMs(const std::string& destination) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement q(db_, "SELECT MIN(next_attempt_ms) FROM outbox WHERE destination = ? AND state = 'pending'");
+  SQLite::Statement q(db_, std::string("SELECT MIN(next_attempt_ms) FROM outbox WHERE destination = ? AND state = '") +
+                               sqlName(OutboxState::Pending) + "'");
   q.bind(1, destination);
   if (q.executeStep() && !q.getColumn(0).isNull()) return q.getColumn(0).getInt64();
   return std::nullopt;
@@ -187,7 +208,8 @@ std::optional<int64_t> Jobs::nextAttemptMs(const std::string& destination) {
 
 void Jobs::markSent(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE outbox SET state = 'sent', sent_ms = ?, attempts = attempts + 1 WHERE id = ?");
+  static const std::string sent = move("outbox", kOutboxSent, ", sent_ms = ?, attempts = attempts + 1", "id = ?");
+  SQLite::Statement u(db_, sent);
   u.bind(1, nowMs());
   u.bind(2, id);
   u.exec();
@@ -195,20 +217,22 @@ void Jobs::markSent(int64_t id) {
 
 void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool dead) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ?,"
-                           " state = CASE WHEN ? THEN 'dead' ELSE 'pending' END WHERE id = ?");
+  static const std::string failed =
+      move("outbox", kOutboxFailed, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
+  static const std::string deadLetter =
+      move("outbox", kOutboxDead, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
+  SQLite::Statement u(db_, dead ? deadLetter : failed);
   u.bind(1, error);
   u.bind(2, next);
-  u.bind(3, dead ? 1 : 0);
-  u.bind(4, id);
+  u.bind(3, id);
   u.exec();
 }
 
-std::vector<OutboxItem> Jobs::outbox(const std::string& state, int limit) {
+std::vector<OutboxItem> Jobs::outbox(std::optional<OutboxState> state, int limit) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement q(db_, std::string(kOutboxColumns) + (state.empty() ? "" : " WHERE o.state = :state") +
+  SQLite::Statement q(db_, std::string(kOutboxColumns) + (state ? " WHERE o.state = :state" : "") +
                                " ORDER BY o.id DESC LIMIT :limit");
-  if (!state.empty()) q.bind(":state", state);
+  if (state) q.bind(":state", sqlName(*state));
   q.bind(":limit", limit);
   std::vector<OutboxItem> out;
   while (q.executeStep()) out.push_back(readOutbox(q));
@@ -217,8 +241,8 @@ std::vector<OutboxItem> Jobs::outbox(const std::string& state, int limit) {
 
 int Jobs::retryJob(int64_t jobId) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ? "
-                           "WHERE job_id = ? AND state IN ('dead', 'pending')");
+  static const std::string retry = move("outbox", kOutboxRetried, ", attempts = 0, next_attempt_ms = ?", "job_id = ?");
+  SQLite::Statement u(db_, retry);
   u.bind(1, nowMs());
   u.bind(2, jobId);
   return u.exec();
@@ -226,7 +250,8 @@ int Jobs::retryJob(int64_t jobId) {
 
 int Jobs::retryDead() {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Statement u(db_, "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ? WHERE state = 'dead'");
+  static const std::string retryDead = move("outbox", kOutboxRevived, ", attempts = 0, next_attempt_ms = ?", "1");
+  SQLite::Statement u(db_, retryDead);
   u.bind(1, nowMs());
   return u.exec();
 }

@@ -3,6 +3,7 @@
 // (or superseded by a newer generation of their series); outbox rows pending -> sent | dead.
 // State lives in SQLite, so a restart picks up where it stopped.
 #include "storage/Db.h"
+#include "storage/Lifecycle.h"
 
 #include <cstdint>
 #include <mutex>
@@ -14,7 +15,8 @@ namespace segnode::storage {
 
 struct Job {
   int64_t id = 0;
-  std::string seriesUid, route, model, state, reason;
+  std::string seriesUid, route, model, reason;
+  JobState state = JobState::Queued;
   int64_t generation = 0;
   std::string segSeriesUid, segSopUid, segPath;
   int64_t segSeriesNumber = 0;
@@ -22,7 +24,8 @@ struct Job {
 
 struct OutboxItem {
   int64_t id = 0, jobId = 0;
-  std::string destination, segPath, state, lastError;
+  std::string destination, segPath, lastError;
+  OutboxState state = OutboxState::Pending;
   int attempts = 0;
   int64_t nextAttemptMs = 0;
 };
@@ -38,18 +41,19 @@ class Jobs {
   void noRoute(const std::string& seriesUid, const std::string& note);  // series done, nothing to do
 
   std::optional<Job> claimNext();  // queued -> running, oldest first
-  // running -> state; a job whose series has a newer job meanwhile becomes superseded instead.
-  // Returns the state written. `destinations` get outbox rows when the job is done.
-  std::string finish(int64_t jobId, const std::string& state, const std::string& reason, const std::string& segPath,
-                     const std::string& timingsJson, const std::vector<std::string>& destinations);
+  // running -> outcome (done, failed or rejected); a job whose series has a newer job meanwhile
+  // becomes superseded instead. Returns the state written. `destinations` get outbox rows when the
+  // job is done.
+  JobState finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
+                  const std::string& timingsJson, const std::vector<std::string>& destinations);
   int requeueRunning();  // after a crash
-  std::vector<Job> list(const std::string& state, int limit);
+  std::vector<Job> list(std::optional<JobState> state, int limit);  // newest first; all states without one
 
   std::optional<OutboxItem> nextDue(const std::string& destination, int64_t nowMs);
   std::optional<int64_t> nextAttemptMs(const std::string& destination);
   void markSent(int64_t outboxId);
   void markFailed(int64_t outboxId, const std::string& error, int64_t nextAttemptMs, bool dead);
-  std::vector<OutboxItem> outbox(const std::string& state, int limit);
+  std::vector<OutboxItem> outbox(std::optional<OutboxState> state, int limit);
   int retryJob(int64_t jobId);  // its dead/pending rows -> pending now; returns rows touched
   int retryDead();
 

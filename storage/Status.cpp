@@ -2,6 +2,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "storage/Lifecycle.h"
+
 namespace segnode::storage {
 namespace {
 
@@ -21,7 +23,8 @@ NodeStatus readStatus(SQLite::Database& db) {
   s.outbox = countByState(db, "outbox");
   SQLite::Statement q(db, "SELECT 'job ' || id || ': ' || state || ': ' || reason FROM jobs WHERE reason IS NOT NULL"
                           " UNION ALL SELECT 'outbox ' || id || ' (job ' || job_id || ' -> ' || destination || '): '"
-                          " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != 'sent'"
+                          " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != '" +
+                              std::string(sqlName(OutboxState::Sent)) + "'"
                           " UNION ALL SELECT 'refused: ' || reason FROM (SELECT reason FROM refusals ORDER BY id DESC LIMIT 3)"
                           " LIMIT 10");
   while (q.executeStep()) s.lastErrors.push_back(q.getColumn(0).getString());

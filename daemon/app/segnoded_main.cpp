@@ -59,7 +59,7 @@ int run(const segnode::config::NodeConfig& cfg) {
   jobs::JobRunner runner(cfg, index, jobs, [&] { sender.wake(); });
   routing::Router router(cfg, index, jobs, [&] { runner.wake(); });
   routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
-                                [&](const storage::SeriesState& s) { router.onSeriesReady(s.uid, s.generation); });
+                                [&](const storage::SeriesInfo& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, spool, cfg.retentionHours);
   ingest::IngestService service(cfg, spool, index, assembler);
   dicom::StoreScp scp(scpOptions(cfg), service);
@@ -73,7 +73,7 @@ int run(const segnode::config::NodeConfig& cfg) {
   assembler.resumeReceiving();
   // Series that became ready before a crash but got no job yet are routed now.
   boost::asio::post(io, [&] {
-    for (const auto& s : index.seriesInState("ready")) router.onSeriesReady(s.uid, s.generation);
+    for (const auto& s : index.seriesInState(storage::SeriesState::Ready)) router.onSeriesReady(s.uid, s.generation);
   });
   retention.start();
   sender.start();

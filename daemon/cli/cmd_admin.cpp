@@ -29,7 +29,7 @@ Json jobJson(const storage::Job& j) {
                            {"generation", Json(j.generation)},
                            {"route", Json(j.route)},
                            {"model", Json(j.model)},
-                           {"state", Json(j.state)},
+                           {"state", Json(storage::sqlName(j.state))},
                            {"reason", Json(j.reason)},
                            {"seg_series_uid", Json(j.segSeriesUid)},
                            {"seg_series_number", Json(j.segSeriesNumber)}});
@@ -76,12 +76,14 @@ int runJobs(const ArgList& argList, const char*) {
   auto cfg = nodeConfig(args);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   storage::Jobs jobs(*db);
-  auto list = jobs.list(args.value("--state").value_or(""), args.intValue("--limit", 50, 1, 100000));
+  std::optional<storage::JobState> state;
+  if (auto s = args.value("--state")) state = storage::stateFromSql<storage::JobState>(*s);
+  auto list = jobs.list(state, args.intValue("--limit", 50, 1, 100000));
   if (!args.flag("--json")) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
   for (const auto& j : list) {
     if (args.flag("--json")) std::printf("%s\n", jobJson(j).dump().c_str());
     else
-      std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, j.state.c_str(), j.route.c_str(), j.model.c_str(),
+      std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, storage::sqlName(j.state), j.route.c_str(), j.model.c_str(),
                   (long long)j.generation, j.seriesUid.c_str(), j.reason.empty() ? "" : ("\n         " + j.reason).c_str());
   }
   return 0;

@@ -86,10 +86,11 @@ void JobRunner::run(const storage::Job& job) {
   for (const auto& r : config_.routes)
     if (r.name == job.route) destinations = r.destinations;
   Json::Object timings;
-  auto finish = [&](const std::string& state, const std::string& reason, const std::string& path) {
-    std::string written = jobs_.finish(job.id, state, reason, path, Json(timings).dump(), destinations);
-    SEGNODE_LOG(Info, Infer, "job " << job.id << " " << written << (reason.empty() ? "" : ": " + reason));
-    if (written == "done" && outboxChanged_) outboxChanged_();
+  using storage::JobState;
+  auto finish = [&](JobState outcome, const std::string& reason, const std::string& path) {
+    JobState written = jobs_.finish(job.id, outcome, reason, path, Json(timings).dump(), destinations);
+    SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (reason.empty() ? "" : ": " + reason));
+    if (written == JobState::Done && outboxChanged_) outboxChanged_();
   };
   try {
     auto t0 = std::chrono::steady_clock::now();
@@ -120,13 +121,13 @@ void JobRunner::run(const storage::Job& job) {
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     timings["seg_s"] = Json(since(t0));
-    finish("done", "", path.string());
+    finish(JobState::Done, "", path.string());
   } catch (const Error& e) {
-    finish(e.code() == ErrorCode::Unsupported ? "rejected" : "failed", e.what(), "");
+    finish(e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), "");
   } catch (const std::bad_alloc&) {
-    finish("failed", "out of memory", "");
+    finish(JobState::Failed, "out of memory", "");
   } catch (const std::exception& e) {
-    finish("failed", e.what(), "");
+    finish(JobState::Failed, e.what(), "");
   }
 }
 

@@ -14,7 +14,7 @@ void SeriesAssembler::noteActivity(const std::string& seriesUid) {
 
 void SeriesAssembler::resumeReceiving() {
   boost::asio::post(io_, [this] {
-    for (const auto& s : index_.seriesInState("receiving")) {
+    for (const auto& s : index_.seriesInState(storage::SeriesState::Receiving)) {
       int64_t left = std::max<int64_t>(0, quietMs_ - (storage::nowMs() - s.lastReceivedMs));
       arm(s.uid, left);
     }

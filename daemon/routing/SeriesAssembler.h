@@ -16,7 +16,7 @@ namespace segnode::routing {
 
 class SeriesAssembler {
  public:
-  using ReadyFn = std::function<void(const storage::SeriesState&)>;
+  using ReadyFn = std::function<void(const storage::SeriesInfo&)>;
   SeriesAssembler(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady);
 
   void noteActivity(const std::string& seriesUid);  // thread-safe; (re)starts the quiet period

@@ -4,9 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <regex>
+#include <set>
+
 #include "TestSupport.h"
 #include "common/Error.h"
 #include "storage/Db.h"
+#include "storage/Lifecycle.h"
 #include "storage/Status.h"
 
 using namespace segnode;
@@ -39,4 +43,37 @@ TEST_CASE("only the owner migrates - read-only and read-write connections refuse
   // The owner still refuses a newer schema and never downgrades it.
   setVersion(newest + 1);
   CHECK_THROWS_WITH(storage::openDatabase(file), Catch::Contains("newer than this program knows"));
+}
+
+TEST_CASE("each state machine has one spelling: enums, SQL words and the schema's CHECK lists agree", "[node][storage]") {
+  // The CHECK (state IN (...)) lists of the migrations, in order: series, jobs, outbox.
+  std::vector<std::set<std::string>> checks;
+  const std::regex check(R"(CHECK \(state IN \(([^)]*)\)\))"), word("'([a-z]+)'");
+  for (const auto& m : storage::migrations()) {
+    std::string sql = m.sql;
+    for (std::sregex_iterator it(sql.begin(), sql.end(), check), end; it != end; ++it) {
+      std::set<std::string> words;
+      std::string list = (*it)[1];
+      for (std::sregex_iterator w(list.begin(), list.end(), word); w != end; ++w) words.insert((*w)[1]);
+      checks.push_back(words);
+    }
+  }
+  REQUIRE(checks.size() == 3);
+  auto names = [](auto states) {
+    std::set<std::string> out;
+    for (auto s : states) {
+      out.insert(storage::sqlName(s));
+      CHECK(storage::stateFromSql<decltype(s)>(storage::sqlName(s)) == s);  // round trip
+    }
+    return out;
+  };
+  CHECK(names(storage::allStates<storage::SeriesState>()) == checks[0]);
+  CHECK(names(storage::allStates<storage::JobState>()) == checks[1]);
+  CHECK(names(storage::allStates<storage::OutboxState>()) == checks[2]);
+  CHECK_THROWS_WITH(storage::stateFromSql<storage::JobState>("finished"),
+                    Catch::Contains("unknown state 'finished'") && Catch::Contains("queued, running, done"));
+  // Transitions: a finished job leaves only the running state; a dead delivery is revived.
+  for (const auto& t : storage::transition::kJobFinished) CHECK(t.fromList() == "'running'");
+  CHECK(storage::transition::kOutboxRevived.allows(storage::OutboxState::Dead));
+  CHECK_FALSE(storage::transition::kSeriesLosesInstance.allows(storage::SeriesState::Purged));
 }
