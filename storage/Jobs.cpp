@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/Error.h"
+#include "common/Json.h"
 #include "storage/Db.h"
 #include "storage/Sql.h"
 
@@ -20,7 +21,20 @@ std::string move(const char* table, const Transition<State>& t, const std::strin
 
 constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
-    " COALESCE(seg_path, ''), seg_series_number FROM jobs";
+    " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]') FROM jobs";
+
+std::string toJson(const std::vector<std::string>& names) {
+  Json::Array a;
+  for (const auto& n : names) a.emplace_back(n);
+  return Json(std::move(a)).dump();
+}
+
+std::vector<std::string> fromJson(const std::string& text) {
+  std::vector<std::string> names;
+  const Json parsed = Json::parse(text);  // kept alive: array() refers into it
+  for (const auto& n : parsed.array()) names.push_back(n.string());
+  return names;
+}
 
 Job readJob(SQLite::Statement& q) {
   Job j;
@@ -35,6 +49,7 @@ Job readJob(SQLite::Statement& q) {
   j.segSopUid = q.getColumn(8).getString();
   j.segPath = q.getColumn(9).getString();
   j.segSeriesNumber = q.getColumn(10).getInt64();
+  j.destinations = fromJson(q.getColumn(11).getString());
   return j;
 }
 
@@ -58,7 +73,8 @@ OutboxItem readOutbox(SQLite::Statement& q) {
 }  // namespace
 
 Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::string& route, const std::string& model,
-                 const std::string& segSeriesUid, const std::string& segSopUid) {
+                 const std::vector<std::string>& destinations, const std::string& segSeriesUid,
+                 const std::string& segSopUid) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   // A superseding SEG gets the next series number after the one it replaces.
@@ -74,7 +90,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   sup.bind(2, seriesUid);
   sup.exec();
   SQLite::Statement ins(db_, "INSERT INTO jobs (series_uid, generation, route, model, seg_series_uid, seg_sop_uid,"
-                             " seg_series_number, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                             " seg_series_number, created_ms, destinations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   ins.bind(1, seriesUid);
   ins.bind(2, generation);
   ins.bind(3, route);
@@ -83,6 +99,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   ins.bind(6, segSopUid);
   ins.bind(7, number);
   ins.bind(8, nowMs());
+  ins.bind(9, toJson(destinations));
   ins.exec();
   Job j;
   j.id = db_.getLastInsertRowid();
@@ -99,7 +116,25 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   j.segSeriesUid = segSeriesUid;
   j.segSopUid = segSopUid;
   j.segSeriesNumber = number;
+  j.destinations = destinations;
   return j;
+}
+
+int Jobs::fillLegacyDestinations(
+    const std::function<std::optional<std::vector<std::string>>(const std::string&)>& routeDestinations) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement q(db_, "SELECT id, route FROM jobs WHERE destinations IS NULL");
+  std::vector<std::pair<int64_t, std::string>> legacy;
+  while (q.executeStep()) legacy.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
+  for (const auto& [id, route] : legacy) {
+    SQLite::Statement u(db_, "UPDATE jobs SET destinations = ? WHERE id = ?");
+    u.bind(1, toJson(routeDestinations(route).value_or(std::vector<std::string>{})));
+    u.bind(2, id);
+    u.exec();
+  }
+  tx.commit();
+  return int(legacy.size());
 }
 
 void Jobs::noRoute(const std::string& seriesUid, const std::string& note) {
@@ -129,7 +164,7 @@ std::optional<Job> Jobs::claimNext() {
 }
 
 JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
-                      const std::string& timingsJson, const std::vector<std::string>& destinations) {
+                      const std::string& timingsJson) {
   if (outcome != JobState::Done && outcome != JobState::Failed && outcome != JobState::Rejected)
     throw Error(ErrorCode::InvalidArgument, std::string("a job cannot finish as ") + sqlName(outcome));
   std::lock_guard<std::mutex> lock(mutex_);
@@ -148,7 +183,10 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
   u.bind(5, jobId);
   if (u.exec() != 1) throw Error(ErrorCode::Internal, "job " + std::to_string(jobId) + " is not running");
   if (finalState == JobState::Done) {
-    for (const auto& d : destinations) {
+    SQLite::Statement dq(db_, "SELECT COALESCE(destinations, '[]') FROM jobs WHERE id = ?");
+    dq.bind(1, jobId);
+    dq.executeStep();
+    for (const auto& d : fromJson(dq.getColumn(0).getString())) {
       SQLite::Statement o(db_, "INSERT INTO outbox (job_id, destination, next_attempt_ms) VALUES (?, ?, ?)");
       o.bind(1, jobId);
       o.bind(2, d);
@@ -226,6 +264,18 @@ void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool d
   u.bind(2, next);
   u.bind(3, id);
   u.exec();
+}
+
+int Jobs::deadLetterUnknown(const std::vector<std::string>& configured) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string known;
+  for (const auto& d : configured) known += (known.empty() ? "?" : ", ?");
+  SQLite::Statement u(db_, move("outbox", kOutboxDead, ", last_error = 'destination ' || destination ||"
+                                                       " ' is not in the configuration'",
+                                known.empty() ? "1" : "destination NOT IN (" + known + ")"));
+  int i = 1;
+  for (const auto& d : configured) u.bind(i++, d);
+  return u.exec();
 }
 
 std::vector<OutboxItem> Jobs::outbox(std::optional<OutboxState> state, int limit) {

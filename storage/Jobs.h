@@ -6,6 +6,7 @@
 #include "storage/Lifecycle.h"
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@ struct Job {
   int64_t generation = 0;
   std::string segSeriesUid, segSopUid, segPath;
   int64_t segSeriesNumber = 0;
+  std::vector<std::string> destinations;  // fixed when the job is made (its route's, then)
 };
 
 struct OutboxItem {
@@ -34,18 +36,23 @@ class Jobs {
  public:
   explicit Jobs(SQLite::Database& db) : db_(db) {}
 
-  // New job for a series generation, with output UIDs fixed now. Older jobs of the series that
-  // are not running become superseded. The series moves to processing.
+  // New job for a series generation, with its model, destinations and output UIDs fixed now.
+  // Older jobs of the series that are not running become superseded. The series moves to processing.
   Job create(const std::string& seriesUid, int64_t generation, const std::string& route, const std::string& model,
-             const std::string& segSeriesUid, const std::string& segSopUid);
+             const std::vector<std::string>& destinations, const std::string& segSeriesUid,
+             const std::string& segSopUid);
+  // Jobs made before destinations were stored (NULL): filled from `routeDestinations(route)`
+  // (std::nullopt: the route is gone, the job keeps none). Returns the jobs filled.
+  int fillLegacyDestinations(
+      const std::function<std::optional<std::vector<std::string>>(const std::string& route)>& routeDestinations);
   void noRoute(const std::string& seriesUid, const std::string& note);  // series done, nothing to do
 
   std::optional<Job> claimNext();  // queued -> running, oldest first
   // running -> outcome (done, failed or rejected); a job whose series has a newer job meanwhile
-  // becomes superseded instead. Returns the state written. `destinations` get outbox rows when the
-  // job is done.
+  // becomes superseded instead. Returns the state written. A done job gets one outbox row per
+  // destination it was made with.
   JobState finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
-                  const std::string& timingsJson, const std::vector<std::string>& destinations);
+                  const std::string& timingsJson);
   int requeueRunning();  // after a crash
   std::vector<Job> list(std::optional<JobState> state, int limit);  // newest first; all states without one
 
@@ -53,6 +60,9 @@ class Jobs {
   std::optional<int64_t> nextAttemptMs(const std::string& destination);
   void markSent(int64_t outboxId);
   void markFailed(int64_t outboxId, const std::string& error, int64_t nextAttemptMs, bool dead);
+  // Pending deliveries to a destination that is not configured (any more) are dead-lettered with
+  // that reason instead of waiting for a sender that does not exist. Returns how many.
+  int deadLetterUnknown(const std::vector<std::string>& configuredDestinations);
   std::vector<OutboxItem> outbox(std::optional<OutboxState> state, int limit);
   int retryJob(int64_t jobId);  // its dead/pending rows -> pending now; returns rows touched
   int retryDead();

@@ -53,11 +53,19 @@ int run(const segnode::config::NodeConfig& cfg) {
                                       << " rows without file dropped, " << rep.filesReindexed << " files re-indexed, "
                                       << rep.filesUnreadable << " quarantined, " << requeued << " jobs re-queued");
 
+  int legacy = jobs.fillLegacyDestinations([&](const std::string& route) -> std::optional<std::vector<std::string>> {
+    for (const auto& r : cfg.routes)
+      if (r.name == route) return r.destinations;
+    return std::nullopt;
+  });
+  if (legacy) SEGNODE_LOG(Info, App, legacy << " jobs from before destinations were stored: filled from their routes");
+
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
-  send::Sender sender(cfg, jobs);
-  jobs::JobRunner runner(cfg, index, jobs, [&] { sender.wake(); });
-  routing::Router router(cfg, index, jobs, [&] { runner.wake(); });
+  send::Sender sender({cfg.aeTitle, cfg.dimseTimeoutSeconds, cfg.retry, cfg.destinations}, jobs);
+  jobs::JobRunner runner({cfg.modelsDir, cfg.outputDir, config::workerCount(cfg), config::threadsPerWorker(cfg)}, index,
+                         jobs, [&] { sender.wake(); });
+  routing::Router router(cfg.routes, index, jobs, [&] { runner.wake(); });
   routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
                                 [&](const storage::SeriesInfo& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, spool, cfg.retentionHours);

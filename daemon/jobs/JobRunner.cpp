@@ -24,9 +24,9 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-JobRunner::JobRunner(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs,
+JobRunner::JobRunner(WorkerOptions options, storage::Index& index, storage::Jobs& jobs,
                      std::function<void()> outboxChanged)
-    : config_(config), index_(index), jobs_(jobs), outboxChanged_(std::move(outboxChanged)) {}
+    : options_(std::move(options)), index_(index), jobs_(jobs), outboxChanged_(std::move(outboxChanged)) {}
 
 JobRunner::~JobRunner() { stop(); }
 
@@ -35,9 +35,8 @@ void JobRunner::start() {
   // one is a fresh mmap whose pages the kernel zeroes again (docs/benchmarks.md).
   engine::installTensorCache();
   running_ = true;
-  int n = config::workerCount(config_);
-  for (int w = 0; w < n; ++w) threads_.emplace_back([this, w] { loop(w); });
-  SEGNODE_LOG(Info, Infer, n << " worker(s) x " << config::threadsPerWorker(config_) << " threads");
+  for (int w = 0; w < options_.workers; ++w) threads_.emplace_back([this, w] { loop(w); });
+  SEGNODE_LOG(Info, Infer, options_.workers << " worker(s) x " << options_.threadsPerWorker << " threads");
 }
 
 void JobRunner::wake() { wake_.notify(); }
@@ -53,7 +52,7 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
   std::lock_guard<std::mutex> lock(modelsMutex_);
   auto& slot = models_[reference];
   if (!slot) {
-    engine::BundleSpec spec = engine::ModelStore(config_.modelsDir).resolve(reference);
+    engine::BundleSpec spec = engine::ModelStore(options_.modelsDir).resolve(reference);
     slot = engine::SegmentationModel::load(spec);
     SEGNODE_LOG(Info, Infer, "loaded " << spec.reference() << " (" << slot->parameterCount() << " parameters, "
                                        << engine::toString(slot->backend()) << " "
@@ -64,7 +63,7 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
 }
 
 void JobRunner::loop(int) {
-  at::set_num_threads(config::threadsPerWorker(config_));  // per worker thread
+  at::set_num_threads(options_.threadsPerWorker);  // per worker thread
   while (running_) {
     uint64_t ticket = wake_.ticket();
     std::optional<storage::Job> job;
@@ -82,13 +81,10 @@ void JobRunner::loop(int) {
 }
 
 void JobRunner::run(const storage::Job& job) {
-  std::vector<std::string> destinations;
-  for (const auto& r : config_.routes)
-    if (r.name == job.route) destinations = r.destinations;
   Json::Object timings;
   using storage::JobState;
   auto finish = [&](JobState outcome, const std::string& reason, const std::string& path) {
-    JobState written = jobs_.finish(job.id, outcome, reason, path, Json(timings).dump(), destinations);
+    JobState written = jobs_.finish(job.id, outcome, reason, path, Json(timings).dump());
     SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (reason.empty() ? "" : ": " + reason));
     if (written == JobState::Done && outboxChanged_) outboxChanged_();
   };
@@ -115,8 +111,8 @@ void JobRunner::run(const storage::Job& job) {
     std::vector<uint16_t> values(size_t(flat.numel()));
     const int32_t* src = flat.data_ptr<int32_t>();
     for (size_t i = 0; i < values.size(); ++i) values[i] = uint16_t(src[i]);
-    std::filesystem::create_directories(config_.outputDir);
-    auto path = config_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
+    std::filesystem::create_directories(options_.outputDir);
+    auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
     const auto& spec = net->spec();
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);

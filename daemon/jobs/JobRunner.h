@@ -4,6 +4,7 @@
 // loaded once and cached. A job that throws or runs out of memory is failed with its reason and
 // the worker carries on; a series that cannot be converted is rejected with the reason.
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "common/WakeSignal.h"
-#include "daemon/config/Config.h"
 #include "storage/Index.h"
 #include "storage/Jobs.h"
 
@@ -22,9 +22,15 @@ class SegmentationModel;
 
 namespace segnode::jobs {
 
+// What the workers need of the node's configuration.
+struct WorkerOptions {
+  std::filesystem::path modelsDir, outputDir;  // bundles; DICOM-SEG files waiting to be sent
+  int workers = 1, threadsPerWorker = 1;
+};
+
 class JobRunner {
  public:
-  JobRunner(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs, std::function<void()> outboxChanged);
+  JobRunner(WorkerOptions options, storage::Index& index, storage::Jobs& jobs, std::function<void()> outboxChanged);
   ~JobRunner();
   void start();
   void wake();  // a job was queued
@@ -35,7 +41,7 @@ class JobRunner {
   void run(const storage::Job& job);
   std::shared_ptr<engine::SegmentationModel> model(const std::string& reference);
 
-  const config::NodeConfig& config_;
+  const WorkerOptions options_;
   storage::Index& index_;
   storage::Jobs& jobs_;
   std::function<void()> outboxChanged_;

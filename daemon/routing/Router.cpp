@@ -36,20 +36,22 @@ std::string mismatch(const config::RouteMatch& m, const storage::SeriesAttribute
   return "";
 }
 
-Router::Router(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated)
-    : config_(config), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
+Router::Router(std::vector<config::Route> routes, storage::Index& index, storage::Jobs& jobs,
+               std::function<void()> jobCreated)
+    : routes_(std::move(routes)), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
 
 void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
   auto attrs = index_.seriesAttributes(seriesUid);
   if (!attrs) return;
   std::string reasons;
-  for (const auto& route : config_.routes) {
+  for (const auto& route : routes_) {
     std::string why = mismatch(route.match, *attrs);
     if (!why.empty()) {
       reasons += (reasons.empty() ? "" : "; ") + route.name + ": " + why;
       continue;
     }
-    auto job = jobs_.create(seriesUid, generation, route.name, route.model, newDicomUid(), newDicomUid());
+    auto job = jobs_.create(seriesUid, generation, route.name, route.model, route.destinations, newDicomUid(),
+                            newDicomUid());
     SEGNODE_LOG(Info, Route, "series " << seriesUid << " (generation " << generation << ") -> route " << route.name
                                        << ", job " << job.id << ", model " << route.model);
     if (jobCreated_) jobCreated_();

@@ -4,6 +4,7 @@
 // the series with the reason, and no job is made.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "daemon/config/Config.h"
 #include "storage/Index.h"
@@ -16,11 +17,12 @@ std::string mismatch(const config::RouteMatch& match, const storage::SeriesAttri
 
 class Router {
  public:
-  Router(const config::NodeConfig& config, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
+  // The routes are copied: a job is made with what its route says at that moment.
+  Router(std::vector<config::Route> routes, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
   void onSeriesReady(const std::string& seriesUid, int64_t generation);
 
  private:
-  const config::NodeConfig& config_;
+  std::vector<config::Route> routes_;
   storage::Index& index_;
   storage::Jobs& jobs_;
   std::function<void()> jobCreated_;

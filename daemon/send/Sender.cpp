@@ -8,12 +8,17 @@
 
 namespace segnode::send {
 
-Sender::Sender(const config::NodeConfig& config, storage::Jobs& jobs) : config_(config), jobs_(jobs) {}
+Sender::Sender(SenderOptions options, storage::Jobs& jobs) : options_(std::move(options)), jobs_(jobs) {}
 Sender::~Sender() { stop(); }
 
 void Sender::start() {
+  std::vector<std::string> names;
+  for (const auto& d : options_.destinations) names.push_back(d.name);
+  if (int n = jobs_.deadLetterUnknown(names))
+    SEGNODE_LOG(Warn, Send, n << " pending deliveries to destinations no longer configured: dead-lettered"
+                              << " (segnode status shows them; segnode retry once the destination is back)");
   running_ = true;
-  for (const auto& d : config_.destinations) threads_.emplace_back([this, d] { loop(d); });
+  for (const auto& d : options_.destinations) threads_.emplace_back([this, d] { loop(d); });
 }
 
 void Sender::wake() { wake_.notify(); }
@@ -35,15 +40,15 @@ void Sender::loop(const config::Destination& dest) {
       SEGNODE_LOG(Error, Send, dest.name << ": " << e.what());
     }
     if (item) {
-      auto r = dicom::storeFile({dest.aeTitle, dest.host, dest.port}, config_.aeTitle, item->segPath,
-                                config_.dimseTimeoutSeconds);
+      auto r = dicom::storeFile({dest.aeTitle, dest.host, dest.port}, options_.callingAe, item->segPath,
+                                options_.timeoutSeconds);
       int attempt = item->attempts + 1;
       if (r.ok) {
         jobs_.markSent(item->id);
         SEGNODE_LOG(Info, Send, "job " << item->jobId << " -> " << dest.name << ": sent (attempt " << attempt << ")");
       } else {
-        bool dead = attempt >= config_.retry.maxAttempts;
-        int64_t next = storage::nowMs() + int64_t(config_.retry.delaySeconds(attempt) * 1000);
+        bool dead = attempt >= options_.retry.maxAttempts;
+        int64_t next = storage::nowMs() + int64_t(options_.retry.delaySeconds(attempt) * 1000);
         jobs_.markFailed(item->id, r.message, next, dead);
         SEGNODE_LOG(Warn, Send, "job " << item->jobId << " -> " << dest.name << ": attempt " << attempt << " failed: "
                                        << r.message << (dead ? "; dead-lettered (segnode retry re-queues it)" : ""));

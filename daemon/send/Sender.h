@@ -12,9 +12,18 @@
 
 namespace segnode::send {
 
+// What the senders need of the node's configuration.
+struct SenderOptions {
+  std::string callingAe;
+  int timeoutSeconds = 60;
+  config::RetryPolicy retry;
+  std::vector<config::Destination> destinations;
+};
+
 class Sender {
  public:
-  Sender(const config::NodeConfig& config, storage::Jobs& jobs);
+  // start() dead-letters pending deliveries to destinations that are no longer configured.
+  Sender(SenderOptions options, storage::Jobs& jobs);
   ~Sender();
   void start();
   void wake();  // new outbox rows
@@ -22,7 +31,7 @@ class Sender {
 
  private:
   void loop(const config::Destination& destination);
-  const config::NodeConfig& config_;
+  const SenderOptions options_;
   storage::Jobs& jobs_;
   std::vector<std::thread> threads_;
   WakeSignal wake_;

@@ -10,6 +10,8 @@
 #include "TestSupport.h"
 #include "common/Error.h"
 #include "storage/Db.h"
+#include "storage/Index.h"
+#include "storage/Jobs.h"
 #include "storage/Lifecycle.h"
 #include "storage/Status.h"
 
@@ -76,4 +78,45 @@ TEST_CASE("each state machine has one spelling: enums, SQL words and the schema'
   for (const auto& t : storage::transition::kJobFinished) CHECK(t.fromList() == "'running'");
   CHECK(storage::transition::kOutboxRevived.allows(storage::OutboxState::Dead));
   CHECK_FALSE(storage::transition::kSeriesLosesInstance.allows(storage::SeriesState::Purged));
+}
+
+TEST_CASE("a job keeps the destinations of its route at creation - deliveries to removed destinations are dead-lettered",
+          "[node][storage]") {
+  test::TempDir dir;
+  auto db = storage::openDatabase(dir.path() / "segnode.db");
+  storage::Index index(*db);
+  storage::Jobs jobs(*db);
+  auto readySeries = [&](const std::string& series) {
+    storage::InstanceRecord r;
+    r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = series + ".1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
+    r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
+    index.recordInstance(r);
+    REQUIRE(index.markReadyIfQuiet(series, 0, 10, nullptr));
+  };
+  readySeries("1.2.3.4");
+  auto job = jobs.create("1.2.3.4", 1, "brain", "m", {"pacs", "archive"}, "2.25.1", "2.25.2");
+  CHECK(job.destinations == std::vector<std::string>{"pacs", "archive"});
+  auto running = jobs.claimNext();
+  REQUIRE(running);
+  CHECK(running->destinations == job.destinations);  // read back from the row, not from a config
+  CHECK(jobs.finish(job.id, storage::JobState::Done, "", "/out.dcm", "{}") == storage::JobState::Done);
+  auto outbox = jobs.outbox(std::nullopt, 10);
+  REQUIRE(outbox.size() == 2);
+  // The configuration lost "archive": its delivery is dead with the reason, "pacs" stays pending.
+  CHECK(jobs.deadLetterUnknown({"pacs"}) == 1);
+  auto dead = jobs.outbox(storage::OutboxState::Dead, 10);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].destination == "archive");
+  CHECK(dead[0].lastError == "destination archive is not in the configuration");
+  CHECK(jobs.outbox(storage::OutboxState::Pending, 10).size() == 1);
+
+  // A job made before migration 003 (destinations NULL) is filled from its route at start.
+  readySeries("1.2.3.5");
+  auto old = jobs.create("1.2.3.5", 1, "brain", "m", {}, "2.25.3", "2.25.4");
+  { SQLite::Database raw((dir.path() / "segnode.db").string(), SQLite::OPEN_READWRITE);
+    raw.exec("UPDATE jobs SET destinations = NULL WHERE id = " + std::to_string(old.id)); }
+  CHECK(jobs.fillLegacyDestinations([](const std::string& route) -> std::optional<std::vector<std::string>> {
+    return route == "brain" ? std::optional<std::vector<std::string>>({"pacs"}) : std::nullopt;
+  }) == 1);
+  CHECK(jobs.list(storage::JobState::Queued, 10).at(0).destinations == std::vector<std::string>{"pacs"});
 }
