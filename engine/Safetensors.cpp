@@ -7,7 +7,7 @@
 #include <torch/torch.h>
 
 #include "common/Error.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 
 namespace segnode::engine {
 namespace {
@@ -50,13 +50,13 @@ TensorMap readSafetensors(const std::filesystem::path& path) {
     throw bad("header length " + std::to_string(headerLen) + " does not fit a file of " + std::to_string(fileSize) + " bytes (truncated?)");
   std::string headerText(headerLen, '\0');
   in.read(headerText.data(), std::streamsize(headerLen));
-  Json header;
+  nlohmann::json header;
   try {
-    header = Json::parse(headerText);
-  } catch (const Error& e) {
+    header = nlohmann::json::parse(headerText);
+  } catch (const nlohmann::json::exception& e) {
     throw bad(std::string("header is not valid JSON: ") + e.what());
   }
-  if (!header.isObject()) throw bad("header is not a JSON object");
+  if (!header.is_object()) throw bad("header is not a JSON object");
   const uint64_t dataSize = fileSize - 8 - headerLen;
 
   struct Entry {
@@ -66,21 +66,24 @@ TensorMap readSafetensors(const std::filesystem::path& path) {
     uint64_t begin, end;
   };
   std::vector<Entry> entries;
-  for (const auto& [name, desc] : header.object()) {
+  for (const auto& [name, desc] : header.items()) {
     if (name == "__metadata__") continue;
     try {
-      Entry e{name, byName(desc.at("dtype").string()), {}, 0, 0};
-      if (!e.dtype) throw bad("tensor '" + name + "': unknown dtype '" + desc.at("dtype").string() + "'");
+      const std::string dtype = desc.at("dtype").get<std::string>();
+      Entry e{name, byName(dtype), {}, 0, 0};
+      if (!e.dtype) throw bad("tensor '" + name + "': unknown dtype '" + dtype + "'");
       int64_t count = 1;
-      for (const auto& d : desc.at("shape").array()) {
-        if (d.number() < 0) throw bad("tensor '" + name + "': negative dimension");
-        e.shape.push_back(int64_t(d.number()));
+      for (const auto& d : desc.at("shape")) {
+        if (!d.is_number_integer() || d.get<int64_t>() < 0)
+          throw bad("tensor '" + name + "': a dimension is not a non-negative integer");
+        e.shape.push_back(d.get<int64_t>());
         count *= e.shape.back();
       }
-      const auto& off = desc.at("data_offsets").array();
-      if (off.size() != 2) throw bad("tensor '" + name + "': data_offsets needs two numbers");
-      e.begin = uint64_t(off[0].number());
-      e.end = uint64_t(off[1].number());
+      const auto& off = desc.at("data_offsets");
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        throw bad("tensor '" + name + "': data_offsets needs two non-negative integers");
+      e.begin = off[0].get<uint64_t>();
+      e.end = off[1].get<uint64_t>();
       if (e.end < e.begin || e.end > dataSize)
         throw bad("tensor '" + name + "': bytes [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                   ") lie outside the " + std::to_string(dataSize) + " data bytes (truncated file?)");
@@ -88,8 +91,7 @@ TensorMap readSafetensors(const std::filesystem::path& path) {
         throw bad("tensor '" + name + "': shape needs " + std::to_string(count * e.dtype->bytes) + " bytes, offsets give " +
                   std::to_string(e.end - e.begin));
       entries.push_back(std::move(e));
-    } catch (const Error& err) {
-      if (err.code() == ErrorCode::BadBundle) throw;
+    } catch (const nlohmann::json::exception& err) {
       throw bad("tensor '" + name + "': " + err.what());
     }
   }
@@ -113,26 +115,18 @@ void writeSafetensors(const std::filesystem::path& path, const TensorMap& tensor
                       const std::map<std::string, std::string>& metadata, torch::ScalarType storeAs) {
   const DType* dt = byType(storeAs);
   if (!dt) throw Error(ErrorCode::InvalidArgument, "safetensors: cannot store dtype " + std::string(c10::toString(storeAs)));
-  Json::Object header;
-  if (!metadata.empty()) {
-    Json::Object meta;
-    for (const auto& [k, v] : metadata) meta[k] = Json(v);
-    header["__metadata__"] = Json(std::move(meta));
-  }
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<torch::Tensor> data;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     torch::Tensor c = t.detach().to(torch::kCPU).to(storeAs).contiguous();
-    Json::Array shape;
-    for (int64_t d : c.sizes()) shape.emplace_back(d);
     uint64_t bytes = uint64_t(c.numel()) * uint64_t(dt->bytes);
-    header[name] = Json(Json::Object{{"dtype", Json(dt->name)},
-                                     {"shape", Json(std::move(shape))},
-                                     {"data_offsets", Json(Json::Array{Json(offset), Json(offset + bytes)})}});
+    header[name] = {{"dtype", dt->name}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     data.push_back(c);
   }
-  std::string text = Json(std::move(header)).dump();
+  std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');  // align data to 8 bytes, as the reference writer does
   std::filesystem::path tmp = path;
   tmp += ".tmp";

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "common/Error.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 #include "storage/Db.h"
 #include "storage/Sql.h"
 
@@ -23,17 +23,10 @@ constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
     " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]') FROM jobs";
 
-std::string toJson(const std::vector<std::string>& names) {
-  Json::Array a;
-  for (const auto& n : names) a.emplace_back(n);
-  return Json(std::move(a)).dump();
-}
+std::string toJson(const std::vector<std::string>& names) { return nlohmann::json(names).dump(); }
 
 std::vector<std::string> fromJson(const std::string& text) {
-  std::vector<std::string> names;
-  const Json parsed = Json::parse(text);  // kept alive: array() refers into it
-  for (const auto& n : parsed.array()) names.push_back(n.string());
-  return names;
+  return nlohmann::json::parse(text).get<std::vector<std::string>>();
 }
 
 Job readJob(SQLite::Statement& q) {

@@ -4,8 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "common/Error.h"
-#include "common/Json.h"
 #include "common/Args.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/config/Config.h"
@@ -23,16 +24,17 @@ config::NodeConfig nodeConfig(const Args& args) {
 }
 
 
-Json jobJson(const storage::Job& j) {
-  return Json(Json::Object{{"id", Json(j.id)},
-                           {"series_uid", Json(j.seriesUid)},
-                           {"generation", Json(j.generation)},
-                           {"route", Json(j.route)},
-                           {"model", Json(j.model)},
-                           {"state", Json(storage::sqlName(j.state))},
-                           {"reason", Json(j.reason)},
-                           {"seg_series_uid", Json(j.segSeriesUid)},
-                           {"seg_series_number", Json(j.segSeriesNumber)}});
+nlohmann::json jobJson(const storage::Job& j) {
+  return {{"id", j.id},
+          {"series_uid", j.seriesUid},
+          {"generation", j.generation},
+          {"route", j.route},
+          {"model", j.model},
+          {"state", storage::sqlName(j.state)},
+          {"reason", j.reason},
+          {"seg_series_uid", j.segSeriesUid},
+          {"seg_series_number", j.segSeriesNumber},
+          {"destinations", j.destinations}};
 }
 
 }  // namespace
@@ -42,32 +44,24 @@ int runStatus(const ArgList& argList, const char*) {
   auto cfg = nodeConfig(args);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   auto st = storage::readStatus(*db);
-  auto counts = [](const std::map<std::string, int64_t>& byState) {
-    Json::Object o;
-    for (const auto& [state, n] : byState) o[state] = Json(n);
-    return Json(std::move(o));
-  };
-  Json::Array errors;
-  for (const auto& e : st.lastErrors) errors.emplace_back(e);
-  Json::Object status{{"series", counts(st.series)},
-                      {"jobs", counts(st.jobs)},
-                      {"outbox", counts(st.outbox)},
-                      {"workers", Json(config::workerCount(cfg))},
-                      {"threads_per_worker", Json(config::threadsPerWorker(cfg))},
-                      {"last_errors", Json(std::move(errors))}};
+  const nlohmann::json status{{"series", st.series},
+                              {"jobs", st.jobs},
+                              {"outbox", st.outbox},
+                              {"workers", config::workerCount(cfg)},
+                              {"threads_per_worker", config::threadsPerWorker(cfg)},
+                              {"last_errors", st.lastErrors}};
   if (args.flag("--json")) {
-    std::printf("%s\n", Json(std::move(status)).dump().c_str());
+    std::printf("%s\n", status.dump().c_str());
     return 0;
   }
-  Json s(std::move(status));
-  std::printf("database %s; %lld worker(s) x %lld threads\n", cfg.database.c_str(), (long long)s.at("workers").number(),
-              (long long)s.at("threads_per_worker").number());
-  for (const char* table : {"series", "jobs", "outbox"}) {
+  std::printf("database %s; %d worker(s) x %d threads\n", cfg.database.c_str(), config::workerCount(cfg),
+              config::threadsPerWorker(cfg));
+  for (const auto& [table, counts] : {std::pair{"series", &st.series}, {"jobs", &st.jobs}, {"outbox", &st.outbox}}) {
     std::printf("%-7s", table);
-    for (const auto& [state, n] : s.at(table).object()) std::printf("  %s=%lld", state.c_str(), (long long)n.number());
+    for (const auto& [state, n] : *counts) std::printf("  %s=%lld", state.c_str(), (long long)n);
     std::printf("\n");
   }
-  for (const auto& e : s.at("last_errors").array()) std::printf("  %s\n", e.string().c_str());
+  for (const auto& e : st.lastErrors) std::printf("  %s\n", e.c_str());
   return 0;
 }
 

@@ -9,7 +9,7 @@
 #include <cstdio>
 
 #include "common/Error.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
 #include "common/Terminal.h"
@@ -101,20 +101,18 @@ int runBench(const ArgList& argList, const char* argv0) {
     double perTile = median(e.inferSeconds) / double(std::max<int64_t>(1, e.tiles));
     int64_t peak = *std::max_element(e.peakRss.begin(), e.peakRss.end());
     if (json) {
-      Json::Array runs;
-      for (double s : e.seconds) runs.emplace_back(s);
-      Json::Object o{{"model", Json(e.label)},
-                     {"reference", Json(e.model->spec().reference())},
-                     {"parameters", Json(e.model->parameterCount())},
-                     {"median_seconds", Json(med)},
-                     {"min_seconds", Json(mn)},
-                     {"seconds_per_tile", Json(perTile)},
-                     {"tiles", Json(e.tiles)},
-                     {"peak_rss_bytes", Json(peak)},
-                     {"load_seconds", Json(e.loadSeconds)},
-                     {"threads", Json(threads)},
-                     {"runs", Json(std::move(runs))}};
-      std::printf("%s\n", Json(std::move(o)).dump().c_str());
+      const nlohmann::json o{{"model", e.label},
+                             {"reference", e.model->spec().reference()},
+                             {"parameters", e.model->parameterCount()},
+                             {"median_seconds", med},
+                             {"min_seconds", mn},
+                             {"seconds_per_tile", perTile},
+                             {"tiles", e.tiles},
+                             {"peak_rss_bytes", peak},
+                             {"load_seconds", e.loadSeconds},
+                             {"threads", threads},
+                             {"runs", e.seconds}};
+      std::printf("%s\n", o.dump().c_str());
     } else {
       std::printf("%-36s %11lld %9.2f %9.2f %10.3f %9.0f %6lld\n", e.label.c_str(), (long long)e.model->parameterCount(),
                   med, mn, perTile, double(peak) / (1024.0 * 1024.0), (long long)e.tiles);

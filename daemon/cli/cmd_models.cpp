@@ -3,7 +3,7 @@
 #include <ctime>
 
 #include "common/Error.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 #include "common/Sha256.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
@@ -33,30 +33,30 @@ std::string metricSummary(const YAML::Node& metrics) {
   return out.empty() ? "-" : out;
 }
 
-Json bundleJson(const engine::InstalledBundle& b, bool verify) {
-  Json::Object o{{"directory", Json(b.directory.string())}, {"ok", Json(b.ok)}};
+nlohmann::json bundleJson(const engine::InstalledBundle& b, bool verify) {
+  nlohmann::json o{{"directory", b.directory.string()}, {"ok", b.ok}};
   if (!b.ok) {
-    o["error"] = Json(b.error);
-    return Json(std::move(o));
+    o["error"] = b.error;
+    return o;
   }
   const auto& s = b.spec;
-  Json::Array labels;
-  for (const auto& l : s.labels) labels.emplace_back(Json::Object{{"value", Json(l.value)}, {"name", Json(l.name)}});
-  o["name"] = Json(s.name);
-  o["version"] = Json(s.version.toString());
-  o["modality"] = Json(engine::toString(s.modality));
-  o["body_part"] = Json(s.bodyPart);
-  o["labels"] = Json(std::move(labels));
-  o["parameters"] = Json(s.architecture.parameterCount());
-  o["untrained"] = Json(s.untrained());
+  auto labels = nlohmann::json::array();
+  for (const auto& l : s.labels) labels.push_back({{"value", l.value}, {"name", l.name}});
+  o["name"] = s.name;
+  o["version"] = s.version.toString();
+  o["modality"] = engine::toString(s.modality);
+  o["body_part"] = s.bodyPart;
+  o["labels"] = std::move(labels);
+  o["parameters"] = s.architecture.parameterCount();
+  o["untrained"] = s.untrained();
   if (s.metrics && s.metrics.IsMap()) {
-    Json::Object m;
+    auto m = nlohmann::json::object();
     for (auto it = s.metrics.begin(); it != s.metrics.end(); ++it)
-      if (it->second.IsScalar()) m[it->first.as<std::string>()] = Json(it->second.Scalar());
-    o["metrics"] = Json(std::move(m));
+      if (it->second.IsScalar()) m[it->first.as<std::string>()] = it->second.Scalar();
+    o["metrics"] = std::move(m);
   }
-  if (verify) o["weights_ok"] = Json(sha256File(s.weightsPath()) == s.weightsSha256);
-  return Json(std::move(o));
+  if (verify) o["weights_ok"] = sha256File(s.weightsPath()) == s.weightsSha256;
+  return o;
 }
 
 int listModels(const Args& args, const char* argv0) {
@@ -66,8 +66,8 @@ int listModels(const Args& args, const char* argv0) {
   int broken = 0;
   if (args.flag("--json")) {
     for (const auto& b : all) {
-      Json j = bundleJson(b, verify && b.ok);
-      if (!b.ok || (verify && j.contains("weights_ok") && j.at("weights_ok").dump() == "false")) ++broken;
+      nlohmann::json j = bundleJson(b, verify && b.ok);
+      if (!b.ok || (verify && j.contains("weights_ok") && !j.at("weights_ok").get<bool>())) ++broken;
       std::printf("%s\n", j.dump().c_str());
     }
     return broken ? 65 : 0;

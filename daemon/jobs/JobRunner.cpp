@@ -5,8 +5,9 @@
 
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "common/Error.h"
-#include "common/Json.h"
 #include "common/Log.h"
 #include "daemon/dicom/SegWriter.h"
 #include "daemon/dicom/SeriesLoader.h"
@@ -81,10 +82,10 @@ void JobRunner::loop(int) {
 }
 
 void JobRunner::run(const storage::Job& job) {
-  Json::Object timings;
+  nlohmann::json timings = nlohmann::json::object();
   using storage::JobState;
   auto finish = [&](JobState outcome, const std::string& reason, const std::string& path) {
-    JobState written = jobs_.finish(job.id, outcome, reason, path, Json(timings).dump());
+    JobState written = jobs_.finish(job.id, outcome, reason, path, timings.dump());
     SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (reason.empty() ? "" : ": " + reason));
     if (written == JobState::Done && outboxChanged_) outboxChanged_();
   };
@@ -93,19 +94,19 @@ void JobRunner::run(const storage::Job& job) {
     std::vector<std::filesystem::path> files;
     for (const auto& f : index_.instanceFilesOfSeries(job.seriesUid)) files.emplace_back(f);
     auto net = model(job.model);
-    timings["load_s"] = Json(since(t0));
+    timings["load_s"] = since(t0);
     t0 = std::chrono::steady_clock::now();
     dicom::SeriesImage image = dicom::loadSeries(files);
     engine::Volume volume;
     volume.geometry = image.geometry;
     volume.data = torch::from_blob(image.voxels.data(), {image.geometry.size[2], image.geometry.size[1], image.geometry.size[0]},
                                    torch::kFloat);
-    timings["convert_s"] = Json(since(t0));
+    timings["convert_s"] = since(t0);
     engine::SegmentStats stats;
     engine::Volume labels = engine::segment(*net, volume, {}, &stats);
-    timings["preprocess_s"] = Json(stats.preprocessSeconds);
-    timings["inference_s"] = Json(stats.inferenceSeconds);
-    timings["postprocess_s"] = Json(stats.postprocessSeconds);
+    timings["preprocess_s"] = stats.preprocessSeconds;
+    timings["inference_s"] = stats.inferenceSeconds;
+    timings["postprocess_s"] = stats.postprocessSeconds;
     t0 = std::chrono::steady_clock::now();
     torch::Tensor flat = labels.data.to(torch::kInt).contiguous().view(-1);
     std::vector<uint16_t> values(size_t(flat.numel()));
@@ -116,7 +117,7 @@ void JobRunner::run(const storage::Job& job) {
     const auto& spec = net->spec();
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
-    timings["seg_s"] = Json(since(t0));
+    timings["seg_s"] = since(t0);
     finish(JobState::Done, "", path.string());
   } catch (const Error& e) {
     finish(e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), "");

@@ -1,14 +1,12 @@
 #include <catch2/catch.hpp>
 
 #include "common/Error.h"
-#include "common/Json.h"
 #include "common/Sha256.h"
 #include "common/Uid.h"
 
 #include <regex>
 #include <set>
 
-using segnode::Json;
 
 TEST_CASE("sha256 matches the FIPS 180-4 examples", "[common]") {
   CHECK(segnode::sha256Hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -19,17 +17,6 @@ TEST_CASE("sha256 matches the FIPS 180-4 examples", "[common]") {
   std::string million(1000000, 'a');
   CHECK(segnode::sha256Hex(million.data(), million.size()) ==
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-}
-
-TEST_CASE("JSON parses what safetensors headers contain and round-trips", "[common]") {
-  Json j = Json::parse(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"__metadata__":{"k":"v\"q"}})");
-  CHECK(j.at("a").at("shape").array().size() == 2);
-  CHECK(j.at("a").at("data_offsets").array()[1].number() == 24);
-  CHECK(j.at("__metadata__").at("k").string() == "v\"q");
-  CHECK(Json::parse(j.dump()).dump() == j.dump());
-  CHECK_THROWS_AS(Json::parse("{\"a\":}"), segnode::Error);
-  CHECK_THROWS_AS(Json::parse("[1,2"), segnode::Error);
-  CHECK_THROWS_AS(Json::parse("{} x"), segnode::Error);
 }
 
 TEST_CASE("new DICOM UIDs are 2.25 UUIDs: valid UID syntax, at most 64 characters, all different", "[common]") {

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "NodeHarness.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 
 namespace segnode::test {
 
@@ -73,8 +73,8 @@ std::vector<std::string> OrthancProcess::instancesOfModality(const std::string& 
   std::vector<std::string> out;
   if (body.empty()) return out;
   // Orthanc answers with ids, or with whole resources ("ID" inside) depending on its version.
-  const Json answer = Json::parse(body);  // kept alive: array() returns a reference into it
-  for (const auto& e : answer.array()) out.push_back(e.isString() ? e.string() : e.at("ID").string());
+  for (const auto& e : nlohmann::json::parse(body))
+    out.push_back(e.is_string() ? e.get<std::string>() : e.at("ID").get<std::string>());
   return out;
 }
 

@@ -10,7 +10,7 @@
 
 #include "NodeHarness.h"
 #include "OrthancProcess.h"
-#include "common/Json.h"
+#include <nlohmann/json.hpp>
 #include "daemon/dicom/SeriesLoader.h"
 #include "engine/Model.h"
 
@@ -62,11 +62,10 @@ TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it c
   std::vector<std::string> args{"storescu", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1", std::to_string(site.pacs.dicomPort())};
   for (const auto& f : files) args.push_back(f.string());
   REQUIRE(runCommand(args).exitCode == 0);
-  const Json series = Json::parse(site.pacs.get("/series"));
-  const auto& ids = series.array();
+  const auto ids = nlohmann::json::parse(site.pacs.get("/series"));
   REQUIRE(ids.size() == 1);
   // Orthanc's own job: C-STORE the series to the node.
-  REQUIRE(!site.pacs.post("/modalities/segnode/store", ids[0].string()).empty());
+  REQUIRE(!site.pacs.post("/modalities/segnode/store", ids[0].get<std::string>()).empty());
 
   REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
   auto segs = site.pacs.instancesOfModality("SEG");

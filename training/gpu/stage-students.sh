@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Stages .gpu-carry/ (git-ignored) for training/gpu/students.sh: every brain label map as int16 in
 # one xz tar (about a third of the gzip size; 18 and 19 are the validation maps, used only for the
-# validation curves), the generation table, and state/<run>/ for each run that continues
-# (training/state/<run>/ in the repo, or DIR given as RUN=DIR).
+# validation curves), the generation table, state/<run>/ for each run that continues
+# (training/state/<run>/ in the repo, or DIR given as RUN=DIR), and prefix/ with Debian's
+# nlohmann-json headers and CMake package (the GPU box has none; it is header-only).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
 # does not need out of the work tree for the call, and back.
 #   bash training/gpu/stage-students.sh [RUN[=DIR] ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=../shared/data/brain_mr/synthseg_label_maps
-rm -rf .gpu-carry && mkdir -p .gpu-carry/maps .gpu-carry/state
+rm -rf .gpu-carry && mkdir -p .gpu-carry/maps .gpu-carry/state .gpu-carry/prefix/include .gpu-carry/prefix/share/cmake
+cp -r /usr/include/nlohmann .gpu-carry/prefix/include/
+cp -r /usr/share/cmake/nlohmann_json .gpu-carry/prefix/share/cmake/
 /usr/bin/python3 - "$src" .gpu-carry/maps <<'PY'
 import glob, os, sys
 import nibabel as nib, numpy as np

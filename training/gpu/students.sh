@@ -5,6 +5,7 @@
 #   bash training/gpu/students.sh start DEADLINE_S RUN...  unpack, build, probe, start, watch until 580 s
 #   bash training/gpu/students.sh watch SECONDS             show progress; pack the latest checkpoint
 #   bash training/gpu/students.sh collect                    wait for the runs to end; pack their state
+#   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
 # DEADLINE_S: seconds after `start` began at which every run stops (wall clock, never the learning
 # rate: each run's schedule is fixed by its planned total, training/Trainer.h).
 # RUN: a file in training/gpu/runs/ (NAME.env) that defines the distill options of one run; runs go
@@ -24,7 +25,7 @@ build() {  # incremental: a warm machine keeps build-gpu/
   local prefix
   prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEGNODE_BUILD_DAEMON=OFF -DSEGNODE_BUILD_TESTS=OFF \
-    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CUDA_ARCHITECTURES=90 >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
+    -DCMAKE_PREFIX_PATH="$prefix;$PWD/$C/prefix" -DCMAKE_CUDA_ARCHITECTURES=90 >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
   ninja -C build-gpu segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
 }
 
@@ -66,6 +67,9 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
 
 case $1 in
+build)  # a build check: compile segnode-distill against PyTorch's LibTorch, print its usage
+  t0=$(date +%s); build || exit 1; echo "build: $(( $(date +%s) - t0 )) s"; build-gpu/bin/segnode-distill --help | head -3
+  ;;
 start)
   t0=$(date +%s); deadline=$2; shift 2
   echo "$(( t0 + deadline ))" >$G/deadline
