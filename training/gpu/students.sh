@@ -79,15 +79,17 @@ start)
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
+    unset PROBE_BATCHES
     source "training/gpu/runs/$run.env"
-    if [ -z "${BATCH:-}" ]; then  # the batch of a new run: the most samples per second, measured here
+    # A new run takes the batch with the most samples per second, measured here; a run with a
+    # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
+    if [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ]; then
       train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
       CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
-        --labels "$train" --table $G/brain/synthseg_generation_label_table.tsv --probe-batches 2,4,8 \
-        --out $G/probe-$run "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
-      grep -e probe: $G/probe-$run.log
-      BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
-      [ -n "$BATCH" ] || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
+        --labels "$train" --table $G/brain/synthseg_generation_label_table.tsv --probe-batches "${PROBE_BATCHES:-2,4,8}" \
+        --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
+      grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
+      [ -n "${BATCH:-}" ] || BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
     fi
     launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
     unset BATCH; i=$(( i + 1 ))
