@@ -55,9 +55,8 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
       "INSERT INTO series (series_uid, study_uid, modality, body_part, series_description, series_number,"
       " sop_class_uid, frame_of_reference, calling_ae, instance_count, state, first_received_ms, last_received_ms)"
       " VALUES (:uid, :study, :mod, :body, :desc, :num, :sop, :for, :ae, 1, '" + std::string(sqlName(SeriesState::Receiving)) +
-      "', :now, :now) ON CONFLICT(series_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms, state = "
-      "CASE WHEN state IN (" + kSeriesReceives.fromList() + ") THEN '" + sqlName(kSeriesReceives.to) + "' ELSE state END,"
-      " instance_count = instance_count + :inc";
+      "', :now, :now) ON CONFLICT(series_uid) DO UPDATE SET last_received_ms = excluded.last_received_ms, state = " +
+      sqlMoveValue(kSeriesReceives) + ", instance_count = instance_count + :inc";
   SQLite::Statement series(db_, upsert);
   series.bind(":uid", r.seriesUid);
   series.bind(":study", r.studyUid);
@@ -72,9 +71,8 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   series.bind(":inc", counts ? 1 : 0);
   series.exec();
   if (oldSeries && *oldSeries != r.seriesUid) {
-    static const std::string moved = "UPDATE series SET instance_count = instance_count - 1, state = CASE WHEN state IN (" +
-                                     kSeriesLosesInstance.fromList() + ") THEN '" + sqlName(kSeriesLosesInstance.to) +
-                                     "' ELSE state END, last_received_ms = ? WHERE series_uid = ?";
+    static const std::string moved = "UPDATE series SET instance_count = instance_count - 1, state = " +
+                                     sqlMoveValue(kSeriesLosesInstance) + ", last_received_ms = ? WHERE series_uid = ?";
     SQLite::Statement dec(db_, moved);
     dec.bind(1, r.receivedMs);
     dec.bind(2, *oldSeries);
@@ -188,9 +186,8 @@ bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t no
     if (waitMs) *waitMs = quietMs - (now - last);
     return false;
   }
-  static const std::string quiet = "UPDATE series SET state = '" + std::string(sqlName(kSeriesQuiet.to)) +
-                                   "', generation = generation + 1, ready_ms = ? WHERE series_uid = ? AND state IN (" +
-                                   kSeriesQuiet.fromList() + ")";
+  static const std::string quiet =
+      sqlMove("series", kSeriesQuiet, ", generation = generation + 1, ready_ms = ?", "series_uid = ?");
   SQLite::Statement u(db_, quiet);
   u.bind(1, now);
   u.bind(2, uid);
@@ -243,8 +240,7 @@ std::vector<std::string> Index::instanceFilesOfSeries(const std::string& uid) {
 void Index::markPurged(const std::string& uid) {
   using transition::kSeriesPurged;
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string purge = "UPDATE series SET state = '" + std::string(sqlName(kSeriesPurged.to)) +
-                                   "' WHERE series_uid = ? AND state IN (" + kSeriesPurged.fromList() + ")";
+  static const std::string purge = sqlMove("series", kSeriesPurged, "", "series_uid = ?");
   SQLite::Statement u(db_, purge);
   u.bind(1, uid);
   u.exec();

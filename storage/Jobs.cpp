@@ -11,14 +11,6 @@ namespace segnode::storage {
 namespace {
 using namespace transition;
 
-// "UPDATE <table> SET state = '<to>'<set> WHERE <where> AND state IN (<from>)": every state change
-// of a job or a delivery is one of the transitions of storage/Lifecycle.h.
-template <class State>
-std::string move(const char* table, const Transition<State>& t, const std::string& set, const std::string& where) {
-  return std::string("UPDATE ") + table + " SET state = '" + sqlName(t.to) + "'" + set + " WHERE " + where +
-         " AND state IN (" + t.fromList() + ")";
-}
-
 constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
     " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]') FROM jobs";
@@ -77,7 +69,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   num.executeStep();
   int64_t number = num.getColumn(0).getInt64();
   static const std::string supersede =
-      move("jobs", kJobSupersededWaiting, ", finished_ms = COALESCE(finished_ms, ?)", "series_uid = ?");
+      sqlMove("jobs", kJobSupersededWaiting, ", finished_ms = COALESCE(finished_ms, ?)", "series_uid = ?");
   SQLite::Statement sup(db_, supersede);
   sup.bind(1, nowMs());
   sup.bind(2, seriesUid);
@@ -96,7 +88,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   ins.exec();
   Job j;
   j.id = db_.getLastInsertRowid();
-  static const std::string routed = move("series", kSeriesRouted, ", note = NULL", "series_uid = ?");
+  static const std::string routed = sqlMove("series", kSeriesRouted, ", note = NULL", "series_uid = ?");
   SQLite::Statement ser(db_, routed);
   ser.bind(1, seriesUid);
   ser.exec();
@@ -132,7 +124,7 @@ int Jobs::fillLegacyDestinations(
 
 void Jobs::noRoute(const std::string& seriesUid, const std::string& note) {
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string unrouted = move("series", kSeriesUnrouted, ", done_ms = ?, note = ?", "series_uid = ?");
+  static const std::string unrouted = sqlMove("series", kSeriesUnrouted, ", done_ms = ?, note = ?", "series_uid = ?");
   SQLite::Statement u(db_, unrouted);
   u.bind(1, nowMs());
   u.bind(2, note);
@@ -146,7 +138,7 @@ std::optional<Job> Jobs::claimNext() {
   SQLite::Statement q(db_, std::string(kJobColumns) + " WHERE state IN (" + kJobClaimed.fromList() + ") ORDER BY id LIMIT 1");
   if (!q.executeStep()) return std::nullopt;
   Job j = readJob(q);
-  static const std::string claim = move("jobs", kJobClaimed, ", started_ms = ?", "id = ?");
+  static const std::string claim = sqlMove("jobs", kJobClaimed, ", started_ms = ?", "id = ?");
   SQLite::Statement u(db_, claim);
   u.bind(1, nowMs());
   u.bind(2, j.id);
@@ -168,7 +160,7 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
   newer.executeStep();
   const JobState finalState = newer.getColumn(0).getInt() > 0 ? JobState::Superseded : outcome;
   const auto& t = *std::find_if(kJobFinished.begin(), kJobFinished.end(), [&](const auto& x) { return x.to == finalState; });
-  SQLite::Statement u(db_, move("jobs", t, ", reason = ?, seg_path = ?, timings = ?, finished_ms = ?", "id = ?"));
+  SQLite::Statement u(db_, sqlMove("jobs", t, ", reason = ?, seg_path = ?, timings = ?, finished_ms = ?", "id = ?"));
   bindText(u, 1, reason);
   bindText(u, 2, segPath);
   u.bind(3, timingsJson);
@@ -189,7 +181,7 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
   }
   if (finalState != JobState::Superseded) {
     static const std::string finished =
-        move("series", kSeriesFinished, ", done_ms = ?, note = ?", "series_uid = (SELECT series_uid FROM jobs WHERE id = ?)");
+        sqlMove("series", kSeriesFinished, ", done_ms = ?, note = ?", "series_uid = (SELECT series_uid FROM jobs WHERE id = ?)");
     SQLite::Statement s(db_, finished);
     s.bind(1, nowMs());
     bindText(s, 2, reason.empty() ? std::string() : std::string(sqlName(finalState)) + ": " + reason);
@@ -202,7 +194,7 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
 
 int Jobs::requeueRunning() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return db_.exec(move("jobs", kJobRequeued, ", started_ms = NULL", "1"));
+  return db_.exec(sqlMove("jobs", kJobRequeued, ", started_ms = NULL", "1"));
 }
 
 std::vector<Job> Jobs::list(std::optional<JobState> state, int limit) {
@@ -239,7 +231,7 @@ std::optional<int64_t> Jobs::nextAttemptMs(const std::string& destination) {
 
 void Jobs::markSent(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string sent = move("outbox", kOutboxSent, ", sent_ms = ?, attempts = attempts + 1", "id = ?");
+  static const std::string sent = sqlMove("outbox", kOutboxSent, ", sent_ms = ?, attempts = attempts + 1", "id = ?");
   SQLite::Statement u(db_, sent);
   u.bind(1, nowMs());
   u.bind(2, id);
@@ -249,9 +241,9 @@ void Jobs::markSent(int64_t id) {
 void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool dead) {
   std::lock_guard<std::mutex> lock(mutex_);
   static const std::string failed =
-      move("outbox", kOutboxFailed, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
+      sqlMove("outbox", kOutboxFailed, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
   static const std::string deadLetter =
-      move("outbox", kOutboxDead, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
+      sqlMove("outbox", kOutboxDead, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
   SQLite::Statement u(db_, dead ? deadLetter : failed);
   u.bind(1, error);
   u.bind(2, next);
@@ -263,7 +255,7 @@ int Jobs::deadLetterUnknown(const std::vector<std::string>& configured) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string known;
   for (const auto& d : configured) known += (known.empty() ? "?" : ", ?");
-  SQLite::Statement u(db_, move("outbox", kOutboxDead, ", last_error = 'destination ' || destination ||"
+  SQLite::Statement u(db_, sqlMove("outbox", kOutboxDead, ", last_error = 'destination ' || destination ||"
                                                        " ' is not in the configuration'",
                                 known.empty() ? "1" : "destination NOT IN (" + known + ")"));
   int i = 1;
@@ -284,7 +276,7 @@ std::vector<OutboxItem> Jobs::outbox(std::optional<OutboxState> state, int limit
 
 int Jobs::retryJob(int64_t jobId) {
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string retry = move("outbox", kOutboxRetried, ", attempts = 0, next_attempt_ms = ?", "job_id = ?");
+  static const std::string retry = sqlMove("outbox", kOutboxRetried, ", attempts = 0, next_attempt_ms = ?", "job_id = ?");
   SQLite::Statement u(db_, retry);
   u.bind(1, nowMs());
   u.bind(2, jobId);
@@ -293,7 +285,7 @@ int Jobs::retryJob(int64_t jobId) {
 
 int Jobs::retryDead() {
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string retryDead = move("outbox", kOutboxRevived, ", attempts = 0, next_attempt_ms = ?", "1");
+  static const std::string retryDead = sqlMove("outbox", kOutboxRevived, ", attempts = 0, next_attempt_ms = ?", "1");
   SQLite::Statement u(db_, retryDead);
   u.bind(1, nowMs());
   return u.exec();

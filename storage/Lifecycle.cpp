@@ -6,52 +6,30 @@
 
 namespace segnode::storage {
 
-const char* sqlName(SeriesState s) {
-  switch (s) {
-    case SeriesState::Receiving: return "receiving";
-    case SeriesState::Ready: return "ready";
-    case SeriesState::Processing: return "processing";
-    case SeriesState::Done: return "done";
-    case SeriesState::Purged: return "purged";
-  }
-  return "?";
-}
+namespace {
+// The SQL words, in enum order (the migrations' CHECK constraints list the same).
+constexpr const char* kSeriesNames[] = {"receiving", "ready", "processing", "done", "purged"};
+constexpr const char* kJobNames[] = {"queued", "running", "done", "failed", "rejected", "superseded"};
+constexpr const char* kOutboxNames[] = {"pending", "sent", "dead"};
 
-const char* sqlName(JobState s) {
-  switch (s) {
-    case JobState::Queued: return "queued";
-    case JobState::Running: return "running";
-    case JobState::Done: return "done";
-    case JobState::Failed: return "failed";
-    case JobState::Rejected: return "rejected";
-    case JobState::Superseded: return "superseded";
-  }
-  return "?";
+template <class State, size_t N>
+std::vector<State> statesOf(const char* const (&)[N]) {
+  std::vector<State> all;
+  for (size_t i = 0; i < N; ++i) all.push_back(State(i));
+  return all;
 }
+}  // namespace
 
-const char* sqlName(OutboxState s) {
-  switch (s) {
-    case OutboxState::Pending: return "pending";
-    case OutboxState::Sent: return "sent";
-    case OutboxState::Dead: return "dead";
-  }
-  return "?";
-}
+const char* sqlName(SeriesState s) { return kSeriesNames[size_t(s)]; }
+const char* sqlName(JobState s) { return kJobNames[size_t(s)]; }
+const char* sqlName(OutboxState s) { return kOutboxNames[size_t(s)]; }
 
 template <>
-std::vector<SeriesState> allStates() {
-  using S = SeriesState;
-  return {S::Receiving, S::Ready, S::Processing, S::Done, S::Purged};
-}
+std::vector<SeriesState> allStates() { return statesOf<SeriesState>(kSeriesNames); }
 template <>
-std::vector<JobState> allStates() {
-  using J = JobState;
-  return {J::Queued, J::Running, J::Done, J::Failed, J::Rejected, J::Superseded};
-}
+std::vector<JobState> allStates() { return statesOf<JobState>(kJobNames); }
 template <>
-std::vector<OutboxState> allStates() {
-  return {OutboxState::Pending, OutboxState::Sent, OutboxState::Dead};
-}
+std::vector<OutboxState> allStates() { return statesOf<OutboxState>(kOutboxNames); }
 
 template <class State>
 State stateFromSql(const std::string& word) {
@@ -78,8 +56,24 @@ bool Transition<State>::allows(State s) const {
   return std::find(from.begin(), from.end(), s) != from.end();
 }
 
-template struct Transition<SeriesState>;
-template struct Transition<JobState>;
-template struct Transition<OutboxState>;
+template <class State>
+std::string sqlMove(const char* table, const Transition<State>& t, const std::string& set, const std::string& where) {
+  return std::string("UPDATE ") + table + " SET state = '" + sqlName(t.to) + "'" + set + " WHERE " + where +
+         " AND state IN (" + t.fromList() + ")";
+}
+
+template <class State>
+std::string sqlMoveValue(const Transition<State>& t) {
+  return "CASE WHEN state IN (" + t.fromList() + ") THEN '" + sqlName(t.to) + "' ELSE state END";
+}
+
+#define SEGNODE_LIFECYCLE(State)                                                                               \
+  template struct Transition<State>;                                                                           \
+  template std::string sqlMove(const char*, const Transition<State>&, const std::string&, const std::string&); \
+  template std::string sqlMoveValue(const Transition<State>&);
+SEGNODE_LIFECYCLE(SeriesState)
+SEGNODE_LIFECYCLE(JobState)
+SEGNODE_LIFECYCLE(OutboxState)
+#undef SEGNODE_LIFECYCLE
 
 }  // namespace segnode::storage

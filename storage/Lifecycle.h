@@ -36,6 +36,14 @@ struct Transition {
   bool allows(State s) const;
 };
 
+// "UPDATE <table> SET state = '<to>'<set> WHERE <where> AND state IN (<from>)": how storage applies
+// a transition (set: further ", column = ?" assignments).
+template <class State>
+std::string sqlMove(const char* table, const Transition<State>& t, const std::string& set, const std::string& where);
+// "CASE WHEN state IN (<from>) THEN '<to>' ELSE state END": the state column's value in an upsert.
+template <class State>
+std::string sqlMoveValue(const Transition<State>& t);
+
 namespace transition {
 using S = SeriesState;
 using J = JobState;
