@@ -61,7 +61,8 @@ std::unique_ptr<training::Validator> makeValidator(const cli::Args& args, const 
   auto synth = makeSynthesizer(args, spec, device, /*validation=*/true, "--val-labels");
   std::vector<training::SynthBatch> cases;
   for (size_t i = 0; i < synth->subjects().size(); ++i)
-    cases.push_back(synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing, 2000 + i * 17));
+    cases.push_back(synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing,
+                                  training::Synthesizer::wholeSeed(2000, i)));
   return std::make_unique<training::Validator>(std::move(cases), "synth-t1");
 }
 

@@ -189,11 +189,11 @@ Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, s
 }
 
 // One image on the positions `grid` ([1, z, y, x, 3], normalised); fills `target` [z, y, x].
-torch::Tensor Synthesizer::one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const Vec3& acquisition,
+torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contrast contrast, const Vec3& acquisition,
                                std::mt19937_64& rng, torch::Tensor& target) const {
   const auto opts = grid.options();
-  const auto& asFloat = labelsAsFloat_[size_t(&s - subjects_.data())];
-  auto labels = torch::grid_sampler(asFloat, grid, /*nearest*/ 1,
+  const Subject& s = subjects_[subject];
+  auto labels = torch::grid_sampler(labelsAsFloat_[subject], grid, /*nearest*/ 1,
                                     /*zeros*/ 0, /*align_corners*/ true)[0][0]
                     .round()
                     .to(torch::kLong)
@@ -316,7 +316,8 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
   for (int b = 0; b < batch; ++b) {
     std::mt19937_64 rng(seed * 1000003ULL + uint64_t(b));
     torch::manual_seed(seed * 1000003ULL + uint64_t(b));
-    const Subject& s = subjects_[size_t(subject >= 0 ? subject : int((seed + uint64_t(b)) % subjects_.size()))];
+    const size_t index = subject >= 0 ? size_t(subject) : size_t((seed + uint64_t(b)) % subjects_.size());
+    const Subject& s = subjects_[index];
     const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
 
     // The region: the foreground box plus a margin, transformed about its centre. Offsets of the
@@ -359,7 +360,7 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
       acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
     }
     torch::Tensor target;
-    auto image = one(s, grid, c, acq, rng, target);  // normalised over the whole region
+    auto image = one(index, grid, c, acq, rng, target);  // normalised over the whole region
     auto origin = patchOrigin(s, target, size, rng);
     images.push_back(cropPadded(image, origin, size));
     targets.push_back(cropPadded(target, origin, size));
@@ -382,7 +383,7 @@ SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquis
   pos = torch::stack({pos[2], pos[1], pos[0]}, -1);         // (x, y, z) last
   auto grid = normalised(pos, s).unsqueeze(0);
   torch::Tensor target;
-  auto img = one(s, grid, contrast, acquisition, rng, target);
+  auto img = one(size_t(subject), grid, contrast, acquisition, rng, target);
   return {img.unsqueeze(0), target.unsqueeze(0)};
 }
 

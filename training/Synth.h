@@ -95,14 +95,16 @@ class Synthesizer {
   // transform, normalised there, and the patch is cut from it (class-centred or uniform).
   SynthBatch sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject = -1) const;
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
-  // and slice thickness (x, y, z in mm): validation pairs.
+  // and slice thickness (x, y, z in mm): validation pairs. wholeSeed gives pair i of a set made
+  // with base seed S its seed (segnode-distill synth and the training's validation curves agree).
+  static uint64_t wholeSeed(uint64_t base, size_t subject) { return base + subject * 17; }
   SynthBatch whole(int subject, Contrast contrast, const engine::Vec3& acquisition, uint64_t seed,
                    int64_t margin = 8) const;
   const std::vector<Subject>& subjects() const { return subjects_; }
 
  private:
   struct Draw;
-  torch::Tensor one(const Subject& s, const torch::Tensor& grid, Contrast contrast, const engine::Vec3& acquisition,
+  torch::Tensor one(size_t subject, const torch::Tensor& grid, Contrast contrast, const engine::Vec3& acquisition,
                     std::mt19937_64& rng, torch::Tensor& target) const;
   std::array<int64_t, 3> patchOrigin(const Subject& s, const torch::Tensor& target, const std::array<int64_t, 3>& size,
                                      std::mt19937_64& rng) const;

@@ -141,11 +141,8 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
       valCsv << "\n";
     };
     for (auto& n : nets) {
-      auto ema = validator->run(*n.net, n.ema->weights());
-      engine::TensorMap own;
-      for (auto& p : (*n.net)->named_parameters()) own[p.key()] = p.value().detach();
-      auto raw = validator->run(*n.net, own);
-      (*n.net)->train();
+      auto ema = validator->run(*n.net, &n.ema->weights());
+      auto raw = validator->run(*n.net);
       r.validation.push_back(ema);
       record(n.name, "ema", ema);
       record(n.name, "raw", raw);

@@ -27,13 +27,14 @@ torch::Tensor padToStride(const torch::Tensor& image, const engine::Architecture
 
 }  // namespace
 
-ValidationResult Validator::run(engine::PlainConvUNet& net, const engine::TensorMap& weights) const {
+ValidationResult Validator::run(engine::PlainConvUNet& net, const engine::TensorMap* weights) const {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> own;
-  for (auto& p : net->named_parameters()) {
-    own.push_back(p.value().detach().clone());
-    p.value().copy_(weights.at(p.key()));
-  }
+  if (weights)
+    for (auto& p : net->named_parameters()) {
+      own.push_back(p.value().detach().clone());
+      p.value().copy_(weights->at(p.key()));
+    }
   std::vector<std::pair<torch::Tensor, torch::Tensor>> pairs;
   for (const auto& c : cases_) {
     auto logits = net->forward(padToStride(c.image, net->spec()));
@@ -41,7 +42,8 @@ ValidationResult Validator::run(engine::PlainConvUNet& net, const engine::Tensor
     pairs.push_back({pred, c.target});
   }
   size_t i = 0;
-  for (auto& p : net->named_parameters()) p.value().copy_(own[i++]);
+  if (weights)
+    for (auto& p : net->named_parameters()) p.value().copy_(own[i++]);
   return diceOf(pairs, net->spec().numClasses);
 }
 

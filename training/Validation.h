@@ -22,8 +22,9 @@ class Validator {
  public:
   // `cases`: whole normalised images [1, 1, z, y, x] and targets [1, z, y, x] (Synthesizer::whole).
   Validator(std::vector<SynthBatch> cases, std::string group);
-  // `weights` (e.g. the EMA) are loaded into `net` for the pass and the net's own restored after.
-  ValidationResult run(engine::PlainConvUNet& net, const engine::TensorMap& weights) const;
+  // With `weights` (e.g. the EMA), they are loaded into `net` for the pass and the net's own
+  // restored after; without, the net runs as it is.
+  ValidationResult run(engine::PlainConvUNet& net, const engine::TensorMap* weights = nullptr) const;
   const std::string& group() const { return group_; }
 
  private:

@@ -101,7 +101,7 @@ int runSynth(const ArgList& argv) {
       if (!wanted.count(r.name)) continue;
       engine::Vec3 acq = r.acq;
       for (int a = 0; a < 3; ++a) acq[size_t(a)] = std::max(acq[size_t(a)], s.geometry.spacing[size_t(a)]);
-      auto b = synth->whole(int(i), r.contrast, acq, seed + i * 17);
+      auto b = synth->whole(int(i), r.contrast, acq, training::Synthesizer::wholeSeed(seed, i));
       // Geometry of the cropped box: same axes, origin moved to the box corner.
       const auto& fb = s.foregroundBox;
       const int64_t m = 8;

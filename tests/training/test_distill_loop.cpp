@@ -321,7 +321,7 @@ TEST_CASE("validation Dice counts every class of the references and restores the
   for (auto& p : net->parameters()) before.push_back(p.clone());
   Ema ema(net, 0.5);
   for (auto& w : ema.weights()) w.second.mul_(0.5);
-  auto result = v.run(net, ema.weights());
+  auto result = v.run(net, &ema.weights());
   CHECK(result.dice.size() == 3);
   size_t i = 0;
   for (auto& p : net->parameters()) CHECK(torch::equal(p, before[i++]));
