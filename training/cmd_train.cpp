@@ -144,6 +144,15 @@ int runTrain(const ArgList& argv) {
 namespace {
 
 // Seconds for one volume on this machine's CPU with random weights of the candidate's width.
+// A student's own description: what it segments (the teacher's first sentence) and where it
+// comes from; the teacher's figures are the teacher's, not the student's (docs/models.md has both).
+std::string studentDescription(const engine::BundleSpec& teacher, int divisor) {
+  auto end = teacher.description.find(". ");
+  auto task = end == std::string::npos ? teacher.description : teacher.description.substr(0, end + 1);
+  return task + " 1/" + std::to_string(divisor) + "-width student distilled from " + teacher.reference() +
+         " (provenance below; validation in docs/models.md).";
+}
+
 double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFeatures, const fs::path& input,
                       const fs::path& scratch) {
   engine::BundleSpec spec = teacher;
@@ -286,6 +295,7 @@ int runDistill(const ArgList& argv) {
     engine::BundleSpec spec = teacherSpec;
     spec.architecture = teacherSpec.architecture.withWidthDivisor(divisors[i], minFeatures);
     spec.name = names[i];
+    spec.description = studentDescription(teacherSpec, divisors[i]);
     if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
       throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
     if (inits[i] == "teacher") {
