@@ -1,30 +1,25 @@
 #pragma once
-// SHA-256 (FIPS 180-4), for model bundle checksums. Streaming so large weight files are hashed
-// without holding them twice in memory.
-#include <array>
+// SHA-256 through OpenSSL's EVP interface, which uses the CPU's SHA instructions (hashing was the
+// largest CPU cost of ingest). Streaming, so large weight files are hashed without holding them
+// twice in memory.
 #include <cstddef>
-#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX: OpenSSL stays out of this header
 
 namespace segnode {
 
 class Sha256 {
  public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
+  Sha256();  // throws Error(Internal) if OpenSSL has no SHA-256 (a FIPS-restricted build)
   void update(const void* data, size_t size);
   std::string hexDigest();  // finishes the hash; call once
 
  private:
-  void* ctx_ = nullptr;  // OpenSSL EVP_MD_CTX when available
-  void compress(const uint8_t* block);
-  std::array<uint32_t, 8> state_;
-  std::array<uint8_t, 64> buffer_{};
-  size_t bufferUsed_ = 0;
-  uint64_t totalBytes_ = 0;
+  struct Free { void operator()(evp_md_ctx_st* ctx) const; };
+  std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
 
 std::string sha256Hex(const void* data, size_t size);

@@ -3,7 +3,7 @@
 # one xz tar (about a third of the gzip size; 18 and 19 are the validation maps, used only for the
 # validation curves), the generation table, state/<run>/ for each run that continues
 # (training/state/<run>/ in the repo, or DIR given as RUN=DIR), and prefix/ with Debian's
-# nlohmann-json headers and CMake package (the GPU box has none; it is header-only).
+# nlohmann-json headers and CMake package and OpenSSL 3 headers (the GPU box has neither).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
 # does not need out of the work tree for the call, and back.
 #   bash training/gpu/stage-students.sh [RUN[=DIR] ...]
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/../.."
 src=../shared/data/brain_mr/synthseg_label_maps
 rm -rf .gpu-carry && mkdir -p .gpu-carry/maps .gpu-carry/state .gpu-carry/prefix/include .gpu-carry/prefix/share/cmake
 cp -r /usr/include/nlohmann .gpu-carry/prefix/include/
+# OpenSSL 3 headers (the box has libcrypto.so.3 but maybe no headers); EVP is stable within 3.x.
+cp -r /usr/include/openssl .gpu-carry/prefix/include/
+cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-carry/prefix/include/openssl/
 cp -r /usr/share/cmake/nlohmann_json .gpu-carry/prefix/share/cmake/
 /usr/bin/python3 - "$src" .gpu-carry/maps <<'PY'
 import glob, os, sys

@@ -21,11 +21,15 @@ OUT=${OUT:-$PWD/$G/out}
 mkdir -p "$G" "$OUT"
 C=.gpu-carry
 
+# The libcrypto that Python's hashlib loads: the box has it without its headers (carried in prefix/).
+libcrypto() { ldd "$(python3 -c 'import _hashlib; print(_hashlib.__file__)')" | awk '/libcrypto/ {print $3}'; }
+
 build() {  # incremental: a warm machine keeps build-gpu/
-  local prefix
+  local prefix ssl=()
   prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  [ -f /usr/include/openssl/evp.h ] || ssl=(-DOPENSSL_INCLUDE_DIR="$PWD/$C/prefix/include" -DOPENSSL_CRYPTO_LIBRARY="$(libcrypto)")
   [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEGNODE_BUILD_DAEMON=OFF -DSEGNODE_BUILD_TESTS=OFF \
-    -DCMAKE_PREFIX_PATH="$prefix;$PWD/$C/prefix" -DCMAKE_CUDA_ARCHITECTURES=90 >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
+    -DCMAKE_PREFIX_PATH="$prefix;$PWD/$C/prefix" -DCMAKE_CUDA_ARCHITECTURES=90 "${ssl[@]}" >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
   ninja -C build-gpu segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
 }
 
