@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "common/Error.h"
+#include "common/Yaml.h"
 
 namespace segnode::engine {
 
@@ -34,99 +35,37 @@ const char* toString(Normalization n) { return n == Normalization::ZScore ? "zsc
 
 namespace {
 
-// Reads keys out of a YAML node and reports problems as "<file>: key 'a.b': <what>".
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+// The path of a key that must be there (lists have no "required" of their own: absent is empty).
+const std::string& need(yaml::Reader& r, const std::string& path) {
+  if (!r.has(path)) r.fail(path, "missing (required)");
+  return path;
+}
 
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    throw Error(ErrorCode::BadBundle, file_ + ": key '" + key + "': " + what);
-  }
-
-  YAML::Node need(const YAML::Node& parent, const std::string& key, const std::string& path) const {
-    YAML::Node n = parent[key];
-    if (!n) fail(path, "missing (required)");
-    return n;
-  }
-
-  template <typename T>
-  T scalar(const YAML::Node& n, const std::string& path, const char* kind) const {
-    if (!n.IsScalar()) fail(path, std::string("must be ") + kind);
-    try {
-      return n.as<T>();
-    } catch (const YAML::Exception&) {
-      fail(path, std::string("must be ") + kind + ", got '" + n.Scalar() + "'");
-    }
-  }
-
-  template <typename T>
-  T get(const YAML::Node& parent, const std::string& key, const std::string& path, const char* kind) const {
-    return scalar<T>(need(parent, key, path), path, kind);
-  }
-
-  template <typename T>
-  T getOr(const YAML::Node& parent, const std::string& key, const std::string& path, const char* kind, T def) const {
-    YAML::Node n = parent[key];
-    return n ? scalar<T>(n, path, kind) : def;
-  }
-
-  template <typename T>
-  std::vector<T> list(const YAML::Node& n, const std::string& path, const char* kind) const {
-    if (!n.IsSequence()) fail(path, std::string("must be a list of ") + kind);
-    std::vector<T> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(scalar<T>(n[i], path + "[" + std::to_string(i) + "]", kind));
-    return out;
-  }
-
-  template <typename T>
-  std::array<T, 3> triple(const YAML::Node& n, const std::string& path, const char* kind) const {
-    auto v = list<T>(n, path, kind);
-    if (v.size() != 3) fail(path, "must have 3 entries (x, y, z), has " + std::to_string(v.size()));
-    return {v[0], v[1], v[2]};
-  }
-
-  template <typename T>
-  std::vector<std::array<T, 3>> triples(const YAML::Node& n, const std::string& path, const char* kind) const {
-    if (!n.IsSequence()) fail(path, "must be a list of [x, y, z] lists");
-    std::vector<std::array<T, 3>> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(triple<T>(n[i], path + "[" + std::to_string(i) + "]", kind));
-    return out;
-  }
-
-  const std::string& file() const { return file_; }
-
- private:
-  std::string file_;
-};
-
-CodedConcept readCode(const Reader& r, const YAML::Node& n, const std::string& path) {
+CodedConcept readCode(yaml::Reader& r, const std::string& path) {
   CodedConcept c;
-  if (!n) return c;
-  if (!n.IsMap()) r.fail(path, "must be a map with scheme, value, meaning");
-  c.scheme = r.get<std::string>(n, "scheme", path + ".scheme", "a coding scheme designator such as SCT");
-  c.value = r.get<std::string>(n, "value", path + ".value", "a code value");
-  c.meaning = r.get<std::string>(n, "meaning", path + ".meaning", "a code meaning");
+  if (!r.has(path)) return c;
+  c.scheme = r.get<std::string>(path + ".scheme", "a coding scheme designator such as SCT");
+  c.value = r.get<std::string>(path + ".value", "a code value");
+  c.meaning = r.get<std::string>(path + ".meaning", "a code meaning");
   return c;
 }
 
-std::vector<LabelInfo> readLabels(const Reader& r, const YAML::Node& n) {
-  if (!n || !n.IsSequence() || n.size() < 2) r.fail("labels", "must list background plus at least one structure");
+std::vector<LabelInfo> readLabels(yaml::Reader& r) {
+  size_t n = r.size("labels", "a list of labels");
+  if (n < 2) r.fail("labels", "must list background plus at least one structure");
   std::vector<LabelInfo> labels;
-  for (size_t i = 0; i < n.size(); ++i) {
-    std::string p = "labels[" + std::to_string(i) + "]";
+  for (size_t i = 0; i < n; ++i) {
+    std::string p = yaml::Reader::item("labels", i);
     LabelInfo l;
-    l.value = r.get<int>(n[i], "value", p + ".value", "an integer 0..65535");
-    l.name = r.get<std::string>(n[i], "name", p + ".name", "a name");
-    if (n[i]["color"]) {
-      auto c = r.triple<int>(n[i]["color"], p + ".color", "0..255");
-      for (int v : c)
-        if (v < 0 || v > 255) r.fail(p + ".color", "entries must be 0..255");
-      l.color = c;
-    }
-    l.category = readCode(r, n[i]["category"], p + ".category");
-    l.type = readCode(r, n[i]["type"], p + ".type");
-    l.typeModifier = readCode(r, n[i]["type_modifier"], p + ".type_modifier");
-    if (n[i]["source_values"]) l.sourceValues = r.list<int>(n[i]["source_values"], p + ".source_values", "integers");
+    l.value = r.get<int>(p + ".value", "an integer 0..65535");
+    l.name = r.get<std::string>(p + ".name", "a name");
+    if (r.has(p + ".color")) l.color = r.triple<int>(p + ".color", "0..255");
+    for (int v : l.color)
+      if (v < 0 || v > 255) r.fail(p + ".color", "entries must be 0..255");
+    l.category = readCode(r, p + ".category");
+    l.type = readCode(r, p + ".type");
+    l.typeModifier = readCode(r, p + ".type_modifier");
+    l.sourceValues = r.list<int>(p + ".source_values", "an integer");
     if (l.value < 0 || l.value > 65535) r.fail(p + ".value", "must be 0..65535");
     for (const auto& prev : labels)
       if (prev.value == l.value) r.fail(p + ".value", "value " + std::to_string(l.value) + " is used twice");
@@ -136,50 +75,52 @@ std::vector<LabelInfo> readLabels(const Reader& r, const YAML::Node& n) {
   return labels;
 }
 
-PreprocessingSpec readPreprocessing(const Reader& r, const YAML::Node& root) {
-  YAML::Node n = r.need(root, "preprocessing", "preprocessing");
+PreprocessingSpec readPreprocessing(yaml::Reader& r) {
   PreprocessingSpec p;
-  p.targetSpacing = r.triple<double>(r.need(n, "target_spacing", "preprocessing.target_spacing"),
-                                     "preprocessing.target_spacing", "spacings in mm");
+  need(r, "preprocessing");
+  p.targetSpacing = r.triple<double>("preprocessing.target_spacing", "spacings in mm");
   for (double s : p.targetSpacing)
     if (!(s > 0)) r.fail("preprocessing.target_spacing", "spacings must be > 0");
-  auto norm = r.get<std::string>(n, "normalization", "preprocessing.normalization", "zscore or ct");
+  auto norm = r.get<std::string>("preprocessing.normalization", "zscore or ct");
   if (norm == "zscore") p.normalization = Normalization::ZScore;
   else if (norm == "ct") {
     p.normalization = Normalization::CT;
-    YAML::Node ct = r.need(n, "ct", "preprocessing.ct");
-    p.clipLow = r.get<double>(ct, "clip_low", "preprocessing.ct.clip_low", "a number (HU)");
-    p.clipHigh = r.get<double>(ct, "clip_high", "preprocessing.ct.clip_high", "a number (HU)");
-    p.mean = r.get<double>(ct, "mean", "preprocessing.ct.mean", "a number");
-    p.std = r.get<double>(ct, "std", "preprocessing.ct.std", "a number");
+    p.clipLow = r.get<double>("preprocessing.ct.clip_low", "a number (HU)");
+    p.clipHigh = r.get<double>("preprocessing.ct.clip_high", "a number (HU)");
+    p.mean = r.get<double>("preprocessing.ct.mean", "a number");
+    p.std = r.get<double>("preprocessing.ct.std", "a number");
     if (!(p.clipHigh > p.clipLow)) r.fail("preprocessing.ct", "clip_high must be above clip_low");
     if (!(p.std > 0)) r.fail("preprocessing.ct.std", "must be > 0");
   } else r.fail("preprocessing.normalization", "must be 'zscore' (MR) or 'ct', got '" + norm + "'");
-  auto interp = r.getOr<std::string>(n, "image_interpolation", "preprocessing.image_interpolation",
-                                     "linear or cubic", "linear");
+  auto interp = r.getOr<std::string>("preprocessing.image_interpolation", "linear or cubic", "linear");
   if (interp == "linear") p.imageInterpolation = Interpolation::Linear;
   else if (interp == "cubic") p.imageInterpolation = Interpolation::Cubic;
   else r.fail("preprocessing.image_interpolation", "must be 'linear' or 'cubic', got '" + interp + "'");
-  p.cropNonzero = r.getOr<bool>(n, "crop_nonzero", "preprocessing.crop_nonzero", "true or false", true);
+  p.cropNonzero = r.getOr<bool>("preprocessing.crop_nonzero", "true or false", true);
   return p;
 }
 
-ArchitectureSpec readArchitecture(const Reader& r, const YAML::Node& root, int numClasses) {
-  YAML::Node n = r.need(root, "architecture", "architecture");
+std::vector<std::array<int, 3>> readTriples(yaml::Reader& r, const std::string& path) {
+  std::vector<std::array<int, 3>> out;
+  for (size_t i = 0, n = r.size(need(r, path), "a list of [x, y, z]"); i < n; ++i)
+    out.push_back(r.triple<int>(yaml::Reader::item(path, i), "integers"));
+  return out;
+}
+
+ArchitectureSpec readArchitecture(yaml::Reader& r, int numClasses) {
   ArchitectureSpec a;
-  a.inChannels = r.getOr<int>(n, "in_channels", "architecture.in_channels", "an integer", 1);
+  need(r, "architecture");
+  a.inChannels = r.getOr<int>("architecture.in_channels", "an integer", 1);
   a.numClasses = numClasses;
-  int stages = r.get<int>(n, "n_stages", "architecture.n_stages", "an integer");
-  a.features = r.list<int>(r.need(n, "features_per_stage", "architecture.features_per_stage"),
-                           "architecture.features_per_stage", "integers");
-  a.kernelSizes = r.triples<int>(r.need(n, "kernel_sizes", "architecture.kernel_sizes"), "architecture.kernel_sizes", "odd integers");
-  a.strides = r.triples<int>(r.need(n, "strides", "architecture.strides"), "architecture.strides", "integers");
-  a.convsPerStage = r.list<int>(r.need(n, "n_conv_per_stage", "architecture.n_conv_per_stage"),
-                                "architecture.n_conv_per_stage", "integers");
-  a.convsPerStageDecoder = r.list<int>(r.need(n, "n_conv_per_stage_decoder", "architecture.n_conv_per_stage_decoder"),
-                                       "architecture.n_conv_per_stage_decoder", "integers");
-  a.deepSupervision = r.getOr<bool>(n, "deep_supervision", "architecture.deep_supervision", "true or false", false);
-  a.convBias = r.getOr<bool>(n, "conv_bias", "architecture.conv_bias", "true or false", true);
+  int stages = r.get<int>("architecture.n_stages", "an integer");
+  a.features = r.list<int>(need(r, "architecture.features_per_stage"), "an integer");
+  a.kernelSizes = readTriples(r, "architecture.kernel_sizes");
+  a.strides = readTriples(r, "architecture.strides");
+  a.convsPerStage = r.list<int>(need(r, "architecture.n_conv_per_stage"), "an integer");
+  a.convsPerStageDecoder = r.list<int>(need(r, "architecture.n_conv_per_stage_decoder"), "an integer");
+  a.deepSupervision = r.getOr<bool>("architecture.deep_supervision", "true or false", false);
+  a.convBias = r.getOr<bool>("architecture.conv_bias", "true or false", true);
+  r.finish();  // validate() below reads the lists: their types must be right first
   if (int(a.features.size()) != stages)
     r.fail("architecture.features_per_stage", "has " + std::to_string(a.features.size()) +
                                                   " entries but n_stages is " + std::to_string(stages));
@@ -187,15 +128,15 @@ ArchitectureSpec readArchitecture(const Reader& r, const YAML::Node& root, int n
   return a;
 }
 
-InferenceSpec readInference(const Reader& r, const YAML::Node& root) {
-  YAML::Node n = r.need(root, "inference", "inference");
+InferenceSpec readInference(yaml::Reader& r) {
   InferenceSpec s;
-  s.patchSize = r.triple<int64_t>(r.need(n, "patch_size", "inference.patch_size"), "inference.patch_size", "integers");
-  s.tileStep = r.getOr<double>(n, "tile_step", "inference.tile_step", "a number in (0, 1]", 0.5);
-  s.gaussian = r.getOr<bool>(n, "gaussian", "inference.gaussian", "true or false", true);
-  if (n["mirror_axes"]) s.mirrorAxes = r.list<int>(n["mirror_axes"], "inference.mirror_axes", "axes 0..2");
-  s.batchSize = r.getOr<int>(n, "batch_size", "inference.batch_size", "an integer >= 1", 1);
-  auto precision = r.getOr<std::string>(n, "precision", "inference.precision", "fp32 or bf16", "fp32");
+  need(r, "inference");
+  s.patchSize = r.triple<int64_t>("inference.patch_size", "integers");
+  s.tileStep = r.getOr<double>("inference.tile_step", "a number in (0, 1]", 0.5);
+  s.gaussian = r.getOr<bool>("inference.gaussian", "true or false", true);
+  s.mirrorAxes = r.list<int>("inference.mirror_axes", "an axis 0..2");
+  s.batchSize = r.getOr<int>("inference.batch_size", "an integer >= 1", 1);
+  auto precision = r.getOr<std::string>("inference.precision", "fp32 or bf16", "fp32");
   if (precision == "bf16") s.precision = Precision::BFloat16;
   else if (precision != "fp32") r.fail("inference.precision", "must be 'fp32' or 'bf16', got '" + precision + "'");
   if (!(s.tileStep > 0 && s.tileStep <= 1)) r.fail("inference.tile_step", "must be in (0, 1]");
@@ -292,9 +233,7 @@ ArchitectureSpec ArchitectureSpec::nnunetDefault(int n, int numClasses, int inCh
   return a;
 }
 
-bool BundleSpec::untrained() const {
-  return provenance && provenance["untrained"] && provenance["untrained"].as<bool>(false);
-}
+bool BundleSpec::untrained() const { return provenance.value("untrained", false); }
 
 BundleSpec loadBundleSpec(const std::filesystem::path& directory) {
   std::filesystem::path file = directory / "bundle.yaml";
@@ -309,43 +248,35 @@ BundleSpec loadBundleTemplate(const std::filesystem::path& file) {
 }
 
 BundleSpec parseBundleFile(const std::filesystem::path& file, bool isTemplate) {
-  const std::filesystem::path directory = file.parent_path();
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw Error(ErrorCode::BadBundle, file.string() + ": not valid YAML: " + e.what());
-  }
-  Reader r(file.string());
-  if (!root.IsMap()) r.fail("(top level)", "must be a map");
+  yaml::Reader r(file, ErrorCode::BadBundle);
   BundleSpec b;
-  b.directory = directory;
-  b.name = r.get<std::string>(root, "name", "name", "a name");
+  b.directory = file.parent_path();
+  b.name = r.get<std::string>("name", "a name");
   static const std::regex nameRe("[a-z0-9][a-z0-9._-]*");
   if (!std::regex_match(b.name, nameRe)) r.fail("name", "use lower-case letters, digits, '.', '_' and '-'");
-  auto ver = r.get<std::string>(root, "version", "version", "a semantic version");
+  auto ver = r.get<std::string>("version", "a semantic version");
   if (!SemVer::parse(ver, b.version)) r.fail("version", "must be MAJOR.MINOR.PATCH, got '" + ver + "'");
-  b.created = r.getOr<std::string>(root, "created", "created", "an ISO 8601 time", "");
-  YAML::Node task = r.need(root, "task", "task");
-  auto modality = r.get<std::string>(task, "modality", "task.modality", "MR or CT");
+  b.created = r.getOr<std::string>("created", "an ISO 8601 time", "");
+  auto modality = r.get<std::string>("task.modality", "MR or CT");
   if (modality == "MR") b.modality = Modality::MR;
   else if (modality == "CT") b.modality = Modality::CT;
   else r.fail("task.modality", "must be MR or CT, got '" + modality + "'");
-  b.bodyPart = r.getOr<std::string>(task, "body_part", "task.body_part", "a DICOM body part", "");
-  b.description = r.getOr<std::string>(task, "description", "task.description", "text", "");
-  b.labels = readLabels(r, root["labels"]);
-  b.preprocessing = readPreprocessing(r, root);
-  b.architecture = readArchitecture(r, root, int(b.labels.size()));
-  b.inference = readInference(r, root);
-  b.provenance = root["provenance"] ? root["provenance"] : YAML::Node(YAML::NodeType::Map);
-  b.metrics = root["metrics"] ? root["metrics"] : YAML::Node(YAML::NodeType::Map);
-  if (isTemplate) return b;
-  YAML::Node w = r.need(root, "weights", "weights");
-  b.weightsFile = r.getOr<std::string>(w, "file", "weights.file", "a file name", "weights.safetensors");
-  if (b.weightsFile.find('/') != std::string::npos) r.fail("weights.file", "must be a file name inside the bundle");
-  b.weightsSha256 = r.get<std::string>(w, "sha256", "weights.sha256", "a hex SHA-256");
-  static const std::regex hexRe("[0-9a-f]{64}");
-  if (!std::regex_match(b.weightsSha256, hexRe)) r.fail("weights.sha256", "must be 64 lower-case hex digits");
+  b.bodyPart = r.getOr<std::string>("task.body_part", "a DICOM body part", "");
+  b.description = r.getOr<std::string>("task.description", "text", "");
+  b.labels = readLabels(r);
+  b.preprocessing = readPreprocessing(r);
+  b.architecture = readArchitecture(r, int(b.labels.size()));
+  b.inference = readInference(r);
+  b.provenance = r.has("provenance") ? yaml::toJson(r.at("provenance")) : nlohmann::ordered_json::object();
+  b.metrics = r.has("metrics") ? yaml::toJson(r.at("metrics")) : nlohmann::ordered_json::object();
+  if (!isTemplate) {
+    b.weightsFile = r.getOr<std::string>("weights.file", "a file name", "weights.safetensors");
+    if (b.weightsFile.find('/') != std::string::npos) r.fail("weights.file", "must be a file name inside the bundle");
+    b.weightsSha256 = r.get<std::string>("weights.sha256", "a hex SHA-256");
+    static const std::regex hexRe("[0-9a-f]{64}");
+    if (!std::regex_match(b.weightsSha256, hexRe)) r.fail("weights.sha256", "must be 64 lower-case hex digits");
+  }
+  r.finish();
   return b;
 }
 
@@ -398,12 +329,15 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["inference"]["mirror_axes"] = flowList(inf.mirrorAxes);
   root["inference"]["batch_size"] = inf.batchSize;
   root["inference"]["precision"] = inf.precision == Precision::BFloat16 ? "bf16" : "fp32";
-  root["provenance"] = b.provenance ? b.provenance : YAML::Node(YAML::NodeType::Map);
-  root["metrics"] = b.metrics ? b.metrics : YAML::Node(YAML::NodeType::Map);
-  root["weights"]["file"] = b.weightsFile;
-  root["weights"]["sha256"] = b.weightsSha256;
   YAML::Emitter out;
-  out << root;
+  out << YAML::BeginMap;
+  for (const auto& kv : root) out << YAML::Key << kv.first << YAML::Value << kv.second;
+  out << YAML::Key << "provenance" << YAML::Value;
+  yaml::emit(out, b.provenance.is_object() ? b.provenance : nlohmann::ordered_json::object());
+  out << YAML::Key << "metrics" << YAML::Value;
+  yaml::emit(out, b.metrics.is_object() ? b.metrics : nlohmann::ordered_json::object());
+  out << YAML::Key << "weights" << YAML::Value << YAML::BeginMap << YAML::Key << "file" << YAML::Value << b.weightsFile
+      << YAML::Key << "sha256" << YAML::Value << b.weightsSha256 << YAML::EndMap << YAML::EndMap;
   std::ofstream f(yamlFile);
   f << "# segnode model bundle (DESIGN §4). Edit with care: weights.sha256 guards the weights file.\n"
     << out.c_str() << "\n";

@@ -4,7 +4,7 @@
 //
 // Axis order: every per-axis list (target_spacing, kernel_sizes, strides, patch_size) is given in
 // the canonical orientation's (x, y, z) = (L, P, S) order that the engine reorients inputs to.
-#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <filesystem>
@@ -97,8 +97,8 @@ struct BundleSpec {
   PreprocessingSpec preprocessing;
   ArchitectureSpec architecture;
   InferenceSpec inference;
-  YAML::Node provenance;  // free-form: teacher, distillation settings, data, untrained flag
-  YAML::Node metrics;     // free-form: params, dice per label, cpu seconds
+  nlohmann::ordered_json provenance = nlohmann::ordered_json::object();  // free-form: teacher, distillation, data, untrained flag
+  nlohmann::ordered_json metrics = nlohmann::ordered_json::object();     // free-form: params, dice per label, cpu seconds
   std::string weightsFile = "weights.safetensors";
   std::string weightsSha256;
   std::filesystem::path directory;  // where bundle.yaml was read from

@@ -33,19 +33,11 @@ std::vector<InstalledBundle> ModelStore::list() const {
       out.push_back(std::move(b));
     }
   }
-  // Sort indices, then copy-construct: YAML::Node's assignment writes through to the node it
-  // refers to (it does not rebind), so std::sort's swaps would mix up the bundles' metrics.
-  std::vector<size_t> order(out.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) {
-    const auto &a = out[i], &b = out[j];
+  std::sort(out.begin(), out.end(), [](const InstalledBundle& a, const InstalledBundle& b) {
     if (a.ok && b.ok && a.spec.name == b.spec.name) return a.spec.version < b.spec.version;
     return a.directory < b.directory;
   });
-  std::vector<InstalledBundle> sorted;
-  sorted.reserve(out.size());
-  for (size_t i : order) sorted.push_back(out[i]);
-  return sorted;
+  return out;
 }
 
 BundleSpec ModelStore::resolve(const std::string& reference) const {

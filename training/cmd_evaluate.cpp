@@ -23,6 +23,7 @@
 
 #include "common/Error.h"
 #include "common/Sha256.h"
+#include "common/Yaml.h"
 #include "engine/Safetensors.h"
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
@@ -287,9 +288,11 @@ int runExport(const ArgList& argv) {
   if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (auto d = args.value("--description")) spec.description = *d;
-  if (auto m = args.value("--metrics")) spec.metrics.reset(YAML::LoadFile(*m));
+  if (auto m = args.value("--metrics")) spec.metrics = yaml::toJson(YAML::LoadFile(*m));
   fs::path models = args.value("--models-dir").value_or("etc/models");
   fs::path dest = models / spec.name / spec.version.toString();
+  if (fs::exists(dest / "bundle.yaml"))
+    throw Error(ErrorCode::InvalidArgument, dest.string() + " exists already; bundles are immutable, pick a new --version");
   fs::create_directories(dest);
   if (args.flag("--fp16")) {  // half the size; the engine computes in float32 either way
     engine::writeSafetensors(dest / spec.weightsFile, engine::readSafetensors(spec.weightsPath()),

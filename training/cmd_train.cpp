@@ -55,8 +55,8 @@ std::array<int64_t, 3> patchFrom(const cli::Args& a, const std::array<int64_t, 3
   return {std::stoll(parts[0]), std::stoll(parts[1]), std::stoll(parts[2])};
 }
 
-YAML::Node provenanceOf(const cli::Args& a, const training::TrainResult& r, const training::ScheduleOptions& s) {
-  YAML::Node p;
+nlohmann::ordered_json provenanceOf(const cli::Args& a, const training::TrainResult& r, const training::ScheduleOptions& s) {
+  nlohmann::ordered_json p;
   p["data"]["label_maps"] = a.required("--labels");
   if (auto i = a.value("--images")) p["data"]["images"] = *i;
   if (auto t = a.value("--table")) p["data"]["generation_table"] = *t;
@@ -131,10 +131,9 @@ int runTrain(const ArgList& argv) {
   auto validator = makeValidator(args, spec, device);
   auto r = training::trainTeacher(net, *data, patch, batch, s, out / "work", device, validator.get());
   spec.created = isoNow();
-  spec.provenance.reset(provenanceOf(args, r, s));  // reset: Node assignment would write through to the teacher's node
+  spec.provenance = provenanceOf(args, r, s);
   spec.provenance["training"]["final_loss"] = r.finalLoss[0];
-  spec.metrics.reset(YAML::Node(YAML::NodeType::Map));
-  spec.metrics["params"] = net->parameterCount();
+  spec.metrics = {{"params", net->parameterCount()}};
   auto written = training::writeTrainedBundle(spec, r.ema[0], out / spec.name / spec.version.toString(),
                                               args.flag("--fp16") ? torch::kHalf : torch::kFloat);
   std::printf("%s\n", written.directory.c_str());
@@ -158,8 +157,7 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
   engine::BundleSpec spec = teacher;
   spec.architecture = teacher.architecture.withWidthDivisor(divisor, minFeatures);
   spec.name = "latency-probe";
-  spec.provenance.reset(YAML::Node(YAML::NodeType::Map));
-  spec.provenance["untrained"] = true;
+  spec.provenance = {{"untrained", true}};
   auto written = engine::writeRandomBundle(spec, scratch / ("w" + std::to_string(divisor)), 1);
   auto model = engine::SegmentationModel::load(written);
   engine::Volume v = engine::readNifti(input);
@@ -324,11 +322,11 @@ int runDistill(const ArgList& argv) {
   for (size_t i = 0; i < students.size(); ++i) {
     auto& spec = specs[i];
     spec.created = isoNow();
-    spec.provenance.reset(provenanceOf(args, r, s));  // reset: Node assignment would write through to the teacher's node
+    spec.provenance = provenanceOf(args, r, s);
     spec.provenance["training"]["final_loss"] = r.finalLoss[i];
     spec.provenance["training"]["batch"] = batch;
     spec.provenance["teacher"] = teacherSpec.reference();
-    auto d = spec.provenance["distillation"];
+    auto& d = spec.provenance["distillation"];
     d["init"] = inits[i] == "teacher" ? "teacher, pruned by channel importance (|InstanceNorm gamma|; L1 of upsampling filters)"
                                       : "scratch (He)";
     d["width_divisor"] = divisors[i];
@@ -346,8 +344,7 @@ int runDistill(const ArgList& argv) {
       spec.provenance["validation_during_training"]["iteration"] = r.iterations;
       spec.provenance["validation_during_training"]["mean_dice"] = r.validation[i].mean;
     }
-    spec.metrics.reset(YAML::Node(YAML::NodeType::Map));
-    spec.metrics["params"] = students[i]->parameterCount();
+    spec.metrics = {{"params", students[i]->parameterCount()}};
     auto written = training::writeTrainedBundle(spec, r.ema[i], out / spec.name / spec.version.toString(), torch::kFloat);
     std::printf("%s\n", written.directory.c_str());
   }

@@ -11,24 +11,21 @@
 namespace segnode::cli {
 namespace {
 
-std::string number(const YAML::Node& n) {
+std::string number(const nlohmann::ordered_json& n) {
   char b[32];
-  std::snprintf(b, sizeof b, "%.3g", n.as<double>());
+  std::snprintf(b, sizeof b, "%.3g", n.is_number() ? n.get<double>() : 0.0);
   return b;
 }
 
 // "Dice synth-t1 0.904, real-philips-fast 0.864; 41.3 s/volume": mean Dice per validation group
 // (or one number), then the CPU time the evaluation measured.
-std::string metricSummary(const YAML::Node& metrics) {
-  if (!metrics || !metrics.IsMap()) return "-";
+std::string metricSummary(const nlohmann::ordered_json& metrics) {
   std::string out;
-  if (const auto dice = metrics["mean_dice"]) {
-    if (dice.IsScalar()) out = "Dice " + number(dice);
-    else if (dice.IsMap())
-      for (auto it = dice.begin(); it != dice.end(); ++it)
-        out += (out.empty() ? "Dice " : ", ") + it->first.as<std::string>() + " " + number(it->second);
-  }
-  if (const auto sec = metrics["cpu_seconds_per_volume"]; sec && sec.IsScalar())
+  const auto dice = metrics.value("mean_dice", nlohmann::ordered_json());
+  if (dice.is_number()) out = "Dice " + number(dice);
+  if (dice.is_object())
+    for (const auto& [group, value] : dice.items()) out += (out.empty() ? "Dice " : ", ") + group + " " + number(value);
+  if (const auto sec = metrics.value("cpu_seconds_per_volume", nlohmann::ordered_json()); sec.is_number())
     out += (out.empty() ? "" : "; ") + number(sec) + " s/volume";
   return out.empty() ? "-" : out;
 }
@@ -49,12 +46,7 @@ nlohmann::json bundleJson(const engine::InstalledBundle& b, bool verify) {
   o["labels"] = std::move(labels);
   o["parameters"] = s.architecture.parameterCount();
   o["untrained"] = s.untrained();
-  if (s.metrics && s.metrics.IsMap()) {
-    auto m = nlohmann::json::object();
-    for (auto it = s.metrics.begin(); it != s.metrics.end(); ++it)
-      if (it->second.IsScalar()) m[it->first.as<std::string>()] = it->second.Scalar();
-    o["metrics"] = std::move(m);
-  }
+  o["metrics"] = s.metrics;
   if (verify) o["weights_ok"] = sha256File(s.weightsPath()) == s.weightsSha256;
   return o;
 }
@@ -111,13 +103,9 @@ int initBundle(const Args& args, const char* argv0) {
   spec.architecture = spec.architecture.withWidthDivisor(divisor, minFeatures);
   spec.created = nowIso();
   spec.description = "UNTRAINED: random weights for tests and benchmarks; outputs are meaningless. " + spec.description;
-  spec.provenance = YAML::Node(YAML::NodeType::Map);
-  spec.provenance["untrained"] = true;
-  spec.provenance["template"] = args.required("--template");
-  spec.provenance["width_divisor"] = divisor;
-  spec.provenance["seed"] = args.intValue("--seed", 1, 0, 1 << 30);
-  spec.metrics = YAML::Node(YAML::NodeType::Map);
-  spec.metrics["parameters"] = spec.architecture.parameterCount();
+  spec.provenance = {{"untrained", true}, {"template", args.required("--template")}, {"width_divisor", divisor},
+                     {"seed", args.intValue("--seed", 1, 0, 1 << 30)}};
+  spec.metrics = {{"parameters", spec.architecture.parameterCount()}};
   engine::ModelStore store = modelStore(args, argv0);
   auto dir = store.root() / spec.name / spec.version.toString();
   if (std::filesystem::exists(dir / "bundle.yaml"))

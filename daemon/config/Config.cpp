@@ -1,15 +1,13 @@
 #include "daemon/config/Config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <unistd.h>
 
 #include <cmath>
 #include <regex>
-#include <set>
 
 #include "common/Error.h"
 #include "common/Log.h"
+#include "common/Yaml.h"
 
 namespace segnode::config {
 
@@ -27,65 +25,6 @@ const std::vector<std::pair<std::string, std::string>>& knownSopClasses() {
 
 namespace {
 
-class Checker {
- public:
-  Checker(const std::filesystem::path& file, const YAML::Node& root) : file_(file.string()), root_(root) {}
-
-  void problem(const std::string& key, const std::string& what, const std::string& fix) {
-    problems_.push_back(file_ + ": key '" + key + "': " + what + " (fix: " + fix + ")");
-  }
-  const std::vector<std::string>& problems() const { return problems_; }
-
-  // The node at a dotted path, or an invalid node when any part is missing or null. Const access:
-  // yaml-cpp's non-const operator[] would insert the missing keys.
-  YAML::Node node(const std::string& dotted) const {
-    const YAML::Node root = root_;
-    std::vector<YAML::Node> chain{root};
-    size_t start = 0;
-    while (start < dotted.size()) {
-      size_t end = dotted.find('.', start);
-      if (end == std::string::npos) end = dotted.size();
-      const YAML::Node& parent = chain.back();
-      if (!parent.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-      const YAML::Node child = static_cast<const YAML::Node&>(parent)[dotted.substr(start, end - start)];
-      if (!child.IsDefined() || child.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
-      chain.push_back(child);
-      start = end + 1;
-    }
-    return chain.back();
-  }
-
-  template <typename T>
-  void read(const std::string& key, T& out, const std::string& kind) {
-    YAML::Node n = node(key);
-    if (!n.IsDefined()) return;  // default stays
-    try {
-      out = n.as<T>();
-    } catch (const YAML::Exception&) {
-      problem(key, "must be " + kind + ", got '" + (n.IsScalar() ? n.Scalar() : std::string("a list or map")) + "'",
-              "write " + kind);
-    }
-  }
-
-  // Keys that are not part of the schema are mistakes (a typo silently ignored is worse).
-  void unknownKeys(const YAML::Node& n, const std::string& prefix, const std::set<std::string>& allowed) {
-    if (!n.IsDefined() || !n.IsMap()) return;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.as<std::string>();
-      if (!allowed.count(k)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        problem(prefix + k, "unknown key", "use one of: " + list);
-      }
-    }
-  }
-
- private:
-  std::string file_;
-  YAML::Node root_;
-  std::vector<std::string> problems_;
-};
-
 bool isAeTitle(const std::string& ae) {
   if (ae.empty() || ae.size() > 16) return false;
   for (char c : ae)
@@ -93,7 +32,7 @@ bool isAeTitle(const std::string& ae) {
   return ae.find_first_not_of(' ') != std::string::npos;
 }
 
-void readProcessing(Checker& k, NodeConfig& c) {
+void readProcessing(yaml::Reader& k, NodeConfig& c) {
   std::string models = c.modelsDir.string(), output = c.outputDir.string();
   k.read("processing.models_dir", models, "a directory path");
   k.read("processing.output_dir", output, "a directory path");
@@ -109,78 +48,110 @@ void readProcessing(Checker& k, NodeConfig& c) {
   if (!(c.retry.baseSeconds > 0) || c.retry.capSeconds < c.retry.baseSeconds)
     k.problem("retry", "needs 0 < base_s <= cap_s", "use base_s: 5, cap_s: 300");
   if (c.retry.maxAttempts < 1) k.problem("retry.max_attempts", "must be >= 1", "use 8");
+}
 
-  YAML::Node dests = k.node("destinations");
-  if (dests.IsDefined() && !dests.IsSequence()) k.problem("destinations", "must be a list", "write - {name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}");
-  for (size_t i = 0; dests.IsDefined() && dests.IsSequence() && i < dests.size(); ++i) {
-    std::string key = "destinations[" + std::to_string(i) + "]";
-    const YAML::Node d = dests[i];
-    if (!d.IsMap() || !d["name"] || !d["ae_title"] || !d["host"] || !d["port"]) {
-      k.problem(key, "needs name, ae_title, host and port", "write {name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}");
+void readDestinations(yaml::Reader& k, NodeConfig& c) {
+  const std::string example = "{name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}";
+  for (size_t i = 0, n = k.size("destinations", "- " + example); i < n; ++i) {
+    std::string key = yaml::Reader::item("destinations", i);
+    k.unknownKeys(key, {"name", "ae_title", "host", "port"});
+    if (!k.has(key + ".name") || !k.has(key + ".ae_title") || !k.has(key + ".host") || !k.has(key + ".port")) {
+      k.problem(key, "needs name, ae_title, host and port", "write " + example);
       continue;
     }
-    Destination dest{d["name"].as<std::string>(), d["ae_title"].as<std::string>(), d["host"].as<std::string>(), 104};
+    Destination dest;
     int port = 0;
-    try {
-      port = d["port"].as<int>();
-    } catch (const YAML::Exception&) {
-    }
-    if (port < 1 || port > 65535) k.problem(key + ".port", "must be 1..65535", "give the PACS's DICOM port");
+    k.read(key + ".name", dest.name, "a name");
+    k.read(key + ".ae_title", dest.aeTitle, "an AE title");
+    k.read(key + ".host", dest.host, "an IP address or host name");
+    if (k.read(key + ".port", port, "a TCP port number") && (port < 1 || port > 65535))
+      k.problem(key + ".port", "must be 1..65535", "give the PACS's DICOM port");
     dest.port = uint16_t(port);
     if (!isAeTitle(dest.aeTitle)) k.problem(key + ".ae_title", "'" + dest.aeTitle + "' is not an AE title", "use 1-16 printable characters");
     for (const auto& other : c.destinations)
       if (other.name == dest.name) k.problem(key + ".name", "'" + dest.name + "' is used twice", "give each destination its own name");
     c.destinations.push_back(dest);
   }
+}
 
-  YAML::Node routes = k.node("routes");
-  if (routes.IsDefined() && !routes.IsSequence()) k.problem("routes", "must be a list", "see etc/segnode.yaml");
+void readMatch(yaml::Reader& k, const std::string& key, RouteMatch& m) {
+  k.unknownKeys(key, {"modality", "body_part", "series_description", "image_type_contains", "sop_class", "min_slices", "calling_ae"});
+  k.read(key + ".modality", m.modality, "a DICOM modality such as MR");
+  k.read(key + ".body_part", m.bodyPart, "a DICOM body part such as BRAIN");
+  k.read(key + ".series_description", m.seriesDescriptionRegex, "a regular expression");
+  k.read(key + ".image_type_contains", m.imageTypeContains, "an ImageType value such as ORIGINAL");
+  k.read(key + ".calling_ae", m.callingAe, "an AE title");
+  k.read(key + ".sop_class", m.sopClassUid, "a SOP class name or UID");
+  for (const auto& [name, uid] : knownSopClasses())
+    if (m.sopClassUid == name) m.sopClassUid = uid;
+  k.read(key + ".min_slices", m.minSlices, "an integer");
+  try {
+    std::regex test(m.seriesDescriptionRegex, std::regex::icase);
+  } catch (const std::regex_error& e) {
+    k.problem(key + ".series_description", std::string("not a valid regular expression: ") + e.what(), "fix the pattern");
+  }
+}
+
+void readRoutes(yaml::Reader& k, NodeConfig& c) {
   static const std::regex modelRe("[a-z0-9][a-z0-9._-]*(@[0-9]+\\.[0-9]+\\.[0-9]+)?");
-  for (size_t i = 0; routes.IsDefined() && routes.IsSequence() && i < routes.size(); ++i) {
-    std::string key = "routes[" + std::to_string(i) + "]";
-    const YAML::Node r = routes[i];
-    if (!r.IsMap() || !r["name"] || !r["model"] || !r["destinations"]) {
+  for (size_t i = 0, n = k.size("routes", "see etc/segnode.yaml"); i < n; ++i) {
+    std::string key = yaml::Reader::item("routes", i);
+    k.unknownKeys(key, {"name", "match", "model", "destinations"});
+    if (!k.has(key + ".name") || !k.has(key + ".model") || !k.has(key + ".destinations")) {
       k.problem(key, "needs name, model, destinations (and optionally match)", "see etc/segnode.yaml");
       continue;
     }
     Route route;
-    route.name = r["name"].as<std::string>();
-    route.model = r["model"].as<std::string>();
+    k.read(key + ".name", route.name, "a name");
+    k.read(key + ".model", route.model, "NAME or NAME@X.Y.Z");
     if (!std::regex_match(route.model, modelRe))
       k.problem(key + ".model", "'" + route.model + "' is not NAME or NAME@X.Y.Z", "name an installed bundle (segnode models)");
-    if (r["destinations"].IsSequence())
-      for (const auto& d : r["destinations"]) route.destinations.push_back(d.as<std::string>());
+    route.destinations = k.list<std::string>(key + ".destinations", "a destination name");
     if (route.destinations.empty()) k.problem(key + ".destinations", "must list at least one destination", "e.g. [pacs]");
     for (const auto& d : route.destinations) {
       bool known = false;
       for (const auto& dest : c.destinations) known |= dest.name == d;
       if (!known) k.problem(key + ".destinations", "'" + d + "' is not defined under destinations", "add it or fix the name");
     }
-    const YAML::Node m = r["match"];
-    if (m && m.IsMap()) {
-      k.unknownKeys(m, key + ".match.",
-                    {"modality", "body_part", "series_description", "image_type_contains", "sop_class", "min_slices", "calling_ae"});
-      auto text = [&](const char* name, std::string& out) {
-        if (m[name]) out = m[name].as<std::string>();
-      };
-      text("modality", route.match.modality);
-      text("body_part", route.match.bodyPart);
-      text("series_description", route.match.seriesDescriptionRegex);
-      text("image_type_contains", route.match.imageTypeContains);
-      text("calling_ae", route.match.callingAe);
-      std::string sop;
-      text("sop_class", sop);
-      for (const auto& [name, uid] : knownSopClasses())
-        if (sop == name) sop = uid;
-      route.match.sopClassUid = sop;
-      if (m["min_slices"]) route.match.minSlices = m["min_slices"].as<int>();
-      try {
-        std::regex test(route.match.seriesDescriptionRegex, std::regex::icase);
-      } catch (const std::regex_error& e) {
-        k.problem(key + ".match.series_description", std::string("not a valid regular expression: ") + e.what(), "fix the pattern");
-      }
-    }
+    readMatch(k, key + ".match", route.match);
     c.routes.push_back(route);
+  }
+}
+
+void readPeers(yaml::Reader& k, NodeConfig& c) {
+  for (size_t i = 0, n = k.size("dicom.peers", "- {ae_title: PACS, host: 10.0.0.5}"); i < n; ++i) {
+    std::string key = yaml::Reader::item("dicom.peers", i);
+    k.unknownKeys(key, {"ae_title", "host"});
+    if (!k.has(key + ".ae_title") || !k.has(key + ".host")) {
+      k.problem(key, "needs ae_title and host", "write {ae_title: PACS, host: 10.0.0.5}");
+      continue;
+    }
+    Peer p;
+    k.read(key + ".ae_title", p.aeTitle, "an AE title");
+    k.read(key + ".host", p.host, "an IP address or host name");
+    if (!isAeTitle(p.aeTitle)) k.problem(key + ".ae_title", "'" + p.aeTitle + "' is not an AE title", "use 1-16 printable characters");
+    if (p.host.empty()) k.problem(key + ".host", "is empty", "give the peer's IP address or host name");
+    c.peers.push_back(p);
+  }
+  if (c.peers.empty() && !c.acceptUnknownPeers)
+    k.problem("dicom.peers", "no peer may send: every association would be refused",
+              "list the PACS under dicom.peers (or set accept_unknown_peers: true on a closed network)");
+}
+
+void readSopClasses(yaml::Reader& k, NodeConfig& c) {
+  std::vector<std::string> sop{"mr", "enhanced_mr", "ct", "enhanced_ct"};
+  if (k.has("dicom.sop_classes")) sop = k.list<std::string>("dicom.sop_classes", "a SOP class name or UID");
+  static const std::regex uidRe("[0-9]+(\\.[0-9]+)+");
+  for (const auto& s : sop) {
+    std::string uid;
+    for (const auto& [name, value] : knownSopClasses())
+      if (s == name) uid = value;
+    if (uid.empty() && std::regex_match(s, uidRe)) uid = s;
+    if (uid.empty()) {
+      std::string names;
+      for (const auto& kv : knownSopClasses()) names += (names.empty() ? "" : ", ") + kv.first;
+      k.problem("dicom.sop_classes", "'" + s + "' is neither a known name nor a UID", "use " + names + " or a SOP class UID");
+    } else c.sopClasses.push_back(uid);
   }
 }
 
@@ -205,29 +176,17 @@ int threadsPerWorker(const NodeConfig& c) {
 }
 
 NodeConfig loadConfig(const std::filesystem::path& file) {
-  if (!std::filesystem::exists(file)) throw Error(ErrorCode::BadConfig, file.string() + ": no such configuration file");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw Error(ErrorCode::BadConfig, file.string() + ": line " + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
-  }
+  yaml::Reader k(file, ErrorCode::BadConfig);
   NodeConfig c;
   c.file = file;
-  Checker k(file, root);
-  if (!root.IsMap()) {
-    k.problem("(top level)", "must be a map", "start from etc/segnode.yaml");
-    throw Error(ErrorCode::BadConfig, k.problems().front());
-  }
-  k.unknownKeys(root, "", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
-  k.unknownKeys(k.node("processing"), "processing.", {"models_dir", "output_dir", "workers", "threads_per_worker"});
-  k.unknownKeys(k.node("retry"), "retry.", {"base_s", "cap_s", "max_attempts"});
-  k.unknownKeys(k.node("dicom"), "dicom.",
-                {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
-                 "accept_unknown_peers", "sop_classes"});
-  k.unknownKeys(k.node("storage"), "storage.", {"spool_dir", "database", "min_free_mb", "retention_hours"});
-  k.unknownKeys(k.node("series"), "series.", {"quiet_period_s"});
-  k.unknownKeys(k.node("logging"), "logging.", {"level"});
+  k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
+  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker"});
+  k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
+  k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
+                          "accept_unknown_peers", "sop_classes"});
+  k.unknownKeys("storage", {"spool_dir", "database", "min_free_mb", "retention_hours"});
+  k.unknownKeys("series", {"quiet_period_s"});
+  k.unknownKeys("logging", {"level"});
 
   k.read("dicom.ae_title", c.aeTitle, "an AE title of 1-16 characters");
   if (!isAeTitle(c.aeTitle)) k.problem("dicom.ae_title", "'" + c.aeTitle + "' is not an AE title", "use 1-16 printable characters, no backslash");
@@ -244,46 +203,8 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   if (c.acseTimeoutSeconds < 1) k.problem("dicom.acse_timeout_s", "must be >= 1", "use 30");
   if (c.dimseTimeoutSeconds < 1) k.problem("dicom.dimse_timeout_s", "must be >= 1", "use 60");
   k.read("dicom.accept_unknown_peers", c.acceptUnknownPeers, "true or false");
-
-  YAML::Node peers = k.node("dicom.peers");
-  if (peers.IsDefined() && !peers.IsSequence()) k.problem("dicom.peers", "must be a list", "write - {ae_title: PACS, host: 10.0.0.5}");
-  for (size_t i = 0; peers.IsDefined() && peers.IsSequence() && i < peers.size(); ++i) {
-    std::string key = "dicom.peers[" + std::to_string(i) + "]";
-    Peer p;
-    if (!peers[i].IsMap() || !peers[i]["ae_title"] || !peers[i]["host"]) {
-      k.problem(key, "needs ae_title and host", "write {ae_title: PACS, host: 10.0.0.5}");
-      continue;
-    }
-    p.aeTitle = peers[i]["ae_title"].as<std::string>();
-    p.host = peers[i]["host"].as<std::string>();
-    if (!isAeTitle(p.aeTitle)) k.problem(key + ".ae_title", "'" + p.aeTitle + "' is not an AE title", "use 1-16 printable characters");
-    if (p.host.empty()) k.problem(key + ".host", "is empty", "give the peer's IP address or host name");
-    c.peers.push_back(p);
-  }
-  if (c.peers.empty() && !c.acceptUnknownPeers)
-    k.problem("dicom.peers", "no peer may send: every association would be refused",
-              "list the PACS under dicom.peers (or set accept_unknown_peers: true on a closed network)");
-
-  std::vector<std::string> sop{"mr", "enhanced_mr", "ct", "enhanced_ct"};
-  YAML::Node sopNode = k.node("dicom.sop_classes");
-  if (sopNode.IsDefined()) {
-    sop.clear();
-    if (!sopNode.IsSequence()) k.problem("dicom.sop_classes", "must be a list", "write [mr, enhanced_mr, ct, enhanced_ct]");
-    else
-      for (const auto& s : sopNode) sop.push_back(s.as<std::string>());
-  }
-  static const std::regex uidRe("[0-9]+(\\.[0-9]+)+");
-  for (const auto& s : sop) {
-    std::string uid;
-    for (const auto& [name, value] : knownSopClasses())
-      if (s == name) uid = value;
-    if (uid.empty() && std::regex_match(s, uidRe)) uid = s;
-    if (uid.empty()) {
-      std::string names;
-      for (const auto& kv : knownSopClasses()) names += (names.empty() ? "" : ", ") + kv.first;
-      k.problem("dicom.sop_classes", "'" + s + "' is neither a known name nor a UID", "use " + names + " or a SOP class UID");
-    } else c.sopClasses.push_back(uid);
-  }
+  readPeers(k, c);
+  readSopClasses(k, c);
 
   std::string spool = c.spoolDir.string(), db = c.database.string();
   k.read("storage.spool_dir", spool, "a directory path");
@@ -304,12 +225,9 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   if (!log::parseLevel(c.logLevel, lvl)) k.problem("logging.level", "'" + c.logLevel + "' is not a level", "use debug, info, warn or error");
 
   readProcessing(k, c);
-
-  if (!k.problems().empty()) {
-    std::string all;
-    for (const auto& p : k.problems()) all += (all.empty() ? "" : "\n") + p;
-    throw Error(ErrorCode::BadConfig, all);
-  }
+  readDestinations(k, c);
+  readRoutes(k, c);
+  k.finish();
   return c;
 }
 

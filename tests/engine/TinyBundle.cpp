@@ -19,8 +19,7 @@ engine::BundleSpec tinySpec(int classes) {
   s.architecture = engine::ArchitectureSpec::nnunetDefault(3, classes);
   s.architecture.features = {4, 8, 16};
   s.inference.patchSize = {32, 32, 32};
-  s.provenance = YAML::Node(YAML::NodeType::Map);
-  s.provenance["untrained"] = true;
+  s.provenance = {{"untrained", true}};
   return s;
 }
 

@@ -3,6 +3,10 @@
 #include "common/Error.h"
 #include "common/Sha256.h"
 #include "common/Uid.h"
+#include "common/Yaml.h"
+#include "TestSupport.h"
+
+#include <fstream>
 
 #include <regex>
 #include <set>
@@ -29,4 +33,46 @@ TEST_CASE("new DICOM UIDs are 2.25 UUIDs: valid UID syntax, at most 64 character
     seen.insert(uid);
   }
   CHECK(seen.size() == 2000);
+}
+
+TEST_CASE("the YAML reader addresses keys by path and names file, key and fix for every problem", "[common][yaml]") {
+  segnode::test::TempDir tmp;
+  auto file = tmp / "x.yaml";
+  std::ofstream(file) << "a:\n  port: many\n  list: [1, 2, three]\n  typo: 1\nitems:\n  - {name: one}\n  - {name: two, n: 4}\n";
+  segnode::yaml::Reader r(file, segnode::ErrorCode::BadConfig);
+  CHECK(r.get<std::string>("items[1].name", "a name") == "two");
+  CHECK(r.getOr<int>("items[1].n", "an integer", 0) == 4);
+  CHECK(r.getOr<int>("items[0].n", "an integer", 7) == 7);  // absent: the default
+  CHECK_FALSE(r.has("items[2]"));
+  CHECK(r.size("items", "a list") == 2);
+  CHECK(r.getOr<int>("a.port", "a TCP port number", 104) == 104);
+  r.list<int>("a.list", "an integer");
+  r.unknownKeys("a", {"port", "list"});
+  CHECK(r.problems().size() == 3);  // port, list[2], typo: all collected before failing
+  CHECK_THROWS_WITH(r.finish(), Catch::Contains(file.string() + ": key 'a.port': must be a TCP port number, got 'many' (fix:") &&
+                                    Catch::Contains("key 'a.list[2]'") && Catch::Contains("key 'a.typo': unknown key"));
+  CHECK_THROWS_WITH(r.get<int>("a.missing", "an integer"), Catch::Contains("key 'a.missing': missing (required)"));
+  std::ofstream(tmp / "bad.yaml") << "a: [1, 2\n";
+  CHECK_THROWS_WITH(segnode::yaml::Reader(tmp / "bad.yaml", segnode::ErrorCode::BadBundle), Catch::Contains("line "));
+}
+
+TEST_CASE("free-form YAML trees become typed JSON values and come back unchanged", "[common][yaml]") {
+  segnode::test::TempDir tmp;
+  std::ofstream(tmp / "t.yaml") << "t:\n  n: 5257\n  x: 0.56532291294584447\n  ok: true\n  v: 0.4.0\n  q: \"11\"\n"
+                                   "  l: [a, 2]\n  nothing: ~\n";
+  segnode::yaml::Reader r(tmp / "t.yaml", segnode::ErrorCode::BadBundle);
+  auto j = segnode::yaml::toJson(r.at("t"));
+  CHECK(j["n"] == 5257);
+  CHECK(j["x"] == 0.56532291294584447);
+  CHECK(j["ok"] == true);
+  CHECK(j["v"] == "0.4.0");
+  CHECK(j["q"] == "11");  // quoted: a string
+  CHECK(j["l"][0] == "a");
+  CHECK(j["nothing"].is_null());
+  auto copy = j;  // a value, not a reference: changing the copy leaves the original
+  copy["n"] = 1;
+  CHECK(j["n"] == 5257);
+  YAML::Emitter e;
+  segnode::yaml::emit(e, j);
+  CHECK(segnode::yaml::toJson(YAML::Load(e.c_str())) == j);
 }

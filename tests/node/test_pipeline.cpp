@@ -29,8 +29,7 @@ void makeBundle(const fs::path& models) {
   spec.architecture.features = {4, 8, 16};
   spec.architecture.convBias = false;
   spec.inference.patchSize = {96, 96, 96};
-  spec.provenance = YAML::Node(YAML::NodeType::Map);
-  spec.provenance["untrained"] = true;
+  spec.provenance = {{"untrained", true}};
   engine::writeRandomBundle(spec, models / "e2e-brain" / "0.0.1", 3);
 }
 

@@ -193,7 +193,7 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
   s.iterations = 25;
   CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
 
-  spec.provenance = YAML::Node(YAML::NodeType::Map);
+  spec.provenance = nlohmann::ordered_json::object();
   auto written = writeTrainedBundle(spec, net, dir.path() / "bundle", torch::kFloat);
   auto loaded = engine::SegmentationModel::load(engine::loadBundleSpec(written.directory), engine::Backend::Eager);
   net->eval();
