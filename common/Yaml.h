@@ -24,7 +24,7 @@ class Reader {
   // Loads `file`; a missing file or a syntax error throws Error(code) naming the line.
   Reader(const std::filesystem::path& file, ErrorCode code);
 
-  // The node at `path`, or an undefined node when any part is missing or null.
+  // The node at `path` ("" is the whole file), or an undefined node when any part is missing or null.
   YAML::Node at(const std::string& path) const;
   bool has(const std::string& path) const { return at(path).IsDefined(); }
   // Entries of the list at `path`: 0 when absent; a problem when it is not a list.
@@ -68,6 +68,14 @@ class Reader {
     auto v = list<T>(path, kind);
     if (v.size() != 3) fail(path, "must have 3 entries (x, y, z), has " + std::to_string(v.size()), "write [x, y, z]");
     return {v[0], v[1], v[2]};
+  }
+
+  template <typename T>
+  std::vector<std::array<T, 3>> triples(const std::string& path, const std::string& kind) {
+    if (!has(path)) fail(path, "missing (required)", "write [[x, y, z], ...]");
+    std::vector<std::array<T, 3>> out;
+    for (size_t i = 0, n = size(path, "[[x, y, z], ...]"); i < n; ++i) out.push_back(triple<T>(item(path, i), kind));
+    return out;
   }
 
   // Keys that are not part of the schema are mistakes: a typo silently ignored is worse.

@@ -100,13 +100,6 @@ PreprocessingSpec readPreprocessing(yaml::Reader& r) {
   return p;
 }
 
-std::vector<std::array<int, 3>> readTriples(yaml::Reader& r, const std::string& path) {
-  std::vector<std::array<int, 3>> out;
-  for (size_t i = 0, n = r.size(need(r, path), "a list of [x, y, z]"); i < n; ++i)
-    out.push_back(r.triple<int>(yaml::Reader::item(path, i), "integers"));
-  return out;
-}
-
 ArchitectureSpec readArchitecture(yaml::Reader& r, int numClasses) {
   ArchitectureSpec a;
   need(r, "architecture");
@@ -114,8 +107,8 @@ ArchitectureSpec readArchitecture(yaml::Reader& r, int numClasses) {
   a.numClasses = numClasses;
   int stages = r.get<int>("architecture.n_stages", "an integer");
   a.features = r.list<int>(need(r, "architecture.features_per_stage"), "an integer");
-  a.kernelSizes = readTriples(r, "architecture.kernel_sizes");
-  a.strides = readTriples(r, "architecture.strides");
+  a.kernelSizes = r.triples<int>("architecture.kernel_sizes", "odd integers");
+  a.strides = r.triples<int>("architecture.strides", "integers");
   a.convsPerStage = r.list<int>(need(r, "architecture.n_conv_per_stage"), "an integer");
   a.convsPerStageDecoder = r.list<int>(need(r, "architecture.n_conv_per_stage_decoder"), "an integer");
   a.deepSupervision = r.getOr<bool>("architecture.deep_supervision", "true or false", false);

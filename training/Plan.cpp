@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/Error.h"
+#include "common/Yaml.h"
 
 namespace segnode::training {
 namespace {
@@ -251,29 +252,23 @@ std::string planToYaml(const Plan& p, const Fingerprint& fp) {
 }
 
 Plan planFromYaml(const std::string& path) {
-  YAML::Node n;
-  try {
-    n = YAML::LoadFile(path);
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::BadInput, path + ": not a readable plan (" + e.what() + ")");
-  }
+  yaml::Reader r(path, ErrorCode::BadInput);
   Plan p;
-  try {
-    p.spacing = n["target_spacing"].as<Real3>();
-    p.medianShape = n["median_shape"].as<Int3>();
-    p.patchSize = n["patch_size"].as<Int3>();
-    p.batchSize = n["batch_size"].as<int>();
-    p.features = n["features_per_stage"].as<std::vector<int>>();
-    p.strides = n["strides"].as<std::vector<std::array<int, 3>>>();
-    p.kernelSizes = n["kernel_sizes"].as<std::vector<std::array<int, 3>>>();
-    if (const auto ct = n["ct"]) {
-      p.hasCt = true;
-      p.ctClipLow = ct["clip"][0].as<double>(), p.ctClipHigh = ct["clip"][1].as<double>();
-      p.ctMean = ct["mean"].as<double>(), p.ctStd = ct["std"].as<double>();
-    }
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::BadInput, path + ": plan key missing or malformed (" + e.what() + "); re-run `segnode-distill plan`");
+  p.spacing = r.triple<double>("target_spacing", "spacings in mm");
+  p.medianShape = r.triple<int64_t>("median_shape", "voxels");
+  p.patchSize = r.triple<int64_t>("patch_size", "voxels");
+  p.batchSize = r.get<int>("batch_size", "an integer");
+  p.features = r.list<int>("features_per_stage", "an integer");
+  p.strides = r.triples<int>("strides", "integers");
+  p.kernelSizes = r.triples<int>("kernel_sizes", "integers");
+  if (r.has("ct")) {
+    p.hasCt = true;
+    auto clip = r.list<double>("ct.clip", "HU");
+    if (clip.size() != 2) r.fail("ct.clip", "must be [low, high]");
+    p.ctClipLow = clip[0], p.ctClipHigh = clip[1];
+    p.ctMean = r.get<double>("ct.mean", "a number"), p.ctStd = r.get<double>("ct.std", "a number");
   }
+  r.finish();
   if (p.features.size() != p.strides.size() || p.features.size() != p.kernelSizes.size() || p.features.empty())
     throw Error(ErrorCode::BadInput, path + ": features_per_stage, strides and kernel_sizes must have one entry per stage");
   return p;

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "common/Error.h"
+#include "common/Yaml.h"
 
 namespace segnode::training {
 namespace fs = std::filesystem;
@@ -147,29 +148,20 @@ void writeRunState(const fs::path& dir, const RunState& s) {
 RunState readRunState(const fs::path& dir) {
   const auto path = dir / "state.yaml";
   if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path.string() + ": no training state to resume");
-  YAML::Node n = YAML::LoadFile(path.string());
-  auto key = [&](const char* k) {
-    if (!n[k]) throw Error(ErrorCode::BadInput, path.string() + ": key '" + k + "' is missing");
-    return n[k];
-  };
+  yaml::Reader r(path, ErrorCode::BadInput);
   RunState s;
-  try {
-    s.step = key("step").as<int64_t>();
-    s.seconds = key("seconds").as<double>();
-    s.seed = key("seed").as<uint64_t>();
-    s.plannedIterations = key("planned_iterations").as<int64_t>();
-    s.warmupIterations = key("warmup_iterations").as<int64_t>();
-    s.learningRate = key("learning_rate").as<double>();
-    s.batch = key("batch").as<int>();
-    auto patch = key("patch").as<std::vector<int64_t>>();
-    if (patch.size() != 3) throw Error(ErrorCode::BadInput, path.string() + ": 'patch' wants three sizes");
-    s.patch = {patch[0], patch[1], patch[2]};
-    s.networks = key("networks").as<std::vector<std::string>>();
-    s.calls = n["calls"] ? n["calls"].as<int>() : 0;
-    if (n["extensions"]) s.extensions = n["extensions"].as<std::vector<std::string>>();
-  } catch (const YAML::Exception& e) {
-    throw Error(ErrorCode::BadInput, path.string() + ": " + e.what());
-  }
+  s.step = r.get<int64_t>("step", "an integer");
+  s.seconds = r.get<double>("seconds", "a number of seconds");
+  s.seed = r.get<uint64_t>("seed", "an unsigned integer");
+  s.plannedIterations = r.get<int64_t>("planned_iterations", "an integer");
+  s.warmupIterations = r.get<int64_t>("warmup_iterations", "an integer");
+  s.learningRate = r.get<double>("learning_rate", "a number");
+  s.batch = r.get<int>("batch", "an integer");
+  s.patch = r.triple<int64_t>("patch", "a size");
+  s.networks = r.list<std::string>("networks", "a network name");
+  s.calls = r.getOr<int>("calls", "an integer", 0);
+  s.extensions = r.list<std::string>("extensions", "text");
+  r.finish();
   return s;
 }
 

@@ -51,31 +51,31 @@ struct Case {
 };
 
 std::vector<Case> readCases(const fs::path& file, const fs::path& root) {
-  YAML::Node n;
-  try {
-    n = YAML::LoadFile(file.string());
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::BadInput, file.string() + ": " + e.what());
-  }
-  auto path = [&](const YAML::Node& p) { fs::path x = p.as<std::string>(); return x.is_absolute() ? x : root / x; };
+  yaml::Reader r(file, ErrorCode::BadInput);
+  auto path = [&](const std::string& key) {
+    fs::path x = r.get<std::string>(key, "a file path");
+    return x.is_absolute() ? x : root / x;
+  };
   std::vector<Case> cases;
-  for (const auto& c : n["cases"]) {
+  for (size_t i = 0, n = r.size("cases", "- {name: ..., group: ..., image: ..., reference: ...}"); i < n; ++i) {
+    const auto c = yaml::Reader::item("cases", i);
     Case k;
-    k.name = c["name"].as<std::string>();
-    k.group = c["group"] ? c["group"].as<std::string>() : "default";
-    k.image = path(c["image"]);
-    if (c["reference"]) k.reference = path(c["reference"]);
-    if (c["reference_pve"])
-      for (const auto& p : c["reference_pve"]) k.pve.push_back(path(p));
-    if (k.reference.empty() && k.pve.empty())
-      throw Error(ErrorCode::BadInput, file.string() + ": case '" + k.name + "' needs reference or reference_pve");
-    k.maskByReference = c["mask_by_reference"] && c["mask_by_reference"].as<bool>();
-    for (const auto& s : c["structures"])
-      k.structures.push_back({s["name"].as<std::string>(), s["predicted"].as<std::vector<int64_t>>(),
-                              s["reference"].as<std::vector<int64_t>>()});
+    k.name = r.get<std::string>(c + ".name", "a name");
+    k.group = r.getOr<std::string>(c + ".group", "a group name", "default");
+    k.image = path(c + ".image");
+    if (r.has(c + ".reference")) k.reference = path(c + ".reference");
+    for (size_t j = 0, m = r.size(c + ".reference_pve", "[FILE, ...]"); j < m; ++j) k.pve.push_back(path(yaml::Reader::item(c + ".reference_pve", j)));
+    if (k.reference.empty() && k.pve.empty()) r.fail(c, "needs reference or reference_pve");
+    k.maskByReference = r.getOr<bool>(c + ".mask_by_reference", "true or false", false);
+    for (size_t j = 0, m = r.size(c + ".structures", "- {name: ..., predicted: [...], reference: [...]}"); j < m; ++j) {
+      const auto st = yaml::Reader::item(c + ".structures", j);
+      k.structures.push_back({r.get<std::string>(st + ".name", "a name"), r.list<int64_t>(st + ".predicted", "a label value"),
+                              r.list<int64_t>(st + ".reference", "a label value")});
+    }
     cases.push_back(k);
   }
-  if (cases.empty()) throw Error(ErrorCode::BadInput, file.string() + ": no cases");
+  r.finish();
+  if (cases.empty()) r.fail("cases", "no cases");
   return cases;
 }
 
@@ -222,7 +222,7 @@ int runEvaluate(const ArgList& argv) {
     plot << s.name << "@" << s.version << "\t" << s.params << "\t" << s.seconds / std::max(1, s.volumes) << "\t"
          << mean(s.diceByGroup.count(*groups.begin()) ? s.diceByGroup.at(*groups.begin()) : std::vector<double>{}) << "\n";
     // Per-bundle metrics for export.
-    YAML::Node m;
+    nlohmann::ordered_json m;
     m["params"] = s.params;
     m["cpu_seconds_per_volume"] = std::round(100 * s.seconds / std::max(1, s.volumes)) / 100;
     m["cpu_threads"] = threads;
@@ -233,7 +233,9 @@ int runEvaluate(const ArgList& argv) {
       }
     if (t) m["teacher"] = t->name;
     // Name and version: two versions of one model evaluated side by side keep separate files.
-    std::ofstream(out / (s.name + "-" + s.version + ".metrics.yaml")) << YAML::Dump(m) << "\n";
+    YAML::Emitter e;
+    yaml::emit(e, m);
+    std::ofstream(out / (s.name + "-" + s.version + ".metrics.yaml")) << e.c_str() << "\n";
   }
   md << "\nPer structure (mean Dice over the cases of each group):\n\n";
   for (const auto& g : groups) {
@@ -288,7 +290,7 @@ int runExport(const ArgList& argv) {
   if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (auto d = args.value("--description")) spec.description = *d;
-  if (auto m = args.value("--metrics")) spec.metrics = yaml::toJson(YAML::LoadFile(*m));
+  if (auto m = args.value("--metrics")) spec.metrics = yaml::toJson(yaml::Reader(*m, ErrorCode::BadInput).at(""));
   fs::path models = args.value("--models-dir").value_or("etc/models");
   fs::path dest = models / spec.name / spec.version.toString();
   if (fs::exists(dest / "bundle.yaml"))
