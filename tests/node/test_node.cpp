@@ -282,15 +282,17 @@ TEST_CASE("below the disk watermark C-STORE answers out of resources and writes 
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") == 1);
 }
 
-TEST_CASE("segnoded --check-config reports every problem with file, key and fix", "[node][config]") {
+TEST_CASE("segnoded --check-config reports every problem with file, key and fix - inside lists too", "[node][config]") {
   TempDir tmp;
   auto cfg = tmp / "bad.yaml";
   std::ofstream(cfg) << "dicom:\n  ae_title: THIS_TITLE_IS_FAR_TOO_LONG\n  port: 70000\n  peers: []\n  sop_classes: [mr, xray]\n"
-                        "storage:\n  min_free_mb: -1\n  retension_hours: 3\nseries:\n  quiet_period_s: 0\n";
+                        "storage:\n  min_free_mb: -1\n  retension_hours: 3\nseries:\n  quiet_period_s: 0\n"
+                        "destinations:\n  - {name: pacs, ae_title: PACS, host: 127.0.0.1, port: [104]}\n"
+                        "routes:\n  - {name: r, model: m, destinations: [pacs], macth: {modality: MR}}\n";
   auto r = runCommand({segnodedPath().string(), "--config", cfg.string(), "--check-config"});
   CHECK(r.exitCode == 78);
   for (const char* key : {"dicom.ae_title", "dicom.port", "dicom.peers", "dicom.sop_classes", "storage.min_free_mb",
-                          "storage.retension_hours", "series.quiet_period_s"}) {
+                          "storage.retension_hours", "series.quiet_period_s", "destinations[0].port", "routes[0].macth"}) {
     CHECK_THAT(r.output, Catch::Contains(cfg.string() + ": key '" + key + "'"));
   }
   CHECK_THAT(r.output, Catch::Contains("fix:"));
