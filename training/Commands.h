@@ -1,14 +1,14 @@
 #pragma once
-// segnode-distill subcommands (one file each); each returns the process exit code.
-#include <string>
-#include <vector>
+// segnode-distill subcommands (one file each): each function declares its subcommands (CLI11),
+// whose callbacks run them.
+#include "common/Cli.h"
 
 namespace segnode::distill {
-using ArgList = std::vector<std::string>;
-int runPlan(const ArgList& args);
-int runSynth(const ArgList& args);
-int runTrain(const ArgList& args);
-int runDistill(const ArgList& args);
-int runEvaluate(const ArgList& args);
-int runExport(const ArgList& args);
+struct DataOptions;  // training/Data.h
+
+void addPlan(CLI::App& app);  // plan and synth
+void addTrain(CLI::App& app);  // train and distill
+void addEvaluate(CLI::App& app);  // evaluate and export
+// --labels --images --table --prior-probability --real-probability --device --val-labels, as "Data".
+void addDataOptions(CLI::App& sub, DataOptions& o);
 }  // namespace segnode::distill

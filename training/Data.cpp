@@ -8,14 +8,10 @@
 
 namespace segnode::distill {
 
-const std::set<std::string> kDataOptions{"--labels", "--images", "--table", "--prior-probability",
-                                         "--real-probability", "--device", "--val-labels"};
-
-torch::Device deviceFrom(const cli::Args& args) {
-  std::string d = args.value("--device").value_or(torch::cuda::is_available() ? "cuda" : "cpu");
+torch::Device deviceFrom(const DataOptions& o) {
+  std::string d = o.device.empty() ? (torch::cuda::is_available() ? "cuda" : "cpu") : o.device;
   if (d == "cuda" && !torch::cuda::is_available())
     throw Error(ErrorCode::InvalidArgument, "--device cuda: no CUDA device is available (use --device cpu)");
-  if (d != "cuda" && d != "cpu") throw Error(ErrorCode::InvalidArgument, "--device must be cpu or cuda, not " + d);
   return torch::Device(d == "cuda" ? torch::kCUDA : torch::kCPU);
 }
 
@@ -26,12 +22,10 @@ std::string isoNow() {
   return b;
 }
 
-std::unique_ptr<training::Synthesizer> makeSynthesizer(const cli::Args& args, const engine::BundleSpec& spec,
-                                                       torch::Device device, bool validation,
-                                                       const std::string& labelsOption) {
-  auto labels = cli::splitList(args.required(labelsOption));
-  std::vector<std::string> images;
-  if (auto v = args.value("--images"); v && labelsOption == "--labels") images = cli::splitList(*v);
+std::unique_ptr<training::Synthesizer> makeSynthesizer(const DataOptions& o, const engine::BundleSpec& spec,
+                                                       torch::Device device, bool validation) {
+  const auto &labels = o.labels, &images = o.images;
+  if (labels.empty()) throw Error(ErrorCode::InvalidArgument, "option --labels is required");
   if (!images.empty() && images.size() != labels.size())
     throw Error(ErrorCode::InvalidArgument, "--images must list one image per label map (" +
                                                 std::to_string(labels.size()) + " label maps)");
@@ -41,24 +35,26 @@ std::unique_ptr<training::Synthesizer> makeSynthesizer(const cli::Args& args, co
     subjects.push_back(training::loadSubject(labels[i], images.empty() ? "" : images[i],
                                              spec.preprocessing.targetSpacing, lut, device));
   training::GenerationTable table;
-  if (auto t = args.value("--table")) {
-    table = training::GenerationTable::readTsv(*t);
+  if (!o.table.empty()) {
+    table = training::GenerationTable::readTsv(o.table);
   } else if (!images.empty()) {
     table = training::GenerationTable::fromImage(subjects[0].labels, subjects[0].image);
   } else {
     throw Error(ErrorCode::InvalidArgument, "--table TSV (generation classes and priors) or --images is required");
   }
-  training::SynthOptions o;
-  o.priorProbability = args.doubleValue("--prior-probability", 0.5, 0, 1);
-  o.realProbability = args.doubleValue("--real-probability", images.empty() ? 0 : 0.5, 0, 1);
-  if (validation) o.spatial = false;
-  return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, o);
+  training::SynthOptions so;
+  so.priorProbability = o.priorProbability;
+  so.realProbability = o.realProbability.value_or(images.empty() ? 0 : 0.5);
+  if (validation) so.spatial = false;
+  return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, so);
 }
 
-std::unique_ptr<training::Validator> makeValidator(const cli::Args& args, const engine::BundleSpec& spec,
+std::unique_ptr<training::Validator> makeValidator(const DataOptions& o, const engine::BundleSpec& spec,
                                                    torch::Device device) {
-  if (!args.value("--val-labels")) return nullptr;
-  auto synth = makeSynthesizer(args, spec, device, /*validation=*/true, "--val-labels");
+  if (o.valLabels.empty()) return nullptr;
+  DataOptions held = o;
+  held.labels = o.valLabels, held.images.clear();
+  auto synth = makeSynthesizer(held, spec, device, /*validation=*/true);
   std::vector<training::SynthBatch> cases;
   for (size_t i = 0; i < synth->subjects().size(); ++i)
     cases.push_back(synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing,

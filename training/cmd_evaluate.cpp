@@ -126,16 +126,19 @@ std::string fmt(double x, int digits = 3) {
   return b;
 }
 
-}  // namespace
+struct EvaluateArgs {
+  std::vector<std::string> bundles;
+  std::string cases, out, dataRoot, teacher;
+  int threads = int(std::thread::hardware_concurrency());
+};
 
-int runEvaluate(const ArgList& argv) {
-  cli::Args args(argv, {}, {"--bundles", "--cases", "--out", "--threads", "--data-root", "--teacher"});
-  fs::path casesFile = args.required("--cases");
-  fs::path root = args.value("--data-root").value_or(casesFile.parent_path().string());
+int evaluateBundles(const EvaluateArgs& args) {
+  fs::path casesFile = args.cases;
+  fs::path root = args.dataRoot.empty() ? casesFile.parent_path() : fs::path(args.dataRoot);
   auto cases = readCases(casesFile, root);
-  fs::path out = args.required("--out");
+  fs::path out = args.out;
   fs::create_directories(out);
-  int threads = args.intValue("--threads", int(std::thread::hardware_concurrency()), 1, 1024);
+  const int threads = args.threads;
   torch::set_num_threads(threads);
 
   // Every case is read (and masked) once, then segmented by each bundle.
@@ -151,7 +154,7 @@ int runEvaluate(const ArgList& argv) {
 
   std::vector<Row> rows;
   std::vector<BundleSummary> summaries;
-  for (const auto& dir : cli::splitList(args.required("--bundles"))) {
+  for (const auto& dir : args.bundles) {
     auto spec = engine::loadBundleSpec(dir);
     auto model = engine::SegmentationModel::load(spec);
     BundleSummary sum;
@@ -196,7 +199,7 @@ int runEvaluate(const ArgList& argv) {
         << fmt(r.hd95, 2) << "\n";
 
   // Summary: mean Dice per group, retention against the teacher, parameters, CPU seconds.
-  std::string teacher = args.value("--teacher").value_or("");
+  const std::string& teacher = args.teacher;
   const BundleSummary* t = nullptr;
   for (const auto& s : summaries)
     if (s.name == teacher || (teacher.empty() && s.name.find("teacher") != std::string::npos)) t = &s;
@@ -274,29 +277,33 @@ int runEvaluate(const ArgList& argv) {
   return 0;
 }
 
-int runExport(const ArgList& argv) {
-  cli::Args args(argv, {"--fp16"}, {"--bundle", "--metrics", "--models-dir", "--template", "--version", "--description"});
-  auto spec = engine::loadBundleSpec(args.required("--bundle"));
-  if (auto t = args.value("--template")) {  // refresh codes and colours from the (newer) label table
-    auto tpl = engine::loadBundleTemplate(*t);
+struct ExportArgs {
+  std::string bundle, metrics, modelsDir = "etc/models", templateFile, version, description;
+  bool fp16 = false;
+};
+
+int exportBundle(const ExportArgs& args) {
+  auto spec = engine::loadBundleSpec(args.bundle);
+  if (const auto& t = args.templateFile; !t.empty()) {  // refresh codes and colours from the (newer) label table
+    auto tpl = engine::loadBundleTemplate(t);
     if (tpl.labels.size() != spec.labels.size())
-      throw Error(ErrorCode::BadBundle, *t + ": its label table does not match " + spec.directory.string());
+      throw Error(ErrorCode::BadBundle, t + ": its label table does not match " + spec.directory.string());
     for (size_t i = 0; i < tpl.labels.size(); ++i) {
       if (tpl.labels[i].value != spec.labels[i].value)
-        throw Error(ErrorCode::BadBundle, *t + ": label " + std::to_string(i) + " has another value than the bundle's");
+        throw Error(ErrorCode::BadBundle, t + ": label " + std::to_string(i) + " has another value than the bundle's");
       spec.labels[i] = tpl.labels[i];
     }
   }
-  if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
+  if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
-  if (auto d = args.value("--description")) spec.description = *d;
-  if (auto m = args.value("--metrics")) spec.metrics = yaml::toJson(yaml::Reader(*m, ErrorCode::BadInput).at(""));
-  fs::path models = args.value("--models-dir").value_or("etc/models");
+  if (!args.description.empty()) spec.description = args.description;
+  if (!args.metrics.empty()) spec.metrics = yaml::toJson(yaml::Reader(args.metrics, ErrorCode::BadInput).at(""));
+  fs::path models = args.modelsDir;
   fs::path dest = models / spec.name / spec.version.toString();
   if (fs::exists(dest / "bundle.yaml"))
     throw Error(ErrorCode::InvalidArgument, dest.string() + " exists already; bundles are immutable, pick a new --version");
   fs::create_directories(dest);
-  if (args.flag("--fp16")) {  // half the size; the engine computes in float32 either way
+  if (args.fp16) {  // half the size; the engine computes in float32 either way
     engine::writeSafetensors(dest / spec.weightsFile, engine::readSafetensors(spec.weightsPath()),
                              {{"format", "pt"}, {"bundle", spec.name}}, torch::kHalf);
     spec.weightsSha256 = sha256File(dest / spec.weightsFile);
@@ -308,6 +315,31 @@ int runExport(const ArgList& argv) {
   engine::loadBundleSpec(dest);  // refuses what would not load in the node
   std::printf("%s\n", dest.c_str());
   return 0;
+}
+
+}  // namespace
+
+void addEvaluate(CLI::App& app) {
+  auto e = std::make_shared<EvaluateArgs>();
+  auto* evaluate = app.add_subcommand("evaluate", "Dice and HD95 per label for bundles on image/label cases; Markdown, CSV and a plot");
+  evaluate->add_option("--bundles", e->bundles, "bundle folders DIR,DIR,...")->required()->delimiter(',');
+  evaluate->add_option("--cases", e->cases, "cases.yaml (format: training/cmd_evaluate.cpp)")->required();
+  evaluate->add_option("--out", e->out, "report folder")->required();
+  evaluate->add_option("--threads", e->threads, "CPU threads")->check(CLI::Range(1, 1024));
+  evaluate->add_option("--data-root", e->dataRoot, "relative case paths against this (default: the cases file's folder)");
+  evaluate->add_option("--teacher", e->teacher, "bundle name retention is measured against (default: the one named *teacher*)");
+  evaluate->callback([e] { evaluateBundles(*e); });
+
+  auto x = std::make_shared<ExportArgs>();
+  auto* install = app.add_subcommand("export", "install a trained bundle into a models directory with its measured metrics");
+  install->add_option("--bundle", x->bundle, "the trained bundle's folder")->required();
+  install->add_option("--metrics", x->metrics, "NAME-VERSION.metrics.yaml (segnode-distill evaluate)");
+  install->add_option("--template", x->templateFile, "refresh label codes and colours from this template");
+  install->add_option("--version", x->version, "X.Y.Z (default: the bundle's)");
+  install->add_option("--description", x->description, "replace the bundle's description");
+  install->add_flag("--fp16", x->fp16, "store the weights as float16");
+  install->add_option("--models-dir", x->modelsDir, "where to install");
+  install->callback([x] { exportBundle(*x); });
 }
 
 }  // namespace segnode::distill

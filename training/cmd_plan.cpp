@@ -51,53 +51,55 @@ training::Fingerprint fingerprint(const std::vector<std::string>& labels, const 
   return fp;
 }
 
-}  // namespace
+struct PlanArgs {
+  std::string templateFile, out;
+  std::vector<std::string> labels, images;
+  training::PlanOptions plan;
+};
 
-int runPlan(const ArgList& argv) {
-  cli::Args args(argv, {}, {"--template", "--labels", "--images", "--gpu-memory-gb", "--out"});
-  auto spec = engine::loadBundleTemplate(args.required("--template"));
-  std::vector<std::string> images;
-  if (auto v = args.value("--images")) images = cli::splitList(*v);
-  auto fp = fingerprint(cli::splitList(args.required("--labels")), images, spec);
-  training::PlanOptions o;
-  o.gpuMemoryTargetGb = args.doubleValue("--gpu-memory-gb", 8, 0.5, 1024);
-  auto plan = training::makePlan(fp, o);
+void writePlan(const PlanArgs& a) {
+  auto spec = engine::loadBundleTemplate(a.templateFile);
+  auto fp = fingerprint(a.labels, a.images, spec);
+  auto plan = training::makePlan(fp, a.plan);
   std::string text = training::planToYaml(plan, fp);
-  if (auto out = args.value("--out")) {
-    std::ofstream f(*out);
-    if (!(f << text)) throw Error(ErrorCode::Io, *out + ": cannot write the plan");
-    std::fprintf(stderr, "plan written to %s\n", out->c_str());
+  if (!a.out.empty()) {
+    std::ofstream f(a.out);
+    if (!(f << text)) throw Error(ErrorCode::Io, a.out + ": cannot write the plan");
+    std::fprintf(stderr, "plan written to %s\n", a.out.c_str());
   }
   std::fputs(text.c_str(), stdout);
-  return 0;
 }
 
+// Recipes: contrast + acquisition (mm). Default: what validation uses.
+struct Recipe { std::string name; training::Contrast contrast; engine::Vec3 acq; };
+const std::vector<Recipe> kRecipes{{"t1-1mm", training::Contrast::Prior, {1, 1, 1}},
+                                   {"t2like-1mm", training::Contrast::Inverted, {1, 1, 1}},
+                                   {"t1-3mm-axial", training::Contrast::Prior, {1, 1, 3}},
+                                   {"random-1x1x4mm", training::Contrast::Random, {1, 4, 1}},
+                                   {"real", training::Contrast::Real, {0, 0, 0}}};
+
+struct SynthArgs {
+  DataOptions data;
+  std::string templateFile, out;
+  int seed = 1000;
+  std::vector<std::string> recipes{"t1-1mm", "t2like-1mm", "t1-3mm-axial"};
+};
+
 // Writes <out>/<name>_<recipe>_image.nii.gz and _labels.nii.gz (label values of the bundle).
-int runSynth(const ArgList& argv) {
-  auto valued = kDataOptions;
-  valued.insert({"--template", "--out", "--seed", "--recipes"});
-  cli::Args args(argv, {}, valued);
-  auto spec = engine::loadBundleTemplate(args.required("--template"));
-  auto device = deviceFrom(args);
-  auto synth = makeSynthesizer(args, spec, device, /*validation=*/true);
-  fs::path out = args.required("--out");
+void writeSynthPairs(const SynthArgs& a) {
+  auto spec = engine::loadBundleTemplate(a.templateFile);
+  auto device = deviceFrom(a.data);
+  auto synth = makeSynthesizer(a.data, spec, device, /*validation=*/true);
+  fs::path out = a.out;
   fs::create_directories(out);
-  uint64_t seed = uint64_t(args.intValue("--seed", 1000, 0, 1 << 30));
-  // Recipes: contrast + acquisition (mm). Default: what validation uses.
-  struct Recipe { std::string name; training::Contrast contrast; engine::Vec3 acq; };
-  std::vector<Recipe> all{{"t1-1mm", training::Contrast::Prior, {1, 1, 1}},
-                          {"t2like-1mm", training::Contrast::Inverted, {1, 1, 1}},
-                          {"t1-3mm-axial", training::Contrast::Prior, {1, 1, 3}},
-                          {"random-1x1x4mm", training::Contrast::Random, {1, 4, 1}},
-                          {"real", training::Contrast::Real, {0, 0, 0}}};
-  std::set<std::string> wanted;
-  for (auto& r : cli::splitList(args.value("--recipes").value_or("t1-1mm,t2like-1mm,t1-3mm-axial"))) wanted.insert(r);
+  const uint64_t seed = uint64_t(a.seed);
+  const std::set<std::string> wanted(a.recipes.begin(), a.recipes.end());
   std::vector<int64_t> valueOf;
   for (auto& l : spec.labels) valueOf.push_back(l.value);
   auto values = torch::tensor(valueOf);
   for (size_t i = 0; i < synth->subjects().size(); ++i) {
     const auto& s = synth->subjects()[i];
-    for (const auto& r : all) {
+    for (const auto& r : kRecipes) {
       if (!wanted.count(r.name)) continue;
       engine::Vec3 acq = r.acq;
       for (int a = 0; a < 3; ++a) acq[size_t(a)] = std::max(acq[size_t(a)], s.geometry.spacing[size_t(a)]);
@@ -118,7 +120,42 @@ int runSynth(const ArgList& argv) {
       std::printf("%s\n", (out / (stem + "_image.nii.gz")).c_str());
     }
   }
-  return 0;
+}
+
+}  // namespace
+
+void addDataOptions(CLI::App& sub, DataOptions& o) {
+  auto* g = sub.add_option_group("Data");
+  g->add_option("--labels", o.labels, "label maps A,B,... (NIfTI)")->delimiter(',');
+  g->add_option("--images", o.images, "their images, one per label map")->delimiter(',');
+  g->add_option("--table", o.table, "generation classes and priors (TSV); else from --images");
+  g->add_option("--prior-probability", o.priorProbability, "share of batches with prior contrasts")->check(CLI::Range(0.0, 1.0));
+  g->add_option("--real-probability", o.realProbability, "(default: 0.5 with --images, else 0)")->check(CLI::Range(0.0, 1.0));
+  g->add_option("--device", o.device, "training device (default: cuda when available)")->check(CLI::IsMember({"cpu", "cuda"}));
+  g->add_option("--val-labels", o.valLabels, "held-out label maps for validation curves")->delimiter(',');
+}
+
+void addPlan(CLI::App& app) {
+  auto p = std::make_shared<PlanArgs>();
+  auto* plan = app.add_subcommand("plan", "dataset fingerprint -> plan YAML (nnU-Net v2 rules)");
+  plan->add_option("--template", p->templateFile, "bundle template T.yaml")->required();
+  plan->add_option("--labels", p->labels, "label maps A,B,...")->required()->delimiter(',');
+  plan->add_option("--images", p->images, "their images A,B,...")->delimiter(',');
+  plan->add_option("--gpu-memory-gb", p->plan.gpuMemoryTargetGb, "GPU memory to plan for")->check(CLI::Range(0.5, 1024.0));
+  plan->add_option("--out", p->out, "also write the plan here");
+  plan->callback([p] { writePlan(*p); });
+
+  auto s = std::make_shared<SynthArgs>();
+  auto* synth = app.add_subcommand("synth", "write synthetic image/label NIfTI pairs from label maps (whole foreground, fixed seed)");
+  synth->add_option("--template", s->templateFile, "bundle template T.yaml")->required();
+  synth->add_option("--out", s->out, "output folder")->required();
+  synth->add_option("--seed", s->seed, "seed of the first subject")->check(CLI::Range(0, 1 << 30));
+  std::vector<std::string> names;
+  for (const auto& r : kRecipes) names.push_back(r.name);
+  synth->add_option("--recipes", s->recipes, "contrast + acquisition")->delimiter(',')->check(CLI::IsMember(names));
+  addDataOptions(*synth, s->data);
+  synth->get_option("--labels")->required();
+  synth->callback([s] { writeSynthPairs(*s); });
 }
 
 }  // namespace segnode::distill

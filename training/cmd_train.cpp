@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 
 #include "common/Error.h"
 #include "engine/Model.h"
@@ -19,47 +20,62 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> kScheduleOptions{"--iterations", "--lr-warmup", "--stop-after", "--time-budget",
-                                             "--optimizer", "--lr", "--weight-decay", "--precision", "--seed",
-                                             "--batch", "--patch", "--log-every", "--checkpoint-every",
-                                             "--validate-every", "--ema-decay", "--out", "--name", "--version"};
+// What train and distill share: the data, the schedule, where to write.
+struct RunArgs {
+  DataOptions data;
+  training::ScheduleOptions schedule;
+  std::optional<double> lr;
+  std::string precision = "bf16", out, name, version;
+  std::optional<int> batch;
+  std::vector<int64_t> patch;
+};
 
-training::ScheduleOptions scheduleFrom(const cli::Args& a) {
-  training::ScheduleOptions s;
-  s.iterations = a.intValue("--iterations", 1000, 1, 100000000);
-  s.warmupIterations = a.intValue("--lr-warmup", 0, 0, s.iterations);
-  s.stopAfter = a.intValue("--stop-after", 0, 0, 100000000);
-  s.timeBudgetSeconds = a.doubleValue("--time-budget", 0, 0, 1e7);
-  s.optimizer = a.value("--optimizer").value_or("sgd");
-  s.learningRate = a.doubleValue("--lr", s.optimizer == "adamw" ? 1e-3 : 1e-2, 1e-7, 10);
-  s.weightDecay = a.doubleValue("--weight-decay", 3e-5, 0, 1);
-  std::string p = a.value("--precision").value_or("bf16");
-  if (p != "bf16" && p != "fp32") throw Error(ErrorCode::InvalidArgument, "--precision must be bf16 or fp32");
-  s.bf16 = p == "bf16";
-  s.seed = uint64_t(a.intValue("--seed", 1, 0, 1 << 30));
-  s.logEvery = a.intValue("--log-every", 50, 1, 1000000);
-  s.checkpointEvery = a.intValue("--checkpoint-every", 1000, 0, 100000000);
-  s.validateEvery = a.intValue("--validate-every", 0, 0, 100000000);
-  s.emaDecay = a.doubleValue("--ema-decay", 0.999, 0, 0.999999);
-  s.resume = a.flag("--resume");
-  s.extend = a.flag("--extend");
-  if (s.extend && !s.resume) throw Error(ErrorCode::InvalidArgument, "--extend continues a run: give --resume too");
+CLI::App* addRunCommand(CLI::App& app, const char* name, const char* what, RunArgs& a) {
+  auto* sub = app.add_subcommand(name, what);
+  sub->add_option("--out", a.out, "OUT/work: state and curves; OUT/NAME/VERSION: the bundle");
+  addDataOptions(*sub, a.data);
+  auto& s = a.schedule;
+  const int big = 100000000;
+  auto* g = sub->add_option_group("Schedule");
+  g->add_option("--iterations", s.iterations, "planned total of the run")->check(CLI::Range(1, big));
+  g->add_option("--lr", a.lr, "learning rate (default: 0.01 sgd, 0.001 adamw)")->check(CLI::Range(1e-7, 10.0));
+  g->add_option("--lr-warmup", s.warmupIterations, "iterations of linear warm-up (within --iterations)")->check(CLI::Range(0, big));
+  g->add_option("--optimizer", s.optimizer, "adamw runs are not resumable")->check(CLI::IsMember({"sgd", "adamw"}));
+  g->add_option("--weight-decay", s.weightDecay)->check(CLI::Range(0.0, 1.0));
+  g->add_option("--ema-decay", s.emaDecay, "EMA of the weights the bundle ships (0: the last)")->check(CLI::Range(0.0, 0.999999));
+  g->add_option("--precision", a.precision, "autocast on CUDA")->check(CLI::IsMember({"bf16", "fp32"}));
+  g->add_option("--seed", s.seed)->check(CLI::Range(0, 1 << 30));
+  g->add_option("--batch", a.batch, "(default: the plan's for train, 2 for distill)")->check(CLI::Range(1, 256));
+  g->add_option("--patch", a.patch, "X,Y,Z (default: the plan's or the teacher's)")->delimiter(',');
+  g->add_option("--stop-after", s.stopAfter, "this call: stop after N iterations (0: no limit)")->check(CLI::Range(0, big));
+  g->add_option("--time-budget", s.timeBudgetSeconds, "this call: stop after SECONDS (0: no limit)")->check(CLI::Range(0.0, 1e7));
+  auto* resume = g->add_flag("--resume", s.resume, "continue OUT/work exactly");
+  g->add_flag("--extend", s.extend, "raise the planned total to --iterations (recorded)")->needs(resume);
+  g->add_option("--validate-every", s.validateEvery, "validation with --val-labels (0: at the end of a call)")->check(CLI::Range(0, big));
+  g->add_option("--checkpoint-every", s.checkpointEvery)->check(CLI::Range(0, big));
+  g->add_option("--log-every", s.logEvery)->check(CLI::Range(1, 1000000));
+  return sub;
+}
+
+training::ScheduleOptions scheduleFrom(const RunArgs& a) {
+  training::ScheduleOptions s = a.schedule;
+  if (s.warmupIterations > s.iterations) throw Error(ErrorCode::InvalidArgument, "--lr-warmup must be at most --iterations");
+  s.learningRate = a.lr.value_or(s.optimizer == "adamw" ? 1e-3 : 1e-2);
+  s.bf16 = a.precision == "bf16";
   return s;
 }
 
-std::array<int64_t, 3> patchFrom(const cli::Args& a, const std::array<int64_t, 3>& def) {
-  auto v = a.value("--patch");
-  if (!v) return def;
-  auto parts = cli::splitList(*v);
-  if (parts.size() != 3) throw Error(ErrorCode::InvalidArgument, "--patch wants X,Y,Z");
-  return {std::stoll(parts[0]), std::stoll(parts[1]), std::stoll(parts[2])};
+std::array<int64_t, 3> patchFrom(const RunArgs& a, const std::array<int64_t, 3>& def) {
+  if (a.patch.empty()) return def;
+  if (a.patch.size() != 3) throw Error(ErrorCode::InvalidArgument, "--patch wants X,Y,Z");
+  return {a.patch[0], a.patch[1], a.patch[2]};
 }
 
-nlohmann::ordered_json provenanceOf(const cli::Args& a, const training::TrainResult& r, const training::ScheduleOptions& s) {
+nlohmann::ordered_json provenanceOf(const RunArgs& a, const training::TrainResult& r, const training::ScheduleOptions& s) {
   nlohmann::ordered_json p;
-  p["data"]["label_maps"] = a.required("--labels");
-  if (auto i = a.value("--images")) p["data"]["images"] = *i;
-  if (auto t = a.value("--table")) p["data"]["generation_table"] = *t;
+  p["data"]["label_maps"] = CLI::detail::join(a.data.labels);
+  if (!a.data.images.empty()) p["data"]["images"] = CLI::detail::join(a.data.images);
+  if (!a.data.table.empty()) p["data"]["generation_table"] = a.data.table;
   p["training"]["iterations"] = r.iterations;
   p["training"]["planned_iterations"] = s.iterations;
   p["training"]["seconds"] = r.seconds;
@@ -92,21 +108,20 @@ void copyWeights(engine::PlainConvUNet& net, const engine::BundleSpec& from) {
   }
 }
 
-}  // namespace
+struct TrainArgs : RunArgs {
+  std::string templateFile, plan, init;
+  bool fp16 = false;
+};
 
-int runTrain(const ArgList& argv) {
-  auto valued = kDataOptions;
-  valued.insert(kScheduleOptions.begin(), kScheduleOptions.end());
-  valued.insert({"--template", "--plan", "--init"});
-  cli::Args args(argv, {"--resume", "--extend", "--fp16"}, valued);
-  auto spec = engine::loadBundleTemplate(args.required("--template"));
-  auto plan = training::planFromYaml(args.required("--plan"));
-  auto device = deviceFrom(args);
+int train(const TrainArgs& args) {
+  auto spec = engine::loadBundleTemplate(args.templateFile);
+  auto plan = training::planFromYaml(args.plan);
+  auto device = deviceFrom(args.data);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 
   // The bundle the teacher will be: the template's labels on the plan's network.
-  spec.name = args.required("--name");
-  if (!engine::SemVer::parse(args.value("--version").value_or("1.0.0"), spec.version))
+  spec.name = args.name;
+  if (!engine::SemVer::parse(args.version, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   spec.architecture = plan.architecture(int(spec.labels.size()), spec.architecture.inChannels);
   spec.preprocessing.targetSpacing = plan.spacing;
@@ -115,32 +130,30 @@ int runTrain(const ArgList& argv) {
     spec.preprocessing.clipLow = plan.ctClipLow, spec.preprocessing.clipHigh = plan.ctClipHigh;
     spec.preprocessing.mean = plan.ctMean, spec.preprocessing.std = plan.ctStd;
   }
-  auto data = makeSynthesizer(args, spec, device);
+  auto data = makeSynthesizer(args.data, spec, device);
   auto s = scheduleFrom(args);
   auto patch = patchFrom(args, plan.patchSize);
-  int batch = args.intValue("--batch", plan.batchSize, 1, 256);
+  int batch = args.batch.value_or(plan.batchSize);
 
   torch::manual_seed(s.seed);
   engine::PlainConvUNet net(spec.architecture);
   training::initialiseHe(net);
-  if (auto init = args.value("--init")) copyWeights(net, engine::loadBundleSpec(*init));  // continue a trained teacher
-  fs::path out = args.required("--out");
+  if (!args.init.empty()) copyWeights(net, engine::loadBundleSpec(args.init));  // continue a trained teacher
+  fs::path out = args.out;
   std::fprintf(stderr, "teacher %s: %lld parameters, patch %lldx%lldx%lld, batch %d, %zu subjects, device %s\n",
                spec.name.c_str(), (long long)net->parameterCount(), (long long)patch[0], (long long)patch[1],
                (long long)patch[2], batch, data->subjects().size(), device.str().c_str());
-  auto validator = makeValidator(args, spec, device);
+  auto validator = makeValidator(args.data, spec, device);
   auto r = training::trainTeacher(net, *data, patch, batch, s, out / "work", device, validator.get());
   spec.created = isoNow();
   spec.provenance = provenanceOf(args, r, s);
   spec.provenance["training"]["final_loss"] = r.finalLoss[0];
   spec.metrics = {{"params", net->parameterCount()}};
   auto written = training::writeTrainedBundle(spec, r.ema[0], out / spec.name / spec.version.toString(),
-                                              args.flag("--fp16") ? torch::kHalf : torch::kFloat);
+                                              args.fp16 ? torch::kHalf : torch::kFloat);
   std::printf("%s\n", written.directory.c_str());
   return 0;
 }
-
-namespace {
 
 // Seconds for one volume on this machine's CPU with random weights of the candidate's width.
 // A student's own description: what it segments (the teacher's first sentence) and where it
@@ -171,17 +184,16 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
 // Samples per second of the whole family step (synthesis, teacher forward, every student) at each
 // batch size of `list`, after a warm-up (cuDNN picks its kernels on the first calls). Prints
 // `probe_best_batch=B` on stdout: the batch with the most samples per second.
-int probeBatches(const std::string& list, engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
+int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
                  const std::vector<training::StudentRecipe>& recipes, const training::Synthesizer& data,
                  const std::array<int64_t, 3>& patch, const training::ScheduleOptions& s,
                  const training::DistillSettings& w, const fs::path& out, torch::Device device) {
   int best = 0;
   double bestRate = 0;
-  for (const auto& text : cli::splitList(list)) {
-    int batch = std::stoi(text);
+  for (int batch : batches) {
     training::ScheduleOptions p = s;
     p.resume = false, p.stopAfter = 3, p.timeBudgetSeconds = 0, p.checkpointEvery = 0, p.logEvery = 1000000;
-    fs::path dir = out / ("probe-batch-" + text);
+    fs::path dir = out / ("probe-batch-" + std::to_string(batch));
     auto warm = training::distillStudents(teacher, students, recipes, data, patch, batch, p, w, dir, device);
     p.resume = true, p.stopAfter = 12;
     auto timed = training::distillStudents(teacher, students, recipes, data, patch, batch, p, w, dir, device);
@@ -198,35 +210,45 @@ int probeBatches(const std::string& list, engine::PlainConvUNet& teacher, std::v
   return 0;
 }
 
-}  // namespace
+struct DistillArgs : RunArgs {
+  std::string teacher, latencyInput, edges = "sobel";
+  std::vector<int> divisors{2, 4, 8}, probeBatches;
+  int minFeatures = 4, threads = int(std::thread::hardware_concurrency());
+  std::optional<double> maxParams, latencyBudget;
+  bool dryRun = false;
+  training::DistillSettings w;
+  std::vector<std::string> inits{"teacher"}, names, balance{"inverse-frequency"};
+  std::vector<double> kd{1}, gradient{10}, supervised{1};
+};
 
-int runDistill(const ArgList& argv) {
-  auto valued = kDataOptions;
-  valued.insert(kScheduleOptions.begin(), kScheduleOptions.end());
-  valued.insert({"--teacher", "--divisors", "--min-features", "--max-params", "--latency-budget", "--latency-input",
-                 "--kd-weight", "--gradient-weight", "--supervised-weight", "--kd-balance", "--temperature",
-                 "--edge-operator", "--edge-weight", "--kd-ramp", "--threads", "--init", "--names", "--probe-batches"});
-  cli::Args args(argv, {"--resume", "--extend", "--dry-run"}, valued);
-  auto teacherSpec = engine::loadBundleSpec(args.required("--teacher"));
-  const int minFeatures = args.intValue("--min-features", 4, 1, 1024);
-  std::vector<int> divisors;
-  for (auto& d : cli::splitList(args.value("--divisors").value_or("2,4,8"))) divisors.push_back(std::stoi(d));
+// One student per --divisors entry; every per-student option is one value for all or a list.
+template <class T>
+std::vector<T> perStudent(const char* option, std::vector<T> v, size_t n) {
+  if (v.size() == 1) v.assign(n, v[0]);
+  if (v.size() != n)
+    throw Error(ErrorCode::InvalidArgument, std::string(option) + ": give one value, or one per --divisors entry (" + std::to_string(n) + ")");
+  return v;
+}
+
+int distill(const DistillArgs& args) {
+  auto teacherSpec = engine::loadBundleSpec(args.teacher);
+  const int minFeatures = args.minFeatures;
+  std::vector<int> divisors = args.divisors;
 
   // Self-configuring choice: the largest student under a parameter or latency budget.
-  if (args.value("--max-params") || args.value("--latency-budget")) {
+  if (args.maxParams || args.latencyBudget) {
     std::sort(divisors.begin(), divisors.end());
     int chosen = 0;
     for (int d : divisors) {
       auto arch = teacherSpec.architecture.withWidthDivisor(d, minFeatures);
       bool ok = true;
-      if (auto mp = args.value("--max-params")) ok &= double(arch.parameterCount()) <= std::stod(*mp);
-      if (ok && args.value("--latency-budget")) {
-        torch::set_num_threads(args.intValue("--threads", int(std::thread::hardware_concurrency()), 1, 1024));
-        double sec = measureLatency(teacherSpec, d, minFeatures, args.required("--latency-input"),
-                                    fs::path(args.required("--out")) / "latency");
+      if (args.maxParams) ok &= double(arch.parameterCount()) <= *args.maxParams;
+      if (ok && args.latencyBudget) {
+        torch::set_num_threads(args.threads);
+        double sec = measureLatency(teacherSpec, d, minFeatures, args.latencyInput, fs::path(args.out) / "latency");
         std::fprintf(stderr, "width 1/%d: %lld parameters, %.2f s per volume on this CPU\n", d,
                      (long long)arch.parameterCount(), sec);
-        ok &= sec <= args.doubleValue("--latency-budget", 0, 0, 1e6);
+        ok &= sec <= *args.latencyBudget;
       }
       if (ok) {
         chosen = d;
@@ -237,53 +259,32 @@ int runDistill(const ArgList& argv) {
     std::fprintf(stderr, "chosen: width 1/%d\n", chosen);
     divisors = {chosen};
   }
-  if (args.flag("--dry-run")) {
+  if (args.dryRun) {
     for (int d : divisors) std::printf("%d\n", d);
     return 0;
   }
-  auto device = deviceFrom(args);
+  if (args.out.empty()) throw Error(ErrorCode::InvalidArgument, "option --out is required");
+  auto device = deviceFrom(args.data);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   auto teacher = training::loadEager(teacherSpec, device);
-  auto data = makeSynthesizer(args, teacherSpec, device);
+  auto data = makeSynthesizer(args.data, teacherSpec, device);
   auto s = scheduleFrom(args);
   auto patch = patchFrom(args, teacherSpec.inference.patchSize);
-  int batch = args.intValue("--batch", 2, 1, 256);
-
-  training::DistillSettings w;
-  w.temperature = args.doubleValue("--temperature", 2, 0.1, 100);
-  w.edgeWeight = args.doubleValue("--edge-weight", 4, 0, 1e6);
-  w.kdRampFraction = args.doubleValue("--kd-ramp", 0, 0, 1);
-  std::string edges = args.value("--edge-operator").value_or("sobel");
-  if (edges != "sobel" && edges != "prewitt") throw Error(ErrorCode::InvalidArgument, "--edge-operator sobel|prewitt");
+  int batch = args.batch.value_or(2);
+  training::DistillSettings w = args.w;
+  const std::string& edges = args.edges;
   w.edges = edges == "sobel" ? training::EdgeOperator::Sobel : training::EdgeOperator::Prewitt;
 
-  // One student per --divisors entry; every per-student option is one value for all or a list.
   const size_t n = divisors.size();
-  auto perStudent = [&](const std::string& option, const std::string& def) {
-    auto v = cli::splitList(args.value(option).value_or(def));
-    if (v.size() == 1) v.assign(n, v[0]);
-    if (v.size() != n)
-      throw Error(ErrorCode::InvalidArgument, option + ": give one value, or one per --divisors entry (" + std::to_string(n) + ")");
-    return v;
-  };
-  auto number = [&](const std::string& option, const std::string& text) {
-    try {
-      size_t used = 0;
-      double d = std::stod(text, &used);
-      if (used == text.size() && d >= 0) return d;
-    } catch (const std::exception&) {
-    }
-    throw Error(ErrorCode::InvalidArgument, option + ": '" + text + "' is not a number >= 0");
-  };
-  auto inits = perStudent("--init", "teacher"), kds = perStudent("--kd-weight", "1"),
-       grads = perStudent("--gradient-weight", "10"), sups = perStudent("--supervised-weight", "1"),
-       balance = perStudent("--kd-balance", "inverse-frequency");
+  auto inits = perStudent("--init", args.inits, n), balance = perStudent("--kd-balance", args.balance, n);
+  auto kds = perStudent("--kd-weight", args.kd, n), grads = perStudent("--gradient-weight", args.gradient, n),
+       sups = perStudent("--supervised-weight", args.supervised, n);
   std::string base = teacherSpec.name;
   if (auto pos = base.rfind("-teacher"); pos != std::string::npos) base = base.substr(0, pos);
   std::vector<std::string> names;
   for (int d : divisors) names.push_back(base + "-student-w" + std::to_string(d));
-  if (auto v = args.value("--names")) names = perStudent("--names", *v);
-  if (auto v = args.value("--name"); v && n == 1) names = {*v};
+  if (!args.names.empty()) names = perStudent("--names", args.names, n);
+  if (!args.name.empty() && n == 1) names = {args.name};
 
   torch::manual_seed(s.seed);
   std::vector<engine::PlainConvUNet> students;
@@ -294,29 +295,24 @@ int runDistill(const ArgList& argv) {
     spec.architecture = teacherSpec.architecture.withWidthDivisor(divisors[i], minFeatures);
     spec.name = names[i];
     spec.description = studentDescription(teacherSpec, divisors[i]);
-    if (auto v = args.value("--version"); v && !engine::SemVer::parse(*v, spec.version))
+    if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
       throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
     if (inits[i] == "teacher") {
       students.push_back(training::pruneFromTeacher(teacher, spec.architecture));
-    } else if (inits[i] == "scratch") {
+    } else {
       students.emplace_back(spec.architecture);
       training::initialiseHe(students.back());
-    } else {
-      throw Error(ErrorCode::InvalidArgument, "--init must be teacher or scratch, not " + inits[i]);
     }
-    if (balance[i] != "inverse-frequency" && balance[i] != "none")
-      throw Error(ErrorCode::InvalidArgument, "--kd-balance must be inverse-frequency or none");
-    recipes.push_back({names[i], number("--supervised-weight", sups[i]), number("--kd-weight", kds[i]),
-                       number("--gradient-weight", grads[i]), balance[i] == "inverse-frequency"});
+    recipes.push_back({names[i], sups[i], kds[i], grads[i], balance[i] == "inverse-frequency"});
     std::fprintf(stderr, "student %s: %lld parameters (teacher %lld), init %s, kd %g (%s), gradient %g\n",
                  spec.name.c_str(), (long long)students.back()->parameterCount(), (long long)teacher->parameterCount(),
                  inits[i].c_str(), recipes.back().kd, balance[i].c_str(), recipes.back().gradient);
     specs.push_back(spec);
   }
-  fs::path out = args.required("--out");
-  if (auto probe = args.value("--probe-batches")) return probeBatches(*probe, teacher, students, recipes, *data, patch, s, w, out, device);
+  fs::path out = args.out;
+  if (!args.probeBatches.empty()) return probeBatches(args.probeBatches, teacher, students, recipes, *data, patch, s, w, out, device);
 
-  auto validator = makeValidator(args, teacherSpec, device);
+  auto validator = makeValidator(args.data, teacherSpec, device);
   auto r = training::distillStudents(teacher, students, recipes, *data, patch, batch, s, w, out / "work", device,
                                      validator.get());
   for (size_t i = 0; i < students.size(); ++i) {
@@ -349,6 +345,57 @@ int runDistill(const ArgList& argv) {
     std::printf("%s\n", written.directory.c_str());
   }
   return 0;
+}
+
+void addDistill(CLI::App& app) {
+  auto a = std::make_shared<DistillArgs>();
+  auto* sub = addRunCommand(app, "distill", "train students (features / 2^t) from a teacher bundle, together on the same batches", *a);
+  sub->add_option("--teacher", a->teacher, "the teacher bundle's folder")->required();
+  sub->add_option("--divisors", a->divisors, "one student per width divisor")->delimiter(',')->check(CLI::Range(1, 1024));
+  sub->add_option("--min-features", a->minFeatures, "floor of the divided widths")->check(CLI::Range(1, 1024));
+  sub->add_option("--name", a->name, "the student's name, with one divisor");
+  sub->add_option("--version", a->version, "X.Y.Z (default: the teacher's)");
+  auto* pick = sub->add_option_group("Choice of one width", "the largest student under a budget, from --divisors");
+  pick->add_option("--max-params", a->maxParams, "at most this many parameters");
+  pick->add_option("--latency-budget", a->latencyBudget, "at most this many seconds per volume on this CPU")
+      ->check(CLI::Range(0.0, 1e6))
+      ->needs(pick->add_option("--latency-input", a->latencyInput, "the volume to time"))
+      ->needs(sub->get_option("--out"));
+  pick->add_option("--threads", a->threads, "CPU threads for the timing")->check(CLI::Range(1, 1024));
+  pick->add_flag("--dry-run", a->dryRun, "print the chosen divisors and stop");
+  auto* each = sub->add_option_group("Per student", "one value, or one per --divisors entry");
+  each->add_option("--names", a->names, "bundle names (default: TEACHER-student-wD)")->delimiter(',');
+  each->add_option("--init", a->inits, "start from the pruned teacher or from scratch")->delimiter(',')->check(CLI::IsMember({"teacher", "scratch"}));
+  const auto weight = CLI::Range(0.0, std::numeric_limits<double>::infinity());
+  each->add_option("--kd-weight", a->kd, "weight of the distillation loss")->delimiter(',')->check(weight);
+  each->add_option("--gradient-weight", a->gradient, "weight of the edge (gradient) loss")->delimiter(',')->check(weight);
+  each->add_option("--supervised-weight", a->supervised, "weight of the Dice + CE loss")->delimiter(',')->check(weight);
+  each->add_option("--kd-balance", a->balance, "KL weighting by teacher class")->delimiter(',')->check(CLI::IsMember({"inverse-frequency", "none"}));
+  auto* all = sub->add_option_group("All students");
+  all->add_option("--temperature", a->w.temperature, "of the distillation softmax")->check(CLI::Range(0.1, 100.0));
+  all->add_option("--edge-operator", a->edges)->check(CLI::IsMember({"sobel", "prewitt"}));
+  all->add_option("--edge-weight", a->w.edgeWeight, "weight of edge voxels in the gradient loss")->check(CLI::Range(0.0, 1e6));
+  all->add_option("--kd-ramp", a->w.kdRampFraction, "KD terms ramp from 0 over this part of the total")->check(CLI::Range(0.0, 1.0));
+  all->add_option("--probe-batches", a->probeBatches, "measure samples/s per batch size, print probe_best_batch=B, train nothing")
+      ->delimiter(',')->check(CLI::Range(1, 256));
+  sub->callback([a] { distill(*a); });
+}
+
+}  // namespace
+
+void addTrain(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* sub = addRunCommand(app, "train", "train the teacher on synthetic data, write its bundle (EMA weights) under OUT/NAME/VERSION", *a);
+  sub->add_option("--template", a->templateFile, "bundle template T.yaml (labels, preprocessing)")->required();
+  sub->add_option("--plan", a->plan, "plan YAML (segnode-distill plan)")->required();
+  sub->add_option("--name", a->name, "bundle name")->required();
+  a->version = "1.0.0";
+  sub->add_option("--version", a->version, "X.Y.Z");
+  sub->add_option("--init", a->init, "continue from this trained bundle of the same network");
+  sub->add_flag("--fp16", a->fp16, "store the weights as float16");
+  for (const char* option : {"--out", "--labels"}) sub->get_option(option)->required();
+  sub->callback([a] { train(*a); });
+  addDistill(app);
 }
 
 }  // namespace segnode::distill

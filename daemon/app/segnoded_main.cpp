@@ -3,10 +3,9 @@
 #include <boost/asio.hpp>
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
 
+#include "common/Cli.h"
 #include "common/Error.h"
 #include "common/Log.h"
 #include "daemon/config/Config.h"
@@ -26,12 +25,6 @@
 #include "storage/Spool.h"
 
 namespace {
-
-const char* kUsage =
-    "usage: segnoded --config FILE [--check-config]\n"
-    "  --config FILE    node configuration (see etc/segnode.yaml)\n"
-    "  --check-config   validate FILE, print every problem with its key and fix, and exit\n"
-    "Exit codes: 0 ok, 64 usage, 74 I/O (port, disk), 78 bad configuration.\n";
 
 segnode::dicom::ScpOptions scpOptions(const segnode::config::NodeConfig& c) {
   return {c.aeTitle, c.port, c.maxAssociations, c.maxPdu, c.acseTimeoutSeconds, c.dimseTimeoutSeconds, c.sopClasses};
@@ -108,24 +101,14 @@ int run(const segnode::config::NodeConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"segnoded: the DICOM node daemon (storage SCP, routing, segmentation workers, senders)", "segnoded"};
+  segnode::cli::setUp(app, "Exit codes: 0 ok, 64 usage, 74 I/O (port, disk), 78 bad configuration.");
   std::string configFile;
   bool checkOnly = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) configFile = argv[++i];
-    else if (!std::strcmp(argv[i], "--check-config")) checkOnly = true;
-    else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "segnoded: unknown argument '%s'\n%s", argv[i], kUsage);
-      return 64;
-    }
-  }
-  if (configFile.empty()) {
-    std::fputs(kUsage, stderr);
-    return 64;
-  }
+  app.add_option("--config", configFile, "node configuration (see etc/segnode.yaml)")->required();
+  app.add_flag("--check-config", checkOnly, "validate the configuration, print every problem with its key and fix, and exit");
   try {
+    app.parse(argc, argv);
     auto cfg = segnode::config::loadConfig(configFile);
     if (checkOnly) {
       std::printf("%s: ok (AE %s, port %u, %zu peers, %zu SOP classes, spool %s, database %s)\n", configFile.c_str(),
@@ -136,6 +119,8 @@ int main(int argc, char** argv) {
     segnode::log::Level level;
     if (segnode::log::parseLevel(cfg.logLevel, level)) segnode::log::setLevel(level);
     return run(cfg);
+  } catch (const CLI::ParseError& e) {
+    return segnode::cli::usage(app, e);
   } catch (const segnode::Error& e) {
     std::fprintf(stderr, "segnoded: %s:\n%s\n", segnode::toString(e.code()), e.what());
     return segnode::exitCodeFor(e.code());

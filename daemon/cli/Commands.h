@@ -1,19 +1,13 @@
 #pragma once
-// One function per `segnode` subcommand. Each returns the process exit code; errors are thrown
-// as segnode::Error and turned into a message + exit code in main() only.
-#include <string>
-#include <vector>
+// One function per `segnode` subcommand: it declares the subcommand (CLI11), whose callback runs
+// it. Errors are thrown as segnode::Error and turned into a message + exit code by cli::run only.
+#include "common/Cli.h"
 
 namespace segnode::cli {
 
-using ArgList = std::vector<std::string>;
-
-int runSegment(const ArgList& args, const char* argv0);
-int runConvert(const ArgList& args, const char* argv0);
-int runBench(const ArgList& args, const char* argv0);
-int runModels(const ArgList& args, const char* argv0);
-int runStatus(const ArgList& args, const char* argv0);
-int runJobs(const ArgList& args, const char* argv0);
-int runRetry(const ArgList& args, const char* argv0);
+void addSegment(CLI::App& app, const char* argv0);  // segment and convert
+void addBench(CLI::App& app, const char* argv0);
+void addModels(CLI::App& app, const char* argv0);  // models and models init
+void addAdmin(CLI::App& app);                      // status, jobs, retry
 
 }  // namespace segnode::cli

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/Error.h"
-#include "common/Args.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/config/Config.h"
 #include "storage/Db.h"
@@ -17,11 +16,13 @@
 namespace segnode::cli {
 namespace {
 
-config::NodeConfig nodeConfig(const Args& args) {
-  std::string file = args.value("--config").value_or(
-      std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml");
-  return config::loadConfig(file);
-}
+struct AdminArgs {
+  std::string config = std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
+  std::string state;
+  int limit = 50;
+  std::optional<long long> job;
+  bool json = false, dead = false;
+};
 
 
 nlohmann::json jobJson(const storage::Job& j) {
@@ -37,11 +38,8 @@ nlohmann::json jobJson(const storage::Job& j) {
           {"destinations", j.destinations}};
 }
 
-}  // namespace
-
-int runStatus(const ArgList& argList, const char*) {
-  Args args(argList, {"--json"}, {"--config"});
-  auto cfg = nodeConfig(args);
+void printStatus(const AdminArgs& a) {
+  auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   auto st = storage::readStatus(*db);
   const nlohmann::json status{{"series", st.series},
@@ -50,9 +48,9 @@ int runStatus(const ArgList& argList, const char*) {
                               {"workers", config::workerCount(cfg)},
                               {"threads_per_worker", config::threadsPerWorker(cfg)},
                               {"last_errors", st.lastErrors}};
-  if (args.flag("--json")) {
+  if (a.json) {
     std::printf("%s\n", status.dump().c_str());
-    return 0;
+    return;
   }
   std::printf("database %s; %d worker(s) x %d threads\n", cfg.database.c_str(), config::workerCount(cfg),
               config::threadsPerWorker(cfg));
@@ -62,47 +60,57 @@ int runStatus(const ArgList& argList, const char*) {
     std::printf("\n");
   }
   for (const auto& e : st.lastErrors) std::printf("  %s\n", e.c_str());
-  return 0;
 }
 
-int runJobs(const ArgList& argList, const char*) {
-  Args args(argList, {"--json"}, {"--config", "--state", "--limit"});
-  auto cfg = nodeConfig(args);
+void printJobs(const AdminArgs& a) {
+  auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   storage::Jobs jobs(*db);
   std::optional<storage::JobState> state;
-  if (auto s = args.value("--state")) state = storage::stateFromSql<storage::JobState>(*s);
-  auto list = jobs.list(state, args.intValue("--limit", 50, 1, 100000));
-  if (!args.flag("--json")) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
+  if (!a.state.empty()) state = storage::stateFromSql<storage::JobState>(a.state);
+  auto list = jobs.list(state, a.limit);
+  if (!a.json) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
   for (const auto& j : list) {
-    if (args.flag("--json")) std::printf("%s\n", jobJson(j).dump().c_str());
+    if (a.json) std::printf("%s\n", jobJson(j).dump().c_str());
     else
       std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, storage::sqlName(j.state), j.route.c_str(), j.model.c_str(),
                   (long long)j.generation, j.seriesUid.c_str(), j.reason.empty() ? "" : ("\n         " + j.reason).c_str());
   }
-  return 0;
 }
 
-int runRetry(const ArgList& argList, const char*) {
-  if (argList.empty()) throw Error(ErrorCode::InvalidArgument, "retry needs a JOB id or --dead");
-  bool dead = argList[0] == "--dead";
-  ArgList rest(argList.begin() + 1, argList.end());
-  Args args(rest, {}, {"--config"});
-  auto cfg = nodeConfig(args);
+void retryDeliveries(const AdminArgs& a) {
+  if (!a.job && !a.dead) throw Error(ErrorCode::InvalidArgument, "retry needs a JOB id or --dead");
+  auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadWrite);
   storage::Jobs jobs(*db);
   int n = 0;
-  if (dead) {
+  if (a.dead) {
     n = jobs.retryDead();
   } else {
-    char* end = nullptr;
-    long long id = std::strtoll(argList[0].c_str(), &end, 10);
-    if (!end || *end) throw Error(ErrorCode::InvalidArgument, "retry: '" + argList[0] + "' is not a job id");
-    n = jobs.retryJob(id);
-    if (n == 0) throw Error(ErrorCode::NotFound, "job " + argList[0] + " has no pending or dead deliveries");
+    n = jobs.retryJob(*a.job);
+    if (n == 0) throw Error(ErrorCode::NotFound, "job " + std::to_string(*a.job) + " has no pending or dead deliveries");
   }
   std::printf("%d deliveries re-queued; segnoded sends them within seconds\n", n);
-  return 0;
+}
+
+}  // namespace
+
+// status, jobs and retry read the database of the node that --config describes.
+void addAdmin(CLI::App& app) {
+  auto a = std::make_shared<AdminArgs>();
+  auto* status = app.add_subcommand("status", "queue depths by state, workers, last errors");
+  auto* jobs = app.add_subcommand("jobs", "recent jobs");
+  auto* retry = app.add_subcommand("retry", "re-queue a job's failed deliveries (a JOB, or every dead one)");
+  for (auto* sub : {status, jobs, retry}) sub->add_option("--config", a->config, "the node's configuration");
+  for (auto* sub : {status, jobs}) sub->add_flag("--json", a->json, "one JSON object per line");
+  std::vector<std::string> states;
+  for (auto s : storage::allStates<storage::JobState>()) states.push_back(storage::sqlName(s));
+  jobs->add_option("--state", a->state, "only jobs in this state")->check(CLI::IsMember(states));
+  jobs->add_option("--limit", a->limit, "at most this many, newest first")->check(CLI::Range(1, 100000));
+  retry->add_option("JOB", a->job, "the job id")->excludes(retry->add_flag("--dead", a->dead, "every dead delivery"));
+  status->callback([a] { printStatus(*a); });
+  jobs->callback([a] { printJobs(*a); });
+  retry->callback([a] { retryDeliveries(*a); });
 }
 
 }  // namespace segnode::cli

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <sstream>
 
 #include "common/Error.h"
 #include <nlohmann/json.hpp>
@@ -43,43 +44,40 @@ void warmUp(const engine::SegmentationModel& m, int passes) {
   for (int i = 0; i < passes; ++i) m.forward(x);
 }
 
-}  // namespace
+struct BenchArgs : RunOptions {
+  std::vector<std::string> models;
+  int repeat = 3, warmup = 3;
+  bool json = false;
+};
 
-int runBench(const ArgList& argList, const char* argv0) {
-  Args args(argList, {"--json"}, {"--models", "--input", "--repeat", "--threads", "--step", "--warmup", "--models-dir"});
-  engine::ModelStore store = modelStore(args, argv0);
-  const int repeat = args.intValue("--repeat", 3, 1, 1000);
-  const int warmup = args.intValue("--warmup", 3, 0, 100);
-  const int threads = applyThreads(args);
-  engine::Volume image = readInputVolume(args.required("--input"));
-  engine::SegmentOptions options;
-  if (args.value("--step")) options.tileStep = args.doubleValue("--step", 0.5, 0.05, 1.0);
+void bench(BenchArgs& a, const char* argv0) {
+  engine::ModelStore store = modelStore(a.modelsDir, argv0);
+  at::set_num_threads(a.threads);
+  engine::Volume image = readInputVolume(a.input);
+  engine::SegmentOptions& options = a.segment;
 
   std::vector<Entry> entries;
-  for (const auto& item : splitList(args.required("--models"))) {
+  for (const auto& item : a.models) {
     // NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16]
-    auto parts = splitList(item, ':');
-    std::string ref = parts.empty() ? item : parts[0], backend = engine::toString(engine::defaultBackend());
-    std::optional<std::string> precision;
-    for (size_t i = 1; i < parts.size(); ++i) {
-      if (parts[i] == "fp32" || parts[i] == "bf16") precision = parts[i];
-      else backend = parts[i];
-    }
+    std::istringstream parts(item);
+    std::string ref, part, backend = engine::toString(engine::defaultBackend()), precision;
+    std::getline(parts, ref, ':');
+    while (std::getline(parts, part, ':')) (part == "fp32" || part == "bf16" ? precision : backend) = part;
     Entry e;
     e.label = item;
     auto t0 = std::chrono::steady_clock::now();
     auto spec = store.resolve(ref);
     e.model = engine::SegmentationModel::load(spec, backendOption(backend), precisionOption(precision, spec));
     e.loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    warmUp(*e.model, warmup);
+    warmUp(*e.model, a.warmup);
     entries.push_back(std::move(e));
   }
   if (entries.empty()) throw Error(ErrorCode::InvalidArgument, "--models lists no model");
 
-  for (int r = 0; r < repeat; ++r) {
+  for (int r = 0; r < a.repeat; ++r) {
     for (auto& e : entries) {
       resetPeakRss();
-      ProgressLine progress("bench " + e.label + " run " + std::to_string(r + 1) + "/" + std::to_string(repeat));
+      ProgressLine progress("bench " + e.label + " run " + std::to_string(r + 1) + "/" + std::to_string(a.repeat));
       options.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
       engine::SegmentStats stats;
       auto t0 = std::chrono::steady_clock::now();
@@ -92,15 +90,14 @@ int runBench(const ArgList& argList, const char* argv0) {
     }
   }
 
-  const bool json = args.flag("--json");
-  if (!json)
+  if (!a.json)
     std::printf("%-36s %11s %9s %9s %10s %9s %6s\n", "MODEL", "PARAMS", "MEDIAN_S", "MIN_S", "S_PER_TILE", "PEAK_MIB",
                 "TILES");
   for (const auto& e : entries) {
     double med = median(e.seconds), mn = *std::min_element(e.seconds.begin(), e.seconds.end());
     double perTile = median(e.inferSeconds) / double(std::max<int64_t>(1, e.tiles));
     int64_t peak = *std::max_element(e.peakRss.begin(), e.peakRss.end());
-    if (json) {
+    if (a.json) {
       const nlohmann::json o{{"model", e.label},
                              {"reference", e.model->spec().reference()},
                              {"parameters", e.model->parameterCount()},
@@ -110,7 +107,7 @@ int runBench(const ArgList& argList, const char* argv0) {
                              {"tiles", e.tiles},
                              {"peak_rss_bytes", peak},
                              {"load_seconds", e.loadSeconds},
-                             {"threads", threads},
+                             {"threads", a.threads},
                              {"runs", e.seconds}};
       std::printf("%s\n", o.dump().c_str());
     } else {
@@ -118,7 +115,19 @@ int runBench(const ArgList& argList, const char* argv0) {
                   med, mn, perTile, double(peak) / (1024.0 * 1024.0), (long long)e.tiles);
     }
   }
-  return 0;
+}
+
+}  // namespace
+
+void addBench(CLI::App& app, const char* argv0) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "time models side by side on one volume, interleaved, after warm-up");
+  sub->add_option("--models", a->models, "NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16],...")->required()->delimiter(',');
+  addRunOptions(*sub, *a);
+  sub->add_option("--repeat", a->repeat, "timed runs per model")->check(CLI::Range(1, 1000));
+  sub->add_option("--warmup", a->warmup, "forward passes per model before timing")->check(CLI::Range(0, 100));
+  sub->add_flag("--json", a->json, "one JSON object per model");
+  sub->callback([a, argv0] { bench(*a, argv0); });
 }
 
 }  // namespace segnode::cli

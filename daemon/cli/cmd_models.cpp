@@ -51,12 +51,19 @@ nlohmann::json bundleJson(const engine::InstalledBundle& b, bool verify) {
   return o;
 }
 
-int listModels(const Args& args, const char* argv0) {
-  engine::ModelStore store = modelStore(args, argv0);
+// models (list) and models init.
+struct ModelsArgs {
+  std::string modelsDir, templateFile, name, version;
+  bool json = false, verify = false, fp16 = false;
+  int divisor = 1, minFeatures = 4, seed = 1;
+};
+
+int listModels(const ModelsArgs& a, const char* argv0) {
+  engine::ModelStore store = modelStore(a.modelsDir, argv0);
   auto all = store.list();
-  bool verify = args.flag("--verify");
+  const bool verify = a.verify;
   int broken = 0;
-  if (args.flag("--json")) {
+  if (a.json) {
     for (const auto& b : all) {
       nlohmann::json j = bundleJson(b, verify && b.ok);
       if (!b.ok || (verify && j.contains("weights_ok") && !j.at("weights_ok").get<bool>())) ++broken;
@@ -93,40 +100,46 @@ std::string nowIso() {
   return buf;
 }
 
-int initBundle(const Args& args, const char* argv0) {
-  engine::BundleSpec spec = engine::loadBundleTemplate(args.required("--template"));
-  spec.name = args.required("--name");
-  if (!engine::SemVer::parse(args.required("--version"), spec.version))
+void initBundle(const ModelsArgs& a, const char* argv0) {
+  engine::BundleSpec spec = engine::loadBundleTemplate(a.templateFile);
+  spec.name = a.name;
+  if (!engine::SemVer::parse(a.version, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version must be MAJOR.MINOR.PATCH");
-  int divisor = args.intValue("--width-divisor", 1, 1, 64);
-  int minFeatures = args.intValue("--min-features", 4, 1, 1024);
+  const int divisor = a.divisor, minFeatures = a.minFeatures;
   spec.architecture = spec.architecture.withWidthDivisor(divisor, minFeatures);
   spec.created = nowIso();
   spec.description = "UNTRAINED: random weights for tests and benchmarks; outputs are meaningless. " + spec.description;
-  spec.provenance = {{"untrained", true}, {"template", args.required("--template")}, {"width_divisor", divisor},
-                     {"seed", args.intValue("--seed", 1, 0, 1 << 30)}};
+  spec.provenance = {{"untrained", true}, {"template", a.templateFile}, {"width_divisor", divisor}, {"seed", a.seed}};
   spec.metrics = {{"parameters", spec.architecture.parameterCount()}};
-  engine::ModelStore store = modelStore(args, argv0);
+  engine::ModelStore store = modelStore(a.modelsDir, argv0);
   auto dir = store.root() / spec.name / spec.version.toString();
   if (std::filesystem::exists(dir / "bundle.yaml"))
     throw Error(ErrorCode::InvalidArgument, dir.string() + " exists already; bundles are immutable, pick a new version");
-  auto written = engine::writeRandomBundle(spec, dir, uint64_t(args.intValue("--seed", 1, 0, 1 << 30)),
-                                           args.flag("--fp16") ? torch::kHalf : torch::kFloat);
+  auto written = engine::writeRandomBundle(spec, dir, uint64_t(a.seed), a.fp16 ? torch::kHalf : torch::kFloat);
   std::printf("%s: %s (%lld parameters, random weights)\n", dir.string().c_str(), written.reference().c_str(),
               (long long)written.architecture.parameterCount());
-  return 0;
 }
 
 }  // namespace
 
-int runModels(const ArgList& argList, const char* argv0) {
-  if (!argList.empty() && argList[0] == "init") {
-    Args args(ArgList(argList.begin() + 1, argList.end()), {"--fp16"},
-              {"--template", "--name", "--version", "--width-divisor", "--min-features", "--seed", "--models-dir"});
-    return initBundle(args, argv0);
-  }
-  Args args(argList, {"--json", "--verify"}, {"--models-dir"});
-  return listModels(args, argv0);
+void addModels(CLI::App& app, const char* argv0) {
+  auto a = std::make_shared<ModelsArgs>();
+  auto* sub = app.add_subcommand("models", "list installed model bundles");
+  sub->add_flag("--json", a->json, "one JSON object per bundle");
+  sub->add_flag("--verify", a->verify, "check every weights file against its sha256");
+  auto* init = sub->add_subcommand("init", "make a bundle with RANDOM weights from a template (tests, benchmarks)");
+  init->add_option("--template", a->templateFile, "bundle template (etc/templates/*.yaml)")->required();
+  init->add_option("--name", a->name, "bundle name")->required();
+  init->add_option("--version", a->version, "X.Y.Z")->required();
+  init->add_option("--width-divisor", a->divisor, "features per stage / D")->check(CLI::Range(1, 64));
+  init->add_option("--min-features", a->minFeatures, "floor of the divided widths")->check(CLI::Range(1, 1024));
+  init->add_option("--seed", a->seed, "weights seed")->check(CLI::Range(0, 1 << 30));
+  init->add_flag("--fp16", a->fp16, "store the weights as float16");
+  for (auto* s : {sub, init}) s->add_option("--models-dir", a->modelsDir, "the installed model bundles");
+  init->callback([a, argv0] { initBundle(*a, argv0); });
+  sub->callback([a, argv0, init] {
+    if (int rc = init->parsed() ? 0 : listModels(*a, argv0)) throw CLI::RuntimeError(rc);
+  });
 }
 
 }  // namespace segnode::cli

@@ -16,9 +16,16 @@
 
 namespace segnode::cli {
 
-engine::ModelStore modelStore(const Args& args, const char* argv0) {
-  auto dir = args.value("--models-dir");
-  return engine::ModelStore(dir ? std::filesystem::path(*dir) : engine::defaultModelsDir(argv0));
+void addRunOptions(CLI::App& sub, RunOptions& o) {
+  sub.add_option("--input", o.input, "a NIfTI volume, or a folder holding one DICOM series")->required();
+  sub.add_option("--models-dir", o.modelsDir, "the installed model bundles");
+  o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  sub.add_option("--threads", o.threads, "intra-op threads (default: all cores)")->check(CLI::Range(1, 1024));
+  sub.add_option("--step", o.segment.tileStep, "sliding-window step (default: the bundle's)")->check(CLI::Range(0.05, 1.0));
+}
+
+engine::ModelStore modelStore(const std::string& modelsDir, const char* argv0) {
+  return engine::ModelStore(modelsDir.empty() ? engine::defaultModelsDir(argv0) : std::filesystem::path(modelsDir));
 }
 
 engine::Backend backendOption(const std::string& text) {
@@ -28,18 +35,9 @@ engine::Backend backendOption(const std::string& text) {
   throw Error(ErrorCode::InvalidArgument, "backend must be 'onednn', 'script' or 'eager', got '" + text + "'");
 }
 
-int applyThreads(const Args& args) {
-  int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  int threads = args.intValue("--threads", cores, 1, 1024);
-  at::set_num_threads(threads);
-  return threads;
-}
-
-engine::Precision precisionOption(const std::optional<std::string>& text, const engine::BundleSpec& spec) {
-  if (!text) return spec.inference.precision;
-  if (*text == "fp32") return engine::Precision::Float32;
-  if (*text == "bf16") return engine::Precision::BFloat16;
-  throw Error(ErrorCode::InvalidArgument, "--precision must be fp32 or bf16, got '" + *text + "'");
+engine::Precision precisionOption(const std::string& text, const engine::BundleSpec& spec) {
+  if (text.empty()) return spec.inference.precision;
+  return text == "bf16" ? engine::Precision::BFloat16 : engine::Precision::Float32;
 }
 
 void warnIfUntrained(const engine::BundleSpec& spec) {
@@ -48,45 +46,63 @@ void warnIfUntrained(const engine::BundleSpec& spec) {
                  spec.reference().c_str());
 }
 
-int runSegment(const ArgList& argList, const char* argv0) {
-  Args args(argList, {"--mirror"},
-            {"--model", "--input", "--output", "--threads", "--step", "--backend", "--precision", "--models-dir"});
-  const std::string input = args.required("--input"), output = args.required("--output");
-  engine::BundleSpec spec = modelStore(args, argv0).resolve(args.required("--model"));
-  warnIfUntrained(spec);
-  int threads = applyThreads(args);
-  auto t0 = std::chrono::steady_clock::now();
-  auto model = engine::SegmentationModel::load(spec, backendOption(args.value("--backend").value_or(engine::toString(engine::defaultBackend()))),
-                                               precisionOption(args.value("--precision"), spec));
-  engine::Volume image = readInputVolume(input);
+namespace {
 
-  engine::SegmentOptions options;
-  if (args.value("--step")) options.tileStep = args.doubleValue("--step", 0.5, 0.05, 1.0);
-  if (args.flag("--mirror")) options.mirror = true;
+struct SegmentArgs : RunOptions {
+  std::string model, output, backend = engine::toString(engine::defaultBackend()), precision;
+  bool mirror = false;
+};
+
+void segmentVolume(const SegmentArgs& a, const char* argv0) {
+  engine::BundleSpec spec = modelStore(a.modelsDir, argv0).resolve(a.model);
+  warnIfUntrained(spec);
+  at::set_num_threads(a.threads);
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = engine::SegmentationModel::load(spec, backendOption(a.backend), precisionOption(a.precision, spec));
+  engine::Volume image = readInputVolume(a.input);
+
+  engine::SegmentOptions options = a.segment;
+  if (a.mirror) options.mirror = true;
   ProgressLine progress("segment " + spec.reference());
   options.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   engine::SegmentStats stats;
   engine::Volume labels = engine::segment(*model, image, options, &stats);
   progress.finish();
-  engine::writeNifti(output, labels);
+  engine::writeNifti(a.output, labels);
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr,
                "segnode: %s -> %s with %s (%d threads): %.1f s total; preprocess %.2f s, %lld tiles %.1f s, "
                "back to input grid %.2f s\n",
-               input.c_str(), output.c_str(), spec.reference().c_str(), threads, total, stats.preprocessSeconds,
+               a.input.c_str(), a.output.c_str(), spec.reference().c_str(), a.threads, total, stats.preprocessSeconds,
                (long long)stats.tiles, stats.inferenceSeconds, stats.postprocessSeconds);
-  return 0;
 }
 
-int runConvert(const ArgList& argList, const char*) {
-  Args args(argList, {}, {"--input", "--output"});
-  const std::string input = args.required("--input"), output = args.required("--output");
+void convertVolume(const std::string& input, const std::string& output) {
   engine::Volume volume = readInputVolume(input);
   engine::writeNifti(output, volume);
   const auto& g = volume.geometry;
   std::fprintf(stderr, "segnode: %s -> %s: %lldx%lldx%lld voxels of %.3gx%.3gx%.3g mm\n", input.c_str(), output.c_str(),
                (long long)g.size[0], (long long)g.size[1], (long long)g.size[2], g.spacing[0], g.spacing[1], g.spacing[2]);
-  return 0;
+}
+
+}  // namespace
+
+void addSegment(CLI::App& app, const char* argv0) {
+  auto a = std::make_shared<SegmentArgs>();
+  auto* sub = app.add_subcommand("segment", "segment one volume (NIfTI, or a folder holding one DICOM series) with an installed model");
+  sub->add_option("--model", a->model, "NAME[@VERSION] of an installed bundle (default version: the newest)")->required();
+  addRunOptions(*sub, *a);
+  sub->add_option("--output", a->output, "the label NIfTI to write (.nii or .nii.gz)")->required();
+  sub->add_flag("--mirror", a->mirror, "average over mirrored copies (test-time augmentation)");
+  sub->add_option("--backend", a->backend, "inference backend")->check(CLI::IsMember({"onednn", "script", "eager"}));
+  sub->add_option("--precision", a->precision, "compute precision (default: the bundle's)")->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->callback([a, argv0] { segmentVolume(*a, argv0); });
+
+  auto files = std::make_shared<std::pair<std::string, std::string>>();
+  auto* convert = app.add_subcommand("convert", "a DICOM series folder -> the NIfTI volume the node segments");
+  convert->add_option("--input", files->first, "the DICOM series folder (or a NIfTI)")->required();
+  convert->add_option("--output", files->second, "the NIfTI to write (.nii or .nii.gz)")->required();
+  convert->callback([files] { convertVolume(files->first, files->second); });
 }
 
 }  // namespace segnode::cli

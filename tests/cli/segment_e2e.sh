@@ -58,7 +58,7 @@ expect 66 "not installed" -- "$segnode" segment --model nope --input "$input" --
 expect 66 "no such file" -- "$segnode" segment --model e2e-brain --input "$work/none.nii" --output "$work/x.nii" --models-dir "$work/models"
 expect 64 "unknown option" -- "$segnode" segment --modle e2e-brain --models-dir "$work/models"
 expect 64 "is required" -- "$segnode" segment --input "$input" --output "$work/x.nii" --models-dir "$work/models"
-expect 64 "--step must be" -- "$segnode" segment --model e2e-brain --input "$input" --output "$work/x.nii" --step 7 --models-dir "$work/models"
+expect 64 "--step: Value 7 not in range" -- "$segnode" segment --model e2e-brain --input "$input" --output "$work/x.nii" --step 7 --models-dir "$work/models"
 printf '\x01' | dd of="$work/models/e2e-brain/0.0.1/weights.safetensors" bs=1 seek=2000 conv=notrunc status=none
 expect 65 "sha256" -- "$segnode" segment --model e2e-brain --input "$input" --output "$work/x.nii" --models-dir "$work/models"
 expect 65 "FAIL CHECKSUM" -- "$segnode" models --verify --models-dir "$work/models"

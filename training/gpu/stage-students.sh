@@ -3,7 +3,7 @@
 # one xz tar (about a third of the gzip size; 18 and 19 are the validation maps, used only for the
 # validation curves), the generation table, state/<run>/ for each run that continues
 # (training/state/<run>/ in the repo, or DIR given as RUN=DIR), and prefix/ with Debian's
-# nlohmann-json headers and CMake package and OpenSSL 3 headers (the GPU box has neither).
+# nlohmann-json and CLI11 headers and CMake packages and OpenSSL 3 headers (the GPU box has none).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
 # does not need out of the work tree for the call, and back.
 #   bash training/gpu/stage-students.sh [RUN[=DIR] ...]
@@ -16,6 +16,8 @@ cp -r /usr/include/nlohmann .gpu-carry/prefix/include/
 cp -r /usr/include/openssl .gpu-carry/prefix/include/
 cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-carry/prefix/include/openssl/
 cp -r /usr/share/cmake/nlohmann_json .gpu-carry/prefix/share/cmake/
+cp -r /usr/include/CLI .gpu-carry/prefix/include/
+cp -r /usr/share/cmake/CLI11 .gpu-carry/prefix/share/cmake/
 /usr/bin/python3 - "$src" .gpu-carry/maps <<'PY'
 import glob, os, sys
 import nibabel as nib, numpy as np
