@@ -8,7 +8,7 @@
 #   jemalloc  no cache; Debian's jemalloc preloaded (its default decay returns memory after 10 s)
 #   none      no cache, glibc defaults (each large block a fresh mmap)
 # Prints one line per set-up: median seconds per volume, peak RSS, and the ratio to `cache`.
-#   bash bench/allocator.sh [ROUNDS] [MODEL] [INPUT]     (defaults 3, brain-mr-student-w4, Colin27)
+#   [SETUPS="cache glibc"] bash bench/allocator.sh [ROUNDS] [MODEL] [INPUT]   (3, brain-mr-student-w4, Colin27)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3} model=${2:-brain-mr-student-w4} input=${3:-../shared/data/brain_mr/colin27_mricron/ch2.nii.gz}
@@ -32,7 +32,7 @@ run() {  # run SETUP: one bench process; appends "seconds rss_kib" to $out/SETUP
   echo "$(sed -n 's/.*"median_seconds":\([0-9.e+-]*\).*/\1/p' "$out/json") $(cat "$out/rss")" >>"$out/$1"
 }
 
-setups=(cache glibc jemalloc none)
+setups=(${SETUPS:-cache glibc jemalloc none})
 for ((r = 0; r < rounds; r++)); do
   for s in "${setups[@]}"; do run "$s"; done
 done
