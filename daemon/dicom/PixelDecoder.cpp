@@ -88,6 +88,17 @@ void decodeJ2k(const std::vector<uint8_t>& stream, const DecodedPixels& shape, s
   opj_image_destroy(image);
 }
 
+// Every buffer size below follows from these attributes, so they are checked before any of it:
+// grey-scale samples of 1, 2 or 4 bytes in a non-empty image (BitsAllocated 24 once read past the
+// buffer and took the daemon down).
+void checkPixelModule(const DecodedPixels& px, const std::filesystem::path& file) {
+  auto refuse = [&](ErrorCode code, const std::string& why) { throw Error(code, file.string() + ": " + why); };
+  if (px.bitsAllocated != 8 && px.bitsAllocated != 16 && px.bitsAllocated != 32)
+    refuse(ErrorCode::Unsupported, "BitsAllocated " + std::to_string(px.bitsAllocated) + " (8, 16 or 32 are read)");
+  if (px.samplesPerPixel != 1) refuse(ErrorCode::Unsupported, "SamplesPerPixel " + std::to_string(px.samplesPerPixel) + ": not a grey-scale image");
+  if (px.rows == 0 || px.columns == 0) refuse(ErrorCode::BadInput, "Rows or Columns is 0 or missing");
+}
+
 }  // namespace
 
 DecodedPixels decodePixels(const std::filesystem::path& file) {
@@ -106,7 +117,7 @@ DecodedPixels decodePixels(const std::filesystem::path& file) {
   if (ds.findAndGetUint16(DCM_PixelRepresentation, u16).good()) px.isSigned = u16 == 1;
   Sint32 frames = 1;
   if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames > 0) px.frames = frames;
-  if (px.bitsAllocated % 8 != 0) throw Error(ErrorCode::Unsupported, file.string() + ": BitsAllocated is not a whole number of bytes");
+  checkPixelModule(px, file);
 
   E_TransferSyntax xfer = ds.getOriginalXfer();
   if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {

@@ -120,3 +120,23 @@ TEST_CASE("mosaics, 4D series, gaps, mixed sizes and tilted stacks are refused w
   CHECK_THAT(refusal(tilted), Catch::Contains("gantry tilt"));
   CHECK_THAT(refusal({}), Catch::Contains("no instances"));
 }
+
+TEST_CASE("a malformed pixel module is refused with the attribute that is wrong - nothing is read past a buffer",
+          "[series][data]") {
+  auto mprage = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom");
+  TempDir tmp;
+  auto modified = [&](const std::string& name, const std::string& tagValue) {
+    std::vector<fs::path> out;
+    for (size_t k = 0; k < 3; ++k) {
+      auto dst = tmp / (name + std::to_string(k) + ".dcm");
+      fs::copy_file(mprage[k], dst);
+      REQUIRE(segnode::test::runCommand({"dcmodify", "-nb", "-m", tagValue, dst.string()}).exitCode == 0);
+      out.push_back(dst);
+    }
+    return out;
+  };
+  CHECK_THAT(refusal(modified("bits24-", "(0028,0100)=24")), Catch::Contains("BitsAllocated 24"));
+  CHECK_THAT(refusal(modified("bits0-", "(0028,0100)=0")), Catch::Contains("BitsAllocated 0"));
+  CHECK_THAT(refusal(modified("rgb-", "(0028,0002)=3")), Catch::Contains("SamplesPerPixel 3"));
+  CHECK_THAT(refusal(modified("rows0-", "(0028,0010)=0")), Catch::Contains("Rows or Columns is 0"));
+}
