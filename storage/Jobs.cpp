@@ -13,7 +13,7 @@ using namespace transition;
 
 constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
-    " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]') FROM jobs";
+    " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]'), attempts FROM jobs";
 
 std::string toJson(const std::vector<std::string>& names) { return nlohmann::json(names).dump(); }
 
@@ -35,6 +35,7 @@ Job readJob(SQLite::Statement& q) {
   j.segPath = q.getColumn(9).getString();
   j.segSeriesNumber = q.getColumn(10).getInt64();
   j.destinations = fromJson(q.getColumn(11).getString());
+  j.attempts = q.getColumn(12).getInt();
   return j;
 }
 
@@ -138,13 +139,14 @@ std::optional<Job> Jobs::claimNext() {
   SQLite::Statement q(db_, std::string(kJobColumns) + " WHERE state IN (" + kJobClaimed.fromList() + ") ORDER BY id LIMIT 1");
   if (!q.executeStep()) return std::nullopt;
   Job j = readJob(q);
-  static const std::string claim = sqlMove("jobs", kJobClaimed, ", started_ms = ?", "id = ?");
+  static const std::string claim = sqlMove("jobs", kJobClaimed, ", started_ms = ?, attempts = attempts + 1", "id = ?");
   SQLite::Statement u(db_, claim);
   u.bind(1, nowMs());
   u.bind(2, j.id);
   u.exec();
   tx.commit();
   j.state = kJobClaimed.to;
+  ++j.attempts;
   return j;
 }
 
@@ -192,9 +194,28 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
   return finalState;
 }
 
-int Jobs::requeueRunning() {
+Jobs::Requeued Jobs::requeueRunning(int maxAttempts) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return db_.exec(sqlMove("jobs", kJobRequeued, ", started_ms = NULL", "1"));
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  const std::string reason = "the process ended while this job ran, " + std::to_string(maxAttempts) +
+                             " times (processing.max_job_attempts): not retried";
+  static const std::string seriesDone = sqlMove("series", kSeriesFinished, ", done_ms = ?, note = ?",
+                                                "series_uid IN (SELECT series_uid FROM jobs WHERE state = '" +
+                                                    std::string(sqlName(kJobGivenUp.from[0])) + "' AND attempts >= ?)");
+  SQLite::Statement series(db_, seriesDone);
+  series.bind(1, nowMs());
+  series.bind(2, std::string(sqlName(kJobGivenUp.to)) + ": " + reason);
+  series.bind(3, maxAttempts);
+  series.exec();
+  SQLite::Statement fail(db_, sqlMove("jobs", kJobGivenUp, ", reason = ?, finished_ms = ?", "attempts >= ?"));
+  fail.bind(1, reason);
+  fail.bind(2, nowMs());
+  fail.bind(3, maxAttempts);
+  Requeued r;
+  r.givenUp = fail.exec();
+  r.requeued = db_.exec(sqlMove("jobs", kJobRequeued, ", started_ms = NULL", "1"));
+  tx.commit();
+  return r;
 }
 
 std::vector<Job> Jobs::list(std::optional<JobState> state, int limit) {

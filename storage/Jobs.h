@@ -22,6 +22,7 @@ struct Job {
   std::string segSeriesUid, segSopUid, segPath;
   int64_t segSeriesNumber = 0;
   std::vector<std::string> destinations;  // fixed when the job is made (its route's, then)
+  int attempts = 0;                       // times a worker claimed it
 };
 
 struct OutboxItem {
@@ -53,7 +54,10 @@ class Jobs {
   // destination it was made with.
   JobState finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
                   const std::string& timingsJson);
-  int requeueRunning();  // after a crash
+  // At start: jobs left running by a process that ended go back to the queue, except those that
+  // had maxAttempts attempts already: they fail with that reason (a poison series).
+  struct Requeued { int requeued = 0, givenUp = 0; };
+  Requeued requeueRunning(int maxAttempts);
   std::vector<Job> list(std::optional<JobState> state, int limit);  // newest first; all states without one
 
   std::optional<OutboxItem> nextDue(const std::string& destination, int64_t nowMs);

@@ -7,7 +7,8 @@
 //   series  receiving -> ready (quiet period) -> processing (job made) -> done (job finished) -> purged
 //           ready -> done (no route); any -> receiving (an instance arrives; one leaves: not purged)
 //   job     queued -> running -> done | failed | rejected | superseded (a newer job meanwhile)
-//           running -> queued (restart after a crash); queued, done, failed, rejected -> superseded
+//           running -> queued (restart after a crash), or failed after max attempts;
+//           queued, done, failed, rejected -> superseded
 //   outbox  pending -> sent | pending (retry later) | dead; pending, dead -> pending (segnode retry)
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ inline const Transition<S> kSeriesPurged{{S::Done}, S::Purged};
 
 inline const Transition<J> kJobClaimed{{J::Queued}, J::Running};
 inline const Transition<J> kJobRequeued{{J::Running}, J::Queued};
+inline const Transition<J> kJobGivenUp{{J::Running}, J::Failed};  // the process ended during each of its attempts
 inline const Transition<J> kJobSupersededWaiting{{J::Queued, J::Done, J::Failed, J::Rejected}, J::Superseded};
 // A running job ends in one of these (superseded when its series got a newer job meanwhile).
 inline const std::vector<Transition<J>> kJobFinished{

@@ -41,10 +41,11 @@ int run(const segnode::config::NodeConfig& cfg) {
   auto jobsDb = storage::openDatabase(cfg.database);
   storage::Jobs jobs(*jobsDb);
   auto rep = ingest::recover(spool, index, dicom::readInstanceHeader);
-  int requeued = jobs.requeueRunning();
+  auto requeued = jobs.requeueRunning(cfg.maxJobAttempts);
   SEGNODE_LOG(Info, App, "recovery: " << rep.tempFilesRemoved << " temp files removed, " << rep.rowsWithoutFile
                                       << " rows without file dropped, " << rep.filesReindexed << " files re-indexed, "
-                                      << rep.filesUnreadable << " quarantined, " << requeued << " jobs re-queued");
+                                      << rep.filesUnreadable << " quarantined, " << requeued.requeued << " jobs re-queued, "
+                                      << requeued.givenUp << " failed after " << cfg.maxJobAttempts << " attempts");
 
   int legacy = jobs.fillLegacyDestinations([&](const std::string& route) -> std::optional<std::vector<std::string>> {
     for (const auto& r : cfg.routes)

@@ -42,6 +42,8 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   k.read("processing.threads_per_worker", c.threadsPerWorker, "an integer (0: cores / workers)");
   if (c.workers < 0 || c.workers > 64) k.problem("processing.workers", "must be 0..64", "use 0 to size from the machine");
   if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
+  k.read("processing.max_job_attempts", c.maxJobAttempts, "an integer");
+  if (c.maxJobAttempts < 1 || c.maxJobAttempts > 100) k.problem("processing.max_job_attempts", "must be 1..100", "use 2");
   k.read("retry.base_s", c.retry.baseSeconds, "seconds");
   k.read("retry.cap_s", c.retry.capSeconds, "seconds");
   k.read("retry.max_attempts", c.retry.maxAttempts, "an integer");
@@ -180,7 +182,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   NodeConfig c;
   c.file = file;
   k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
-  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker"});
+  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
                           "accept_unknown_peers", "sop_classes"});

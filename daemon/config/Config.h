@@ -66,6 +66,7 @@ struct NodeConfig {
   std::filesystem::path outputDir = "var/out";  // DICOM-SEG files waiting to be sent
   int workers = 0;                              // 0: sized from the machine (workerCount())
   int threadsPerWorker = 0;                     // 0: cores / workers
+  int maxJobAttempts = 2;                       // a job the process died in this often fails (poison series)
   std::vector<Route> routes;
   std::vector<Destination> destinations;
   RetryPolicy retry;

@@ -120,3 +120,32 @@ TEST_CASE("a job keeps the destinations of its route at creation - deliveries to
   }) == 1);
   CHECK(jobs.list(storage::JobState::Queued, 10).at(0).destinations == std::vector<std::string>{"pacs"});
 }
+
+TEST_CASE("a job the process ended during max_job_attempts times is failed with the reason, not re-queued again",
+          "[node][storage]") {
+  test::TempDir dir;
+  auto db = storage::openDatabase(dir.path() / "segnode.db");
+  storage::Index index(*db);
+  storage::Jobs jobs(*db);
+  storage::InstanceRecord r;
+  r.studyUid = "1.2.3", r.seriesUid = "1.2.3.9", r.sopInstanceUid = "1.2.3.9.1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
+  r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
+  index.recordInstance(r);
+  REQUIRE(index.markReadyIfQuiet("1.2.3.9", 0, 10, nullptr));
+  auto job = jobs.create("1.2.3.9", 1, "brain", "m", {"pacs"}, "2.25.5", "2.25.6");
+  // Attempt 1 "crashes" (the job is still running at the next start): back to the queue.
+  REQUIRE(jobs.claimNext()->attempts == 1);
+  auto first = jobs.requeueRunning(2);
+  CHECK(first.requeued == 1);
+  CHECK(first.givenUp == 0);
+  // Attempt 2 crashes too: the job fails with the reason, and its series is done, not retried.
+  REQUIRE(jobs.claimNext()->attempts == 2);
+  auto second = jobs.requeueRunning(2);
+  CHECK(second.requeued == 0);
+  CHECK(second.givenUp == 1);
+  auto failed = jobs.list(storage::JobState::Failed, 10);
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].id == job.id);
+  CHECK_THAT(failed[0].reason, Catch::Contains("2 times (processing.max_job_attempts)"));
+  CHECK_FALSE(jobs.claimNext());
+}
