@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <chrono>
+#include <thread>
 
 #include "common/Error.h"
 #include "common/Log.h"
@@ -53,6 +54,19 @@ Connection openDatabase(const std::filesystem::path& file, Access access) {
     SEGNODE_LOG(Info, Db, file.string() << ": applied migration " << all[size_t(v)].name);
   }
   return db;
+}
+
+bool recordWithRetry(const std::function<void()>& write, std::string& lastError) {
+  for (int pauseMs = 100;; pauseMs *= 2) {
+    try {
+      write();
+      return true;
+    } catch (const std::exception& e) {
+      lastError = e.what();
+    }
+    if (pauseMs > 1600) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(pauseMs));
+  }
 }
 
 }  // namespace segnode::storage

@@ -5,6 +5,7 @@
 // the newest version by numbered migrations (PRAGMA user_version = how many have run).
 // SQLiteCpp stays inside storage/: other parts hold a Connection and pass it to Index and Jobs.
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,5 +38,12 @@ int schemaVersion(SQLite::Database& db);
 
 // Milliseconds since the Unix epoch: the one clock stored in the database.
 int64_t nowMs();
+
+// Records the outcome of work already done (a job's result, a delivery): a failing write (the
+// database busy past its timeout, a disk full for a moment) is retried after 0.1, 0.2, 0.4, 0.8
+// and 1.6 s. Never throws: false, with the last error, when every try failed; the row then keeps
+// its state and start-up recovery takes it up. The workers and senders call only this, so that
+// no database error ends their thread, and with it the process.
+bool recordWithRetry(const std::function<void()>& write, std::string& lastError);
 
 }  // namespace segnode::storage

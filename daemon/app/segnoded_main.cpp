@@ -75,7 +75,11 @@ int run(const segnode::config::NodeConfig& cfg) {
   assembler.resumeReceiving();
   // Series that became ready before a crash but got no job yet are routed now.
   boost::asio::post(io, [&] {
-    for (const auto& s : index.seriesInState(storage::SeriesState::Ready)) router.onSeriesReady(s.uid, s.generation);
+    std::vector<storage::SeriesInfo> ready;
+    std::string error;
+    if (!storage::recordWithRetry([&] { ready = index.seriesInState(storage::SeriesState::Ready); }, error))
+      SEGNODE_LOG(Error, Route, "series ready before the restart could not be listed: " << error);
+    for (const auto& s : ready) router.onSeriesReady(s.uid, s.generation);
   });
   retention.start();
   sender.start();

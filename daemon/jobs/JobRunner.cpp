@@ -83,12 +83,21 @@ void JobRunner::loop(int) {
 
 void JobRunner::run(const storage::Job& job) {
   nlohmann::json timings = nlohmann::json::object();
+  const Outcome o = process(job, timings);
+  storage::JobState written{};
+  std::string error;
+  if (!storage::recordWithRetry([&] { written = jobs_.finish(job.id, o.state, o.reason, o.segPath, timings.dump()); }, error)) {
+    SEGNODE_LOG(Error, Infer, "job " << job.id << ": its outcome (" << storage::sqlName(o.state) << ") could not be recorded: "
+                                     << error << "; it stays running and is taken up again at the next start");
+    return;
+  }
+  SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (o.reason.empty() ? "" : ": " + o.reason));
+  if (written == storage::JobState::Done && outboxChanged_) outboxChanged_();
+}
+
+// The work of one job; every error becomes its outcome (nothing escapes a worker thread).
+JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& timings) {
   using storage::JobState;
-  auto finish = [&](JobState outcome, const std::string& reason, const std::string& path) {
-    JobState written = jobs_.finish(job.id, outcome, reason, path, timings.dump());
-    SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (reason.empty() ? "" : ": " + reason));
-    if (written == JobState::Done && outboxChanged_) outboxChanged_();
-  };
   try {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::filesystem::path> files;
@@ -118,13 +127,13 @@ void JobRunner::run(const storage::Job& job) {
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     timings["seg_s"] = since(t0);
-    finish(JobState::Done, "", path.string());
+    return {JobState::Done, "", path.string()};
   } catch (const Error& e) {
-    finish(e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), "");
+    return {e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), ""};
   } catch (const std::bad_alloc&) {
-    finish(JobState::Failed, "out of memory", "");
+    return {JobState::Failed, "out of memory", ""};
   } catch (const std::exception& e) {
-    finish(JobState::Failed, e.what(), "");
+    return {JobState::Failed, e.what(), ""};
   }
 }
 

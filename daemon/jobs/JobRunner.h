@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,7 +40,12 @@ class JobRunner {
 
  private:
   void loop(int worker);
-  void run(const storage::Job& job);
+  struct Outcome {
+    storage::JobState state;
+    std::string reason, segPath;
+  };
+  void run(const storage::Job& job);  // process, then record the outcome (storage::recordWithRetry)
+  Outcome process(const storage::Job& job, nlohmann::json& timings);
   std::shared_ptr<engine::SegmentationModel> model(const std::string& reference);
 
   const WorkerOptions options_;

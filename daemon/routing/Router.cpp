@@ -41,6 +41,13 @@ Router::Router(std::vector<config::Route> routes, storage::Index& index, storage
     : routes_(std::move(routes)), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
 
 void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
+  std::string error;
+  if (!storage::recordWithRetry([&] { route(seriesUid, generation); }, error))
+    SEGNODE_LOG(Error, Route, "series " << seriesUid << " could not be routed: " << error
+                                        << "; it stays ready and is routed at the next start");
+}
+
+void Router::route(const std::string& seriesUid, int64_t generation) {
   auto attrs = index_.seriesAttributes(seriesUid);
   if (!attrs) return;
   std::string reasons;

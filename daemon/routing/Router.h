@@ -19,9 +19,12 @@ class Router {
  public:
   // The routes are copied: a job is made with what its route says at that moment.
   Router(std::vector<config::Route> routes, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
+  // Makes the job of the first matching route, or records "no route". Never throws: a database
+  // error is retried (storage::recordWithRetry), then logged; the series stays ready.
   void onSeriesReady(const std::string& seriesUid, int64_t generation);
 
  private:
+  void route(const std::string& seriesUid, int64_t generation);  // may throw (database)
   std::vector<config::Route> routes_;
   storage::Index& index_;
   storage::Jobs& jobs_;

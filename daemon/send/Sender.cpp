@@ -43,13 +43,18 @@ void Sender::loop(const config::Destination& dest) {
       auto r = dicom::storeFile({dest.aeTitle, dest.host, dest.port}, options_.callingAe, item->segPath,
                                 options_.timeoutSeconds);
       int attempt = item->attempts + 1;
-      if (r.ok) {
-        jobs_.markSent(item->id);
+      bool dead = !r.ok && attempt >= options_.retry.maxAttempts;
+      int64_t next = storage::nowMs() + int64_t(options_.retry.delaySeconds(attempt) * 1000);
+      std::string error;
+      if (!storage::recordWithRetry([&] { r.ok ? jobs_.markSent(item->id) : jobs_.markFailed(item->id, r.message, next, dead); },
+                                    error)) {
+        // Not recorded: the row stays pending and is sent again (a PACS takes a SEG it has twice).
+        SEGNODE_LOG(Error, Send, "job " << item->jobId << " -> " << dest.name << ": the delivery's outcome could not be "
+                                        << "recorded: " << error);
+        wake_.wait(ticket, std::chrono::seconds(5), [&] { return !running_; });
+      } else if (r.ok) {
         SEGNODE_LOG(Info, Send, "job " << item->jobId << " -> " << dest.name << ": sent (attempt " << attempt << ")");
       } else {
-        bool dead = attempt >= options_.retry.maxAttempts;
-        int64_t next = storage::nowMs() + int64_t(options_.retry.delaySeconds(attempt) * 1000);
-        jobs_.markFailed(item->id, r.message, next, dead);
         SEGNODE_LOG(Warn, Send, "job " << item->jobId << " -> " << dest.name << ": attempt " << attempt << " failed: "
                                        << r.message << (dead ? "; dead-lettered (segnode retry re-queues it)" : ""));
       }

@@ -149,3 +149,14 @@ TEST_CASE("a job the process ended during max_job_attempts times is failed with 
   CHECK_THAT(failed[0].reason, Catch::Contains("2 times (processing.max_job_attempts)"));
   CHECK_FALSE(jobs.claimNext());
 }
+
+TEST_CASE("recording retries a failing write, then gives up with the last error instead of throwing", "[node][storage]") {
+  int calls = 0;
+  std::string error;
+  CHECK(storage::recordWithRetry([&] { if (++calls < 3) throw std::runtime_error("database is locked"); }, error));
+  CHECK(calls == 3);
+  calls = 0;
+  CHECK_FALSE(storage::recordWithRetry([&] { ++calls; throw std::runtime_error("disk I/O error " + std::to_string(calls)); }, error));
+  CHECK(calls == 6);  // the first try and five retries (0.1 ... 1.6 s)
+  CHECK(error == "disk I/O error 6");
+}
