@@ -23,7 +23,6 @@ bool isValidUid(const std::string& uid) {
     if (end == start) return false;  // empty component (leading, trailing or double dot)
     for (size_t i = start; i < end; ++i)
       if (uid[i] < '0' || uid[i] > '9') return false;
-    if (end - start > 1 && uid[start] == '0') return false;
     start = end + 1;
   }
   return true;

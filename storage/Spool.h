@@ -3,7 +3,7 @@
 // written under <root>/.tmp and renamed into place, so a process crash never leaves half a file
 // in the tree. Durability (power loss) comes from syncFilesystems() before a C-STORE is
 // acknowledged: one syncfs covers the file data, the rename and the database's WAL together.
-// Only syntactically valid UIDs become paths.
+// Only UIDs of digits and dots become paths.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -11,8 +11,9 @@
 
 namespace segnode::storage {
 
-// DICOM UID syntax (PS3.5 9.1): 1-64 chars of digits and dots, no empty component, no leading
-// zero in a multi-digit component.
+// A UID that can name a file: 1-64 chars of digits and dots, no empty component (PS3.5 9.1). A
+// leading zero in a component, which the standard forbids but old modalities send, is accepted:
+// the PACS stored the study, so refusing it here would only lose it.
 bool isValidUid(const std::string& uid);
 
 class Spool {

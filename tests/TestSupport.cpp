@@ -1,5 +1,10 @@
 #include "TestSupport.h"
 
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
 #include <random>
 
 namespace segnode::test {
@@ -18,6 +23,13 @@ TempDir::~TempDir() {
 std::filesystem::path sharedData(const std::string& relative) {
   std::filesystem::path p = std::filesystem::path(SEGNODE_SHARED_DATA) / relative;
   return std::filesystem::exists(p) ? p : std::filesystem::path();
+}
+
+bool missing(bool available, const std::string& what) {
+  if (available) return false;
+  if (std::getenv("SEGNODE_TESTS_REQUIRE_ALL")) FAIL(what << " is absent, and SEGNODE_TESTS_REQUIRE_ALL asks for every test to run");
+  std::printf("SKIPPED: %s is absent\n", what.c_str());
+  return true;
 }
 
 }  // namespace segnode::test

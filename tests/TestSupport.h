@@ -20,4 +20,9 @@ class TempDir {
 // ../shared/data/<relative>, or an empty path when the data is not there.
 std::filesystem::path sharedData(const std::string& relative);
 
+// A test whose data or tool is missing is reported as skipped, never as passed: true (return from
+// the test) after printing "SKIPPED: <what> is absent", which ctest's SKIP_REGULAR_EXPRESSION
+// reports as a skip. With SEGNODE_TESTS_REQUIRE_ALL=1 (set by CI) a missing input fails the test.
+bool missing(bool available, const std::string& what);
+
 }  // namespace segnode::test

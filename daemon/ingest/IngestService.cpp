@@ -1,5 +1,8 @@
 #include "daemon/ingest/IngestService.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include "common/Error.h"
 #include "common/Log.h"
 #include "common/Sha256.h"
@@ -21,6 +24,26 @@ IngestService::IngestService(const config::NodeConfig& config, storage::Spool& s
         return outcomes;
       }) {}
 
+namespace {
+// A configured peer host matches the caller's address as written (an IP address) or through any
+// address the name resolves to now (a host name: resolved per association, so a DHCP or DNS
+// change needs no restart).
+bool sameHost(const std::string& configured, const std::string& peerAddress) {
+  if (configured == peerAddress) return true;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(configured.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool match = false;
+  for (addrinfo* a = found; a && !match; a = a->ai_next) {
+    char text[NI_MAXHOST];
+    match = getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0 && peerAddress == text;
+  }
+  freeaddrinfo(found);
+  return match;
+}
+}  // namespace
+
 IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, std::string& reason) const {
   if (a.calledAe != config_.aeTitle) {
     reason = "called AE title '" + a.calledAe + "' is not this node's ('" + config_.aeTitle + "')";
@@ -31,7 +54,7 @@ IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, s
   for (const auto& p : config_.peers) {
     if (p.aeTitle != a.callingAe) continue;
     aeKnown = true;
-    if (p.host == a.peerHost) return PeerCheck::Allowed;
+    if (sameHost(p.host, a.peerHost)) return PeerCheck::Allowed;
   }
   reason = aeKnown ? "calling AE '" + a.callingAe + "' is not allowed from host " + a.peerHost
                    : "calling AE '" + a.callingAe + "' is not in dicom.peers";

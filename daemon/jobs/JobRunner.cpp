@@ -12,6 +12,7 @@
 #include "daemon/dicom/SegWriter.h"
 #include "daemon/dicom/SeriesLoader.h"
 #include "engine/Model.h"
+#include "storage/Spool.h"
 #include "engine/ModelStore.h"
 #include "engine/Segmenter.h"
 #include "engine/TensorCache.h"
@@ -126,6 +127,7 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& t
     const auto& spec = net->spec();
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
+    storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);
     return {JobState::Done, "", path.string()};
   } catch (const Error& e) {

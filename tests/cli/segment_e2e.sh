@@ -5,7 +5,9 @@
 set -euo pipefail
 segnode=$1 data=$2 src=$3
 input=$data/brain_mr/colin27_mricron/ch2.nii.gz
-if [[ ! -f $input ]]; then echo "SKIP: $input is absent (../shared/data not laid out)"; exit 77; fi
+if [[ ! -f $input ]]; then  # 77: ctest reports a skip; CI (SEGNODE_TESTS_REQUIRE_ALL) wants every test run
+  echo "SKIPPED: $input is absent (../shared/data not laid out)"; [[ -n ${SEGNODE_TESTS_REQUIRE_ALL:-} ]] && exit 1; exit 77
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -30,11 +30,7 @@ std::vector<std::string> strings(const std::vector<fs::path>& paths) {
   return out;
 }
 
-bool haveData() {
-  if (!dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty()) return true;
-  WARN("../shared/data/dicom is absent: skipped");
-  return false;
-}
+bool haveData() { return !segnode::test::missing(!dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty(), "../shared/data/dicom"); }
 
 // Raw bytes of Pixel Data after decompression by DCMTK's codecs (not JPEG 2000).
 std::string pixelBytes(const fs::path& file) {
@@ -73,6 +69,14 @@ TEST_CASE("a peer known by AE title but calling from another host is refused", "
   CHECK(r.exitCode != 0);
   node.stop();
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%not allowed from host 127.0.0.1%'") == 1);
+}
+
+TEST_CASE("a peer given by host name is accepted from the addresses the name resolves to", "[node][dicom]") {
+  NodeProcess node("  peers:\n    - {ae_title: ECHOSCU, host: localhost}\n");
+  node.start();
+  CHECK(node.echoscu("ECHOSCU").exitCode == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals") == 0);
 }
 
 TEST_CASE("every shared DICOM series is stored: instance counts and UIDs equal the files'", "[node][dicom][data]") {
@@ -165,6 +169,21 @@ TEST_CASE("a non-image SOP class and an instance without Series UID are refused 
   CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 0);
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE 'SeriesInstanceUID (0020,000E) is missing%'") == 1);
   CHECK(segnode::test::dicomFilesIn(node.spool()).empty());
+}
+
+TEST_CASE("UIDs with a leading zero in a component, as old modalities send them, are stored", "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  TempDir tmp;
+  auto file = tmp / "old.dcm";
+  fs::copy_file(dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")).front(), file);
+  REQUIRE(runCommand({"dcmodify", "-nb", "-m", "(0020,000e)=1.2.826.0.1.03.7", "-m", "(0008,0018)=1.2.826.0.1.03.7.001",
+                      file.string()}).exitCode == 0);
+  CHECK(node.storescu({}, {file.string()}).exitCode == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances WHERE sop_instance_uid = '1.2.826.0.1.03.7.001'") == 1);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals") == 0);
 }
 
 TEST_CASE("8 storescu processes in parallel: nothing lost, nothing duplicated", "[node][dicom][data]") {
