@@ -174,26 +174,14 @@ std::optional<SeriesAttributes> Index::seriesAttributes(const std::string& uid) 
   return a;
 }
 
-bool Index::markReadyIfQuiet(const std::string& uid, int64_t quietMs, int64_t now, int64_t* waitMs) {
+bool Index::markReady(const std::string& uid) {
   std::lock_guard<std::mutex> lock(mutex_);
-  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement q(db_, "SELECT state, last_received_ms FROM series WHERE series_uid = ?");
-  q.bind(1, uid);
-  using transition::kSeriesQuiet;
-  if (!q.executeStep() || !kSeriesQuiet.allows(stateFromSql<SeriesState>(q.getColumn(0).getString()))) return false;
-  int64_t last = q.getColumn(1).getInt64();
-  if (now - last < quietMs) {
-    if (waitMs) *waitMs = quietMs - (now - last);
-    return false;
-  }
   static const std::string quiet =
-      sqlMove("series", kSeriesQuiet, ", generation = generation + 1, ready_ms = ?", "series_uid = ?");
+      sqlMove("series", transition::kSeriesQuiet, ", generation = generation + 1, ready_ms = ?", "series_uid = ?");
   SQLite::Statement u(db_, quiet);
-  u.bind(1, now);
+  u.bind(1, nowMs());
   u.bind(2, uid);
-  bool changed = u.exec() == 1;
-  tx.commit();
-  return changed;
+  return u.exec() == 1;
 }
 
 std::vector<std::pair<std::string, std::string>> Index::instancePaths() {

@@ -48,12 +48,13 @@ class Index {
   void recordRefusal(const std::string& callingAe, const std::string& peerHost, const std::string& sopInstanceUid,
                      const std::string& reason);
 
-  // Series readiness (quiet period). markReadyIfQuiet moves receiving -> ready exactly once per
-  // generation and returns true then; if the series is not yet quiet, *waitMs says for how long.
+  // Series readiness. markReady moves receiving -> ready (generation + 1) and returns true then;
+  // false when the series is not receiving. Whether it is quiet is routing::SeriesAssembler's to
+  // say, on the monotonic clock: a wall-clock step must not make a series ready early or late.
   std::vector<SeriesInfo> seriesInState(SeriesState state);
   std::optional<SeriesInfo> series(const std::string& seriesUid);
   std::optional<SeriesAttributes> seriesAttributes(const std::string& seriesUid);
-  bool markReadyIfQuiet(const std::string& seriesUid, int64_t quietMs, int64_t nowMs, int64_t* waitMs);
+  bool markReady(const std::string& seriesUid);
 
   // Recovery and retention.
   std::vector<std::pair<std::string, std::string>> instancePaths();  // (sop uid, file path)

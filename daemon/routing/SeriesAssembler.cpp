@@ -1,5 +1,7 @@
 #include "daemon/routing/SeriesAssembler.h"
 
+#include <algorithm>
+
 #include "common/Log.h"
 #include "storage/Db.h"
 
@@ -9,16 +11,33 @@ SeriesAssembler::SeriesAssembler(boost::asio::io_context& io, storage::Index& in
     : io_(io), index_(index), quietMs_(int64_t(quietSeconds * 1000)), onReady_(std::move(onReady)) {}
 
 void SeriesAssembler::noteActivity(const std::string& seriesUid) {
+  {
+    std::lock_guard<std::mutex> lock(activityMutex_);
+    lastActivity_[seriesUid] = std::chrono::steady_clock::now();
+  }
   boost::asio::post(io_, [this, seriesUid] { arm(seriesUid, quietMs_); });
 }
 
 void SeriesAssembler::resumeReceiving() {
   boost::asio::post(io_, [this] {
     for (const auto& s : index_.seriesInState(storage::SeriesState::Receiving)) {
-      int64_t left = std::max<int64_t>(0, quietMs_ - (storage::nowMs() - s.lastReceivedMs));
-      arm(s.uid, left);
+      int64_t elapsed = std::clamp<int64_t>(storage::nowMs() - s.lastReceivedMs, 0, quietMs_);
+      {
+        std::lock_guard<std::mutex> lock(activityMutex_);
+        lastActivity_.emplace(s.uid, std::chrono::steady_clock::now() - std::chrono::milliseconds(elapsed));
+      }
+      arm(s.uid, quietMs_ - elapsed);
     }
   });
+}
+
+// Milliseconds of quiet still to wait for (0: quiet now).
+int64_t SeriesAssembler::quietLeftMs(const std::string& seriesUid) {
+  std::lock_guard<std::mutex> lock(activityMutex_);
+  auto it = lastActivity_.find(seriesUid);
+  if (it == lastActivity_.end()) return 0;
+  auto quietFor = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - it->second);
+  return std::max<int64_t>(0, quietMs_ - quietFor.count());
 }
 
 void SeriesAssembler::arm(const std::string& seriesUid, int64_t delayMs) {
@@ -32,24 +51,23 @@ void SeriesAssembler::arm(const std::string& seriesUid, int64_t delayMs) {
 }
 
 void SeriesAssembler::check(const std::string& seriesUid) {
-  int64_t waitMs = 0;
+  if (int64_t left = quietLeftMs(seriesUid); left > 0) return arm(seriesUid, left);  // an instance arrived meanwhile
   try {
-    if (index_.markReadyIfQuiet(seriesUid, quietMs_, storage::nowMs(), &waitMs)) {
-      timers_.erase(seriesUid);
+    if (index_.markReady(seriesUid)) {
       auto s = index_.series(seriesUid);
       if (s) {
         SEGNODE_LOG(Info, Route, "series " << seriesUid << " ready (generation " << s->generation << ", "
                                            << s->instanceCount << " instances)");
         if (onReady_) onReady_(*s);
       }
-      return;
     }
   } catch (const std::exception& e) {
     SEGNODE_LOG(Error, Db, "series " << seriesUid << ": readiness check failed: " << e.what() << "; retrying");
-    waitMs = 1000;
+    return arm(seriesUid, 1000);
   }
-  if (waitMs > 0) arm(seriesUid, waitMs);  // an instance arrived while the timer ran
-  else timers_.erase(seriesUid);
+  timers_.erase(seriesUid);
+  std::lock_guard<std::mutex> lock(activityMutex_);
+  lastActivity_.erase(seriesUid);
 }
 
 }  // namespace segnode::routing

@@ -1,9 +1,12 @@
 #pragma once
 // Series assembly, routing's input: a series with no new instance for the quiet period becomes ready
 // exactly once per generation. Driven by Asio timers (one per receiving series), never by
-// polling; the database decides, so a restart picks up where it stopped.
+// polling. Quiet is measured on the monotonic clock from the last noted activity, so an NTP step
+// makes no series ready early or late; after a restart the stored receive times (wall clock, the
+// only clock that outlives the process) start the count, clamped to one quiet period.
 #include <boost/asio.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,12 +28,15 @@ class SeriesAssembler {
  private:
   void arm(const std::string& seriesUid, int64_t delayMs);
   void check(const std::string& seriesUid);
+  int64_t quietLeftMs(const std::string& seriesUid);
 
   boost::asio::io_context& io_;
   storage::Index& index_;
   int64_t quietMs_;
   ReadyFn onReady_;
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;  // touched on io_'s thread only
+  std::mutex activityMutex_;
+  std::map<std::string, std::chrono::steady_clock::time_point> lastActivity_;
 };
 
 }  // namespace segnode::routing

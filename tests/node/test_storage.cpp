@@ -8,6 +8,7 @@
 #include <set>
 
 #include "TestSupport.h"
+#include "daemon/routing/SeriesAssembler.h"
 #include "common/Error.h"
 #include "storage/Db.h"
 #include "storage/Index.h"
@@ -91,7 +92,7 @@ TEST_CASE("a job keeps the destinations of its route at creation - deliveries to
     r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = series + ".1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
     r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
     index.recordInstance(r);
-    REQUIRE(index.markReadyIfQuiet(series, 0, 10, nullptr));
+    REQUIRE(index.markReady(series));
   };
   readySeries("1.2.3.4");
   auto job = jobs.create("1.2.3.4", 1, "brain", "m", {"pacs", "archive"}, "2.25.1", "2.25.2");
@@ -131,7 +132,7 @@ TEST_CASE("a job the process ended during max_job_attempts times is failed with 
   r.studyUid = "1.2.3", r.seriesUid = "1.2.3.9", r.sopInstanceUid = "1.2.3.9.1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
   r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
   index.recordInstance(r);
-  REQUIRE(index.markReadyIfQuiet("1.2.3.9", 0, 10, nullptr));
+  REQUIRE(index.markReady("1.2.3.9"));
   auto job = jobs.create("1.2.3.9", 1, "brain", "m", {"pacs"}, "2.25.5", "2.25.6");
   // Attempt 1 "crashes" (the job is still running at the next start): back to the queue.
   REQUIRE(jobs.claimNext()->attempts == 1);
@@ -159,4 +160,33 @@ TEST_CASE("recording retries a failing write, then gives up with the last error 
   CHECK_FALSE(storage::recordWithRetry([&] { ++calls; throw std::runtime_error("disk I/O error " + std::to_string(calls)); }, error));
   CHECK(calls == 6);  // the first try and five retries (0.1 ... 1.6 s)
   CHECK(error == "disk I/O error 6");
+}
+
+TEST_CASE("the quiet period runs on the monotonic clock: a wall-clock step neither hastens nor delays readiness",
+          "[node][storage][routing]") {
+  test::TempDir dir;
+  auto db = storage::openDatabase(dir.path() / "segnode.db");
+  storage::Index index(*db);
+  boost::asio::io_context io;
+  int ready = 0;
+  routing::SeriesAssembler assembler(io, index, 0.3, [&](const storage::SeriesInfo&) { ++ready; });
+  // Received "an hour from now": the wall clock was stepped back by an hour after the receipt.
+  storage::InstanceRecord r;
+  r.studyUid = "1.2.3", r.seriesUid = "1.2.3.8", r.sopInstanceUid = "1.2.3.8.1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
+  r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = storage::nowMs() + 3600000;
+  index.recordInstance(r);
+  assembler.noteActivity(r.seriesUid);
+  io.run_for(std::chrono::milliseconds(150));
+  CHECK(ready == 0);  // not before the quiet period
+  io.run_for(std::chrono::milliseconds(600));
+  CHECK(ready == 1);  // and not an hour late
+  // Received "an hour ago" (stepped forward): a new instance still restarts the full quiet period.
+  r.sopInstanceUid = "1.2.3.8.2", r.receivedMs = storage::nowMs() - 3600000;
+  index.recordInstance(r);
+  assembler.noteActivity(r.seriesUid);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(150));
+  CHECK(ready == 1);
+  io.run_for(std::chrono::milliseconds(600));
+  CHECK(ready == 2);
 }
