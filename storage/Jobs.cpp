@@ -250,6 +250,24 @@ std::optional<int64_t> Jobs::nextAttemptMs(const std::string& destination) {
   return std::nullopt;
 }
 
+std::vector<std::pair<int64_t, std::string>> Jobs::deliveredSegsBefore(int64_t cutoffMs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement q(db_, "SELECT id, seg_path FROM jobs WHERE seg_path IS NOT NULL AND finished_ms < ? AND NOT EXISTS"
+                           " (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state != '" +
+                               std::string(sqlName(OutboxState::Sent)) + "')");
+  q.bind(1, cutoffMs);
+  std::vector<std::pair<int64_t, std::string>> out;
+  while (q.executeStep()) out.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
+  return out;
+}
+
+void Jobs::forgetSeg(int64_t jobId) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement u(db_, "UPDATE jobs SET seg_path = NULL WHERE id = ?");
+  u.bind(1, jobId);
+  u.exec();
+}
+
 void Jobs::markSent(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
   static const std::string sent = sqlMove("outbox", kOutboxSent, ", sent_ms = ?, attempts = attempts + 1", "id = ?");

@@ -60,6 +60,12 @@ class Jobs {
   Requeued requeueRunning(int maxAttempts);
   std::vector<Job> list(std::optional<JobState> state, int limit);  // newest first; all states without one
 
+  // Retention of the SEG files: those of jobs finished before cutoffMs whose every delivery was
+  // sent (a pending or dead one keeps its file for the sender and `segnode retry`), as (job, path);
+  // forgetSeg clears the path once the file is deleted.
+  std::vector<std::pair<int64_t, std::string>> deliveredSegsBefore(int64_t cutoffMs);
+  void forgetSeg(int64_t jobId);
+
   std::optional<OutboxItem> nextDue(const std::string& destination, int64_t nowMs);
   std::optional<int64_t> nextAttemptMs(const std::string& destination);
   void markSent(int64_t outboxId);

@@ -62,7 +62,7 @@ int run(const segnode::config::NodeConfig& cfg) {
   routing::Router router(cfg.routes, index, jobs, [&] { runner.wake(); });
   routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
                                 [&](const storage::SeriesInfo& s) { router.onSeriesReady(s.uid, s.generation); });
-  ingest::Retention retention(io, index, spool, cfg.retentionHours);
+  ingest::Retention retention(io, index, jobs, spool, cfg.retentionHours);
   ingest::IngestService service(cfg, spool, index, assembler);
   dicom::StoreScp scp(scpOptions(cfg), service);
 

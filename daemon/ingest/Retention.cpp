@@ -5,8 +5,9 @@
 
 namespace segnode::ingest {
 
-Retention::Retention(boost::asio::io_context& io, storage::Index& index, storage::Spool& spool, double hours)
-    : timer_(io), index_(index), spool_(spool), retentionMs_(int64_t(hours * 3600.0 * 1000.0)) {}
+Retention::Retention(boost::asio::io_context& io, storage::Index& index, storage::Jobs& jobs, storage::Spool& spool,
+                     double hours)
+    : timer_(io), index_(index), jobs_(jobs), spool_(spool), retentionMs_(int64_t(hours * 3600.0 * 1000.0)) {}
 
 void Retention::start() { boost::asio::post(timer_.get_executor(), [this] { schedule(); }); }
 
@@ -38,10 +39,27 @@ int Retention::purgeNow() {
       SEGNODE_LOG(Info, Db, "retention: purged spool files of series " << series);
       ++purged;
     }
+    purged += purgeSegs(storage::nowMs() - retentionMs_);
   } catch (const std::exception& e) {
     SEGNODE_LOG(Error, Db, "retention: " << e.what());
   }
   return purged;
+}
+
+int Retention::purgeSegs(int64_t cutoffMs) {
+  int deleted = 0;
+  for (const auto& [job, path] : jobs_.deliveredSegsBefore(cutoffMs)) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    if (ec) {
+      SEGNODE_LOG(Warn, Db, "retention: SEG of job " << job << " (" << path << "): " << ec.message());
+      continue;
+    }
+    jobs_.forgetSeg(job);
+    SEGNODE_LOG(Info, Db, "retention: deleted the SEG of job " << job << ", delivered to every destination");
+    ++deleted;
+  }
+  return deleted;
 }
 
 }  // namespace segnode::ingest

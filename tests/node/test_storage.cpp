@@ -4,10 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <regex>
+#include <thread>
 #include <set>
 
 #include "TestSupport.h"
+#include "daemon/ingest/Retention.h"
 #include "daemon/routing/SeriesAssembler.h"
 #include "common/Error.h"
 #include "storage/Db.h"
@@ -15,6 +18,8 @@
 #include "storage/Jobs.h"
 #include "storage/Lifecycle.h"
 #include "storage/Status.h"
+
+namespace fs = std::filesystem;
 
 using namespace segnode;
 
@@ -189,4 +194,42 @@ TEST_CASE("the quiet period runs on the monotonic clock: a wall-clock step neith
   CHECK(ready == 1);
   io.run_for(std::chrono::milliseconds(600));
   CHECK(ready == 2);
+}
+
+TEST_CASE("retention deletes a SEG once every delivery was sent - a pending or dead one keeps it", "[node][storage][retention]") {
+  test::TempDir dir;
+  auto db = storage::openDatabase(dir.path() / "segnode.db");
+  storage::Index index(*db);
+  storage::Jobs jobs(*db);
+  storage::Spool spool(dir.path() / "spool");
+  boost::asio::io_context io;
+  ingest::Retention retention(io, index, jobs, spool, 1e-6);  // 3.6 ms
+  auto doneJob = [&](const std::string& series, const std::vector<std::string>& destinations) {
+    storage::InstanceRecord r;
+    r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = series + ".1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
+    r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
+    index.recordInstance(r);
+    REQUIRE(index.markReady(series));
+    auto job = jobs.create(series, 1, "brain", "m", destinations, series + ".7", series + ".8");
+    REQUIRE(jobs.claimNext());
+    auto seg = dir.path() / (series + ".dcm");
+    std::ofstream(seg) << "SEG";
+    REQUIRE(jobs.finish(job.id, storage::JobState::Done, "", seg.string(), "{}") == storage::JobState::Done);
+    return seg;
+  };
+  auto sent = doneJob("1.2.3.20", {"pacs", "archive"});
+  auto dead = doneJob("1.2.3.21", {"pacs"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  retention.purgeNow();
+  CHECK(fs::exists(sent));  // deliveries still pending
+  auto outbox = jobs.outbox(std::nullopt, 10);
+  for (const auto& o : outbox) {
+    if (o.segPath == sent.string()) jobs.markSent(o.id);
+    else jobs.markFailed(o.id, "refused", 0, /*dead=*/true);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  retention.purgeNow();
+  CHECK_FALSE(fs::exists(sent));
+  CHECK(fs::exists(dead));  // kept for `segnode retry`
+  for (const auto& j : jobs.list(storage::JobState::Done, 10)) CHECK(j.segPath == (j.seriesUid == "1.2.3.20" ? "" : dead.string()));
 }
