@@ -48,10 +48,15 @@ class Reader {
     read(path, def, kind);
     return def;
   }
-  // Required value: absent is fatal (nothing after it can be read sensibly).
+  // A key that must be there: absent is fatal (nothing after it can be read sensibly). Returns
+  // the path, so that a list read can require its key in passing.
+  const std::string& require(const std::string& path, const std::string& fix = "") {
+    if (!has(path)) fail(path, "missing (required)", fix);
+    return path;
+  }
   template <typename T>
   T get(const std::string& path, const std::string& kind) {
-    if (!has(path)) fail(path, "missing (required)", "write " + kind);
+    require(path, "write " + kind);
     T out{};
     read(path, out, kind);
     return out;
@@ -64,17 +69,16 @@ class Reader {
   }
   template <typename T>
   std::array<T, 3> triple(const std::string& path, const std::string& kind) {
-    if (!has(path)) fail(path, "missing (required)", "write [x, y, z]");
-    auto v = list<T>(path, kind);
+    auto v = list<T>(require(path, "write [x, y, z]"), kind);
     if (v.size() != 3) fail(path, "must have 3 entries (x, y, z), has " + std::to_string(v.size()), "write [x, y, z]");
     return {v[0], v[1], v[2]};
   }
 
   template <typename T>
   std::vector<std::array<T, 3>> triples(const std::string& path, const std::string& kind) {
-    if (!has(path)) fail(path, "missing (required)", "write [[x, y, z], ...]");
     std::vector<std::array<T, 3>> out;
-    for (size_t i = 0, n = size(path, "[[x, y, z], ...]"); i < n; ++i) out.push_back(triple<T>(item(path, i), kind));
+    for (size_t i = 0, n = size(require(path, "write [[x, y, z], ...]"), "[[x, y, z], ...]"); i < n; ++i)
+      out.push_back(triple<T>(item(path, i), kind));
     return out;
   }
 

@@ -35,12 +35,6 @@ const char* toString(Normalization n) { return n == Normalization::ZScore ? "zsc
 
 namespace {
 
-// The path of a key that must be there (lists have no "required" of their own: absent is empty).
-const std::string& need(yaml::Reader& r, const std::string& path) {
-  if (!r.has(path)) r.fail(path, "missing (required)");
-  return path;
-}
-
 CodedConcept readCode(yaml::Reader& r, const std::string& path) {
   CodedConcept c;
   if (!r.has(path)) return c;
@@ -77,7 +71,7 @@ std::vector<LabelInfo> readLabels(yaml::Reader& r) {
 
 PreprocessingSpec readPreprocessing(yaml::Reader& r) {
   PreprocessingSpec p;
-  need(r, "preprocessing");
+  r.require("preprocessing");
   p.targetSpacing = r.triple<double>("preprocessing.target_spacing", "spacings in mm");
   for (double s : p.targetSpacing)
     if (!(s > 0)) r.fail("preprocessing.target_spacing", "spacings must be > 0");
@@ -102,15 +96,15 @@ PreprocessingSpec readPreprocessing(yaml::Reader& r) {
 
 ArchitectureSpec readArchitecture(yaml::Reader& r, int numClasses) {
   ArchitectureSpec a;
-  need(r, "architecture");
+  r.require("architecture");
   a.inChannels = r.getOr<int>("architecture.in_channels", "an integer", 1);
   a.numClasses = numClasses;
   int stages = r.get<int>("architecture.n_stages", "an integer");
-  a.features = r.list<int>(need(r, "architecture.features_per_stage"), "an integer");
+  a.features = r.list<int>(r.require("architecture.features_per_stage"), "an integer");
   a.kernelSizes = r.triples<int>("architecture.kernel_sizes", "odd integers");
   a.strides = r.triples<int>("architecture.strides", "integers");
-  a.convsPerStage = r.list<int>(need(r, "architecture.n_conv_per_stage"), "an integer");
-  a.convsPerStageDecoder = r.list<int>(need(r, "architecture.n_conv_per_stage_decoder"), "an integer");
+  a.convsPerStage = r.list<int>(r.require("architecture.n_conv_per_stage"), "an integer");
+  a.convsPerStageDecoder = r.list<int>(r.require("architecture.n_conv_per_stage_decoder"), "an integer");
   a.deepSupervision = r.getOr<bool>("architecture.deep_supervision", "true or false", false);
   a.convBias = r.getOr<bool>("architecture.conv_bias", "true or false", true);
   r.finish();  // validate() below reads the lists: their types must be right first
@@ -123,7 +117,7 @@ ArchitectureSpec readArchitecture(yaml::Reader& r, int numClasses) {
 
 InferenceSpec readInference(yaml::Reader& r) {
   InferenceSpec s;
-  need(r, "inference");
+  r.require("inference");
   s.patchSize = r.triple<int64_t>("inference.patch_size", "integers");
   s.tileStep = r.getOr<double>("inference.tile_step", "a number in (0, 1]", 0.5);
   s.gaussian = r.getOr<bool>("inference.gaussian", "true or false", true);

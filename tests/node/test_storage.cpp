@@ -23,6 +23,16 @@ namespace fs = std::filesystem;
 
 using namespace segnode;
 
+namespace {
+// An MR instance row of `series` (no file: these tests exercise the index and the queue only).
+storage::InstanceRecord instanceOf(const std::string& series, const std::string& sop, int64_t receivedMs = 1) {
+  storage::InstanceRecord r;
+  r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = sop, r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
+  r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = receivedMs;
+  return r;
+}
+}  // namespace
+
 TEST_CASE("only the owner migrates - read-only and read-write connections refuse an unknown schema", "[node][storage]") {
   test::TempDir dir;
   const auto file = dir.path() / "segnode.db";
@@ -93,10 +103,7 @@ TEST_CASE("a job keeps the destinations of its route at creation - deliveries to
   storage::Index index(*db);
   storage::Jobs jobs(*db);
   auto readySeries = [&](const std::string& series) {
-    storage::InstanceRecord r;
-    r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = series + ".1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
-    r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
-    index.recordInstance(r);
+    index.recordInstance(instanceOf(series, series + ".1"));
     REQUIRE(index.markReady(series));
   };
   readySeries("1.2.3.4");
@@ -133,10 +140,7 @@ TEST_CASE("a job the process ended during max_job_attempts times is failed with 
   auto db = storage::openDatabase(dir.path() / "segnode.db");
   storage::Index index(*db);
   storage::Jobs jobs(*db);
-  storage::InstanceRecord r;
-  r.studyUid = "1.2.3", r.seriesUid = "1.2.3.9", r.sopInstanceUid = "1.2.3.9.1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
-  r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
-  index.recordInstance(r);
+  index.recordInstance(instanceOf("1.2.3.9", "1.2.3.9.1"));
   REQUIRE(index.markReady("1.2.3.9"));
   auto job = jobs.create("1.2.3.9", 1, "brain", "m", {"pacs"}, "2.25.5", "2.25.6");
   // Attempt 1 "crashes" (the job is still running at the next start): back to the queue.
@@ -176,19 +180,15 @@ TEST_CASE("the quiet period runs on the monotonic clock: a wall-clock step neith
   int ready = 0;
   routing::SeriesAssembler assembler(io, index, 0.3, [&](const storage::SeriesInfo&) { ++ready; });
   // Received "an hour from now": the wall clock was stepped back by an hour after the receipt.
-  storage::InstanceRecord r;
-  r.studyUid = "1.2.3", r.seriesUid = "1.2.3.8", r.sopInstanceUid = "1.2.3.8.1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
-  r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = storage::nowMs() + 3600000;
-  index.recordInstance(r);
-  assembler.noteActivity(r.seriesUid);
+  index.recordInstance(instanceOf("1.2.3.8", "1.2.3.8.1", storage::nowMs() + 3600000));
+  assembler.noteActivity("1.2.3.8");
   io.run_for(std::chrono::milliseconds(150));
   CHECK(ready == 0);  // not before the quiet period
   io.run_for(std::chrono::milliseconds(600));
   CHECK(ready == 1);  // and not an hour late
   // Received "an hour ago" (stepped forward): a new instance still restarts the full quiet period.
-  r.sopInstanceUid = "1.2.3.8.2", r.receivedMs = storage::nowMs() - 3600000;
-  index.recordInstance(r);
-  assembler.noteActivity(r.seriesUid);
+  index.recordInstance(instanceOf("1.2.3.8", "1.2.3.8.2", storage::nowMs() - 3600000));
+  assembler.noteActivity("1.2.3.8");
   io.restart();
   io.run_for(std::chrono::milliseconds(150));
   CHECK(ready == 1);
@@ -205,10 +205,7 @@ TEST_CASE("retention deletes a SEG once every delivery was sent - a pending or d
   boost::asio::io_context io;
   ingest::Retention retention(io, index, jobs, spool, 1e-6);  // 3.6 ms
   auto doneJob = [&](const std::string& series, const std::vector<std::string>& destinations) {
-    storage::InstanceRecord r;
-    r.studyUid = "1.2.3", r.seriesUid = series, r.sopInstanceUid = series + ".1", r.sopClassUid = "1.2.840.10008.5.1.4.1.1.4";
-    r.transferSyntax = "1.2.840.10008.1.2.1", r.filePath = "/nowhere", r.sha256 = "00", r.receivedMs = 1;
-    index.recordInstance(r);
+    index.recordInstance(instanceOf(series, series + ".1"));
     REQUIRE(index.markReady(series));
     auto job = jobs.create(series, 1, "brain", "m", destinations, series + ".7", series + ".8");
     REQUIRE(jobs.claimNext());
