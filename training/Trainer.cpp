@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <future>
 
 #include "common/Error.h"
 #include "common/Sha256.h"
@@ -96,37 +95,10 @@ std::ofstream openCsv(const fs::path& path, bool append, const std::string& head
   return csv;
 }
 
-// Batches are made one step ahead on a second thread: synthesis launches many small kernels, and
-// its CPU time then overlaps the networks' GPU work (the probe measured it at a third of a step).
-// Batch k is still made from batchSeed(seed, k) alone, so the data do not depend on the overlap.
-class BatchAhead {
- public:
-  BatchAhead(const Synthesizer& data, const std::array<int64_t, 3>& patch, int batch, uint64_t seed)
-      : data_(data), patch_(patch), batch_(batch), seed_(seed) {}
-  SynthBatch take(int64_t step, bool makeNext) {
-    SynthBatch b = next_.valid() && nextStep_ == step ? next_.get() : make(step);
-    if (makeNext) nextStep_ = step + 1, next_ = std::async(std::launch::async, [this, n = step + 1] { return make(n); });
-    return b;
-  }
-  // The synthesiser seeds LibTorch's global generator: nothing else may draw from it meanwhile.
-  void wait() const {
-    if (next_.valid()) next_.wait();
-  }
-
- private:
-  SynthBatch make(int64_t step) const { return data_.sample(patch_, batch_, batchSeed(seed_, step)); }
-  const Synthesizer& data_;
-  std::array<int64_t, 3> patch_;
-  int batch_;
-  uint64_t seed_;
-  int64_t nextStep_ = -1;
-  std::future<SynthBatch> next_;
-};
-
-// The shared loop. `step(globalStep, batch)` runs one iteration with the learning rates already
-// set and returns the values to log (the first of each network's group is its loss).
+// The shared loop. `step(globalStep, batchSeed)` runs one iteration with the learning rates
+// already set and returns the values to log (the first of each network's group is its loss).
 template <class Step>
-TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, const Synthesizer& data, int batch,
+TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, int batch,
                         const std::array<int64_t, 3>& patch, const fs::path& workDir, const std::string& csvHeader,
                         size_t valuesPerNet, const Validator* validator, Step step) {
   fs::create_directories(workDir);
@@ -158,10 +130,8 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, co
   TrainResult r;
   r.finalLoss.assign(nets.size(), -1);
   int64_t validatedAt = -1;
-  BatchAhead batches(data, patch, batch, s.seed);
   auto validate = [&] {
     if (!validator || validatedAt == st.step) return;
-    batches.wait();
     validatedAt = st.step;
     r.validation.clear();
     std::string line;
@@ -189,14 +159,11 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, co
   const int64_t first = st.step;
   const double before = st.seconds;
   auto callSeconds = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-  auto more = [&](int64_t at) {
-    return at < s.iterations && (s.stopAfter <= 0 || at - first < s.stopAfter) &&
-           (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds);
-  };
-  while (more(st.step)) {
+  while (st.step < s.iterations && (s.stopAfter <= 0 || st.step - first < s.stopAfter) &&
+         (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds)) {
     const double lr = learningRateAt(s, st.step);
     for (auto& n : nets) setLearningRate(*n.opt, lr);
-    std::vector<double> values = step(st.step, batches.take(st.step, more(st.step + 1)));
+    std::vector<double> values = step(st.step, batchSeed(s.seed, st.step));
     for (auto& n : nets) n.ema->update(*n.net, st.step);
     ++st.step;
     st.seconds = before + callSeconds();
@@ -223,7 +190,6 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, co
     if (s.validateEvery > 0 && st.step % s.validateEvery == 0) validate();
     if (s.checkpointEvery > 0 && st.step % s.checkpointEvery == 0) save();
   }
-  batches.wait();
   validate();
   save();
   r.iterations = st.step;
@@ -262,8 +228,9 @@ TrainResult trainTeacher(engine::PlainConvUNet& net, const Synthesizer& data, co
   auto nets = trainees({{"teacher", &net}}, s, device);
   auto& opt = *nets[0].opt;
   const bool amp = s.bf16 && device.is_cuda();
-  return runSchedule(nets, s, data, batch, patch, workDir, "teacher_loss", 1, validator,
-                     [&](int64_t, const SynthBatch& b) -> std::vector<double> {
+  return runSchedule(nets, s, batch, patch, workDir, "teacher_loss", 1, validator,
+                     [&](int64_t, uint64_t seed) -> std::vector<double> {
+                       auto b = data.sample(patch, batch, seed);
                        opt.zero_grad();
                        std::vector<torch::Tensor> heads;
                        {
@@ -295,8 +262,9 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
   }
   auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
-  return runSchedule(nets, s, data, batch, patch, workDir, header, 4, validator,
-                     [&](int64_t step, const SynthBatch& b) -> std::vector<double> {
+  return runSchedule(nets, s, batch, patch, workDir, header, 4, validator,
+                     [&](int64_t step, uint64_t seed) -> std::vector<double> {
+    auto b = data.sample(patch, batch, seed);
     torch::Tensor tLogits;
     {
       torch::NoGradGuard ng;
