@@ -5,32 +5,33 @@
 
 namespace segnode::storage {
 
-StoreOutcome Index::recordInstance(const InstanceRecord& r) { return recordInstances({r}).front(); }
+Stored Index::recordInstance(const InstanceRecord& r) { return recordInstances({r}).front(); }
 
-std::vector<StoreOutcome> Index::recordInstances(const std::vector<InstanceRecord>& records) {
+std::vector<Stored> Index::recordInstances(const std::vector<InstanceRecord>& records) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  std::vector<StoreOutcome> out;
+  std::vector<Stored> out;
   for (const auto& r : records) out.push_back(recordInTransaction(r));
   tx.commit();
   return out;
 }
 
-StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
-  std::optional<std::string> oldSeries, oldSha;
+Stored Index::recordInTransaction(const InstanceRecord& r) {
+  std::optional<std::string> oldSeries, oldPath;
   {
-    SQLite::Statement q(db_, "SELECT series_uid, sha256 FROM instances WHERE sop_instance_uid = ?");
+    SQLite::Statement q(db_, "SELECT series_uid, file_path FROM instances WHERE sop_instance_uid = ?");
     q.bind(1, r.sopInstanceUid);
     if (q.executeStep()) {
       oldSeries = q.getColumn(0).getString();
-      oldSha = q.getColumn(1).getString();
+      oldPath = q.getColumn(1).getString();
     }
   }
-  if (oldSha && *oldSha == r.sha256 && *oldSeries == r.seriesUid) {
+  // The spool's path names the UIDs and the content, so the same path is the same instance.
+  if (oldPath && *oldPath == r.filePath) {
     SQLite::Statement u(db_, "UPDATE instances SET receive_count = receive_count + 1 WHERE sop_instance_uid = ?");
     u.bind(1, r.sopInstanceUid);
     u.exec();
-    return StoreOutcome::Duplicate;
+    return {StoreOutcome::Duplicate, {}};
   }
 
   SQLite::Statement study(db_,
@@ -114,7 +115,8 @@ StoreOutcome Index::recordInTransaction(const InstanceRecord& r) {
   inst.bind(":size", r.fileSize);
   inst.bind(":sha", r.sha256);
   inst.exec();
-  return oldSha ? StoreOutcome::Replaced : StoreOutcome::New;
+  if (!oldPath) return {StoreOutcome::New, {}};
+  return {StoreOutcome::Replaced, *oldPath};
 }
 
 void Index::recordRefusal(const std::string& ae, const std::string& host, const std::string& sop, const std::string& reason) {
@@ -158,7 +160,9 @@ std::optional<SeriesAttributes> Index::seriesAttributes(const std::string& uid) 
   SQLite::Statement q(db_, "SELECT s.series_uid, COALESCE(s.modality, ''), COALESCE(s.body_part, ''),"
                            " COALESCE(s.series_description, ''), COALESCE(s.sop_class_uid, ''), COALESCE(s.calling_ae, ''),"
                            " (SELECT COALESCE(image_type, '') FROM instances WHERE series_uid = s.series_uid LIMIT 1),"
-                           " (SELECT SUM(COALESCE(number_of_frames, 1)) FROM instances WHERE series_uid = s.series_uid)"
+                           " (SELECT SUM(COALESCE(number_of_frames, 1)) FROM instances WHERE series_uid = s.series_uid),"
+                           " (SELECT SUM(COALESCE(number_of_frames, 1) * COALESCE(rows, 0) * COALESCE(columns, 0))"
+                           "  FROM instances WHERE series_uid = s.series_uid)"
                            " FROM series s WHERE s.series_uid = ?");
   q.bind(1, uid);
   if (!q.executeStep()) return std::nullopt;
@@ -171,6 +175,7 @@ std::optional<SeriesAttributes> Index::seriesAttributes(const std::string& uid) 
   a.callingAe = q.getColumn(5).getString();
   a.imageType = q.getColumn(6).isNull() ? "" : q.getColumn(6).getString();
   a.slices = q.getColumn(7).isNull() ? 0 : q.getColumn(7).getInt64();
+  a.voxels = q.getColumn(8).isNull() ? 0 : q.getColumn(8).getInt64();
   return a;
 }
 

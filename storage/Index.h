@@ -22,9 +22,15 @@ struct InstanceRecord : InstanceHeader {
   int64_t receivedMs = 0;
 };
 
-// A resent SOP Instance UID: the newest copy wins. Identical content only counts the resend;
-// different content replaces the file and the row and makes the series receive again.
+// A resent SOP Instance UID: the newest copy wins. The same file (same UIDs, same content) only
+// counts the resend; different content, or another series, replaces the row and makes the series
+// receive again.
 enum class StoreOutcome { New, Replaced, Duplicate };
+
+struct Stored {
+  StoreOutcome outcome = StoreOutcome::New;
+  std::string supersededFile;  // Replaced: the file the row named before, to delete once committed
+};
 
 struct SeriesInfo {
   std::string uid;
@@ -36,15 +42,16 @@ struct SeriesInfo {
 struct SeriesAttributes {
   std::string uid, modality, bodyPart, description, sopClassUid, callingAe, imageType;
   int64_t slices = 0;  // images, counting every frame of multi-frame instances
+  int64_t voxels = 0;  // rows x columns x frames, summed over the instances (what loading it would hold)
 };
 
 class Index {
  public:
   explicit Index(SQLite::Database& db) : db_(db) {}
 
-  StoreOutcome recordInstance(const InstanceRecord& r);
+  Stored recordInstance(const InstanceRecord& r);
   // Several instances in one transaction (one WAL fsync): used through a GroupCommit.
-  std::vector<StoreOutcome> recordInstances(const std::vector<InstanceRecord>& records);
+  std::vector<Stored> recordInstances(const std::vector<InstanceRecord>& records);
   void recordRefusal(const std::string& callingAe, const std::string& peerHost, const std::string& sopInstanceUid,
                      const std::string& reason);
 
@@ -64,7 +71,7 @@ class Index {
   void markPurged(const std::string& seriesUid);  // done -> purged
 
  private:
-  StoreOutcome recordInTransaction(const InstanceRecord& r);
+  Stored recordInTransaction(const InstanceRecord& r);
   SQLite::Database& db_;
   std::mutex mutex_;  // one writer at a time on this connection
 };

@@ -123,10 +123,10 @@ int Jobs::fillLegacyDestinations(
   return int(legacy.size());
 }
 
-void Jobs::noRoute(const std::string& seriesUid, const std::string& note) {
+void Jobs::closeUnprocessed(const std::string& seriesUid, const std::string& note) {
   std::lock_guard<std::mutex> lock(mutex_);
-  static const std::string unrouted = sqlMove("series", kSeriesUnrouted, ", done_ms = ?, note = ?", "series_uid = ?");
-  SQLite::Statement u(db_, unrouted);
+  static const std::string closed = sqlMove("series", kSeriesNotProcessed, ", done_ms = ?, note = ?", "series_uid = ?");
+  SQLite::Statement u(db_, closed);
   u.bind(1, nowMs());
   u.bind(2, note);
   u.bind(3, seriesUid);

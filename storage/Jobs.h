@@ -46,7 +46,8 @@ class Jobs {
   // (std::nullopt: the route is gone, the job keeps none). Returns the jobs filled.
   int fillLegacyDestinations(
       const std::function<std::optional<std::vector<std::string>>(const std::string& route)>& routeDestinations);
-  void noRoute(const std::string& seriesUid, const std::string& note);  // series done, nothing to do
+  // The series is done without a job: no route matched, or it was refused; `note` says why.
+  void closeUnprocessed(const std::string& seriesUid, const std::string& note);
 
   std::optional<Job> claimNext();  // queued -> running, oldest first
   // running -> outcome (done, failed or rejected); a job whose series has a newer job meanwhile

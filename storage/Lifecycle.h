@@ -55,7 +55,7 @@ inline const Transition<S> kSeriesReceives{{S::Receiving, S::Ready, S::Processin
 inline const Transition<S> kSeriesLosesInstance{{S::Receiving, S::Ready, S::Processing, S::Done}, S::Receiving};
 inline const Transition<S> kSeriesQuiet{{S::Receiving}, S::Ready};
 inline const Transition<S> kSeriesRouted{{S::Ready}, S::Processing};
-inline const Transition<S> kSeriesUnrouted{{S::Ready}, S::Done};
+inline const Transition<S> kSeriesNotProcessed{{S::Ready}, S::Done};  // no route, or refused
 inline const Transition<S> kSeriesFinished{{S::Processing}, S::Done};
 inline const Transition<S> kSeriesPurged{{S::Done}, S::Purged};
 

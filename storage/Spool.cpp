@@ -50,12 +50,15 @@ Spool::Spool(std::filesystem::path root) : root_(std::move(root)) {
   std::filesystem::create_directories(root_ / ".tmp");
 }
 
-std::filesystem::path Spool::pathFor(const std::string& study, const std::string& series, const std::string& sop) const {
+std::filesystem::path Spool::pathFor(const std::string& study, const std::string& series, const std::string& sop,
+                                     const std::string& sha256) const {
   const std::pair<const char*, const std::string*> uids[] = {
       {"StudyInstanceUID", &study}, {"SeriesInstanceUID", &series}, {"SOPInstanceUID", &sop}};
   for (const auto& [name, value] : uids)
     if (!isValidUid(*value)) throw Error(ErrorCode::BadInput, std::string(name) + " '" + *value + "' is not a valid UID");
-  return root_ / study / series / (sop + ".dcm");
+  if (sha256.size() < 16) throw Error(ErrorCode::Internal, "Spool::pathFor: '" + sha256 + "' is not a SHA-256");
+  // 64 bits of the hash tell the copies of one SOP instance apart; the name stays under 90 chars.
+  return root_ / study / series / (sop + "." + sha256.substr(0, 16) + ".dcm");
 }
 
 std::filesystem::path Spool::newTempPath() const {

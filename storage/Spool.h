@@ -1,7 +1,9 @@
 #pragma once
-// The spool of received files: <root>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm. A file is
-// written under <root>/.tmp and renamed into place, so a process crash never leaves half a file
-// in the tree. Durability (power loss) comes from syncFilesystems() before a C-STORE is
+// The spool of received files: <root>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.<SHA-256 prefix>.dcm.
+// A file is written under <root>/.tmp and renamed into place, so a process crash never leaves half
+// a file in the tree. The content's hash is in the name so that a changed resend, or an instance
+// moved to another series, never lands on the file the index names: until its row commits, the
+// acknowledged copy stays whole (the index then names the stale file, and it is removed). Durability (power loss) comes from syncFilesystems() before a C-STORE is
 // acknowledged: one syncfs covers the file data, the rename and the database's WAL together.
 // Only UIDs of digits and dots become paths.
 #include <cstdint>
@@ -21,9 +23,10 @@ class Spool {
   explicit Spool(std::filesystem::path root);
   const std::filesystem::path& root() const { return root_; }
 
-  // Throws Error(BadInput) naming the field when a UID is not a valid UID.
+  // Where an instance with these UIDs and this content (hex SHA-256) lies. Throws Error(BadInput)
+  // naming the field when a UID is not a valid UID.
   std::filesystem::path pathFor(const std::string& studyUid, const std::string& seriesUid,
-                                const std::string& sopInstanceUid) const;
+                                const std::string& sopInstanceUid, const std::string& sha256) const;
   std::filesystem::path newTempPath() const;
   // mkdir -p -> rename. Throws Error(Io).
   void commit(const std::filesystem::path& tmp, const std::filesystem::path& final) const;

@@ -44,7 +44,7 @@ int run(const segnode::config::NodeConfig& cfg) {
   auto requeued = jobs.requeueRunning(cfg.maxJobAttempts);
   SEGNODE_LOG(Info, App, "recovery: " << rep.tempFilesRemoved << " temp files removed, " << rep.rowsWithoutFile
                                       << " rows without file dropped, " << rep.filesReindexed << " files re-indexed, "
-                                      << rep.filesUnreadable << " quarantined, " << requeued.requeued << " jobs re-queued, "
+                                      << rep.filesSuperseded << " superseded copies removed, " << rep.filesUnreadable << " quarantined, " << requeued.requeued << " jobs re-queued, "
                                       << requeued.givenUp << " failed after " << cfg.maxJobAttempts << " attempts");
 
   int legacy = jobs.fillLegacyDestinations([&](const std::string& route) -> std::optional<std::vector<std::string>> {
@@ -59,7 +59,7 @@ int run(const segnode::config::NodeConfig& cfg) {
   send::Sender sender({cfg.aeTitle, cfg.dimseTimeoutSeconds, cfg.retry, cfg.destinations}, jobs);
   jobs::JobRunner runner({cfg.modelsDir, cfg.outputDir, config::workerCount(cfg), config::threadsPerWorker(cfg)}, index,
                          jobs, [&] { sender.wake(); });
-  routing::Router router(cfg.routes, index, jobs, [&] { runner.wake(); });
+  routing::Router router(cfg.routes, cfg.maxVoxels, index, jobs, [&] { runner.wake(); });
   routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
                                 [&](const storage::SeriesInfo& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, jobs, spool, cfg.retentionHours);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
@@ -44,6 +45,8 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
   k.read("processing.max_job_attempts", c.maxJobAttempts, "an integer");
   if (c.maxJobAttempts < 1 || c.maxJobAttempts > 100) k.problem("processing.max_job_attempts", "must be 1..100", "use 2");
+  k.read("processing.max_voxels", c.maxVoxels, "an integer");
+  if (c.maxVoxels < 1) k.problem("processing.max_voxels", "must be >= 1", "use 160000000 (a 512 x 512 x 600 CT is 157 million)");
   k.read("retry.base_s", c.retry.baseSeconds, "seconds");
   k.read("retry.cap_s", c.retry.capSeconds, "seconds");
   k.read("retry.max_attempts", c.retry.maxAttempts, "an integer");
@@ -182,11 +185,11 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   NodeConfig c;
   c.file = file;
   k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
-  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts"});
+  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
                           "accept_unknown_peers", "sop_classes"});
-  k.unknownKeys("storage", {"spool_dir", "database", "min_free_mb", "retention_hours"});
+  k.unknownKeys("storage", {"spool_dir", "database", "min_free_mb", "max_dataset_mb", "retention_hours"});
   k.unknownKeys("series", {"quiet_period_s"});
   k.unknownKeys("logging", {"level"});
 
@@ -217,6 +220,11 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.read("storage.min_free_mb", minFreeMb, "a number of MiB");
   if (minFreeMb < 0) k.problem("storage.min_free_mb", "must be >= 0", "use 1024");
   c.minFreeBytes = uint64_t(minFreeMb * 1048576.0);
+  int64_t maxDatasetMb = int64_t(c.maxDatasetBytes >> 20);
+  k.read("storage.max_dataset_mb", maxDatasetMb, "an integer (MiB)");
+  if (maxDatasetMb < 1 || maxDatasetMb > (int64_t(1) << 20))
+    k.problem("storage.max_dataset_mb", "must be 1..1048576", "use 2048 (a 600-slice enhanced CT is about 300)");
+  c.maxDatasetBytes = uint64_t(std::max<int64_t>(1, maxDatasetMb)) << 20;
   k.read("storage.retention_hours", c.retentionHours, "a number of hours");
   if (c.retentionHours < 0) k.problem("storage.retention_hours", "must be >= 0", "use 72 (0 deletes finished series at once)");
   k.read("series.quiet_period_s", c.quietPeriodSeconds, "a number of seconds");

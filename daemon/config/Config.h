@@ -58,6 +58,7 @@ struct NodeConfig {
   std::filesystem::path spoolDir = "var/spool";
   std::filesystem::path database = "var/segnode.db";
   uint64_t minFreeBytes = uint64_t(1) << 30;
+  uint64_t maxDatasetBytes = uint64_t(2048) << 20;  // one received data set
   double retentionHours = 72;
   // series:
   double quietPeriodSeconds = 10;
@@ -67,6 +68,7 @@ struct NodeConfig {
   int workers = 0;                              // 0: sized from the machine (workerCount())
   int threadsPerWorker = 0;                     // 0: cores / workers
   int maxJobAttempts = 2;                       // a job the process died in this often fails (poison series)
+  int64_t maxVoxels = 160'000'000;              // a larger series is refused at routing (512 x 512 x 600 fits)
   std::vector<Route> routes;
   std::vector<Destination> destinations;
   RetryPolicy retry;

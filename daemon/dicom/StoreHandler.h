@@ -42,8 +42,10 @@ class StoreHandler {
   // Each association hook refuses only for its own reason, so the sender is told the right one.
   enum class PeerCheck { Allowed, WrongCalledAe, UnknownCallingAe, WrongHost };
   virtual PeerCheck checkPeer(const Association& a, std::string& reason) const = 0;
-  // Checked before the data is received, so that nothing is written when space is low.
-  virtual bool hasRoomFor(uint64_t bytes, std::string& reason) const = 0;
+  // Whether a data set of which `receivedBytes` have arrived may go on: asked before it is received
+  // (0; false answers the C-STORE "out of resources" and writes nothing) and again as each PDV
+  // arrives (false aborts the association, the only way to stop a data set mid-stream).
+  virtual bool hasRoomFor(uint64_t receivedBytes, std::string& reason) const = 0;
   virtual std::filesystem::path newTempPath() = 0;  // where the next data set is received
   // `tempFile` holds the received data set; success only once it is durable.
   virtual StoreStatus store(const Association& a, ReceivedInstance instance, const std::filesystem::path& tempFile) = 0;

@@ -65,26 +65,38 @@ class Session : public DcmThreadSCP {
     return sendSTOREResponse(presId, req.MessageID, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, st.code, detailPtr);
   }
 
+  // Asked on every PDV of a data set being received: past the size bound, or below the disk
+  // watermark, the association is aborted (DIMSE cannot refuse half a data set).
+  void notifyRECEIVEProgress(const unsigned long byteCount) override {
+    if (!receiving_ || !stopped_.empty()) return;
+    if (std::string reason; !ingest_.hasRoomFor(byteCount, reason)) {
+      stopped_ = reason;
+      abortAssociation();
+    }
+  }
+
   OFCondition handleStore(T_DIMSE_C_StoreRQ& req, T_ASC_PresentationContextID presId) {
     auto a = association();
     std::string reason;
     if (!ingest_.hasRoomFor(0, reason)) {
-      // The data follows the command whatever we answer: take it into memory and drop it, so
-      // nothing is half-written on a full disk.
-      DcmDataset* ds = nullptr;
-      OFCondition c = receiveSTORERequest(req, presId, ds);
-      delete ds;
+      // The data follows the command whatever we answer: it is read and discarded (never held
+      // in memory, never written to the short disk).
+      OFCondition c = receiveSTORERequest(req, presId, OFString("/dev/null"));
       if (c.bad()) return c;
       ingest_.refuse(a, req.AffectedSOPInstanceUID, reason);
       return respond(presId, req, {kOutOfResources, reason});
     }
     std::filesystem::path tmp = ingest_.newTempPath();
+    receiving_ = true, stopped_.clear();
     OFCondition c = receiveSTORERequest(req, presId, OFString(tmp.c_str()));
-    if (c.bad()) {  // the association broke mid-transfer: no response can be sent
+    receiving_ = false;
+    if (c.bad()) {  // the association broke mid-transfer, or was aborted: no response can be sent
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << ": receiving " << req.AffectedSOPInstanceUID
-                                           << " failed: " << c.text());
+      if (!stopped_.empty()) ingest_.refuse(a, req.AffectedSOPInstanceUID, stopped_ + "; association aborted");
+      else
+        SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << ": receiving " << req.AffectedSOPInstanceUID
+                                             << " failed: " << c.text());
       return c;
     }
     ReceivedInstance in;
@@ -102,6 +114,8 @@ class Session : public DcmThreadSCP {
   }
 
   StoreHandler& ingest_;
+  bool receiving_ = false;  // into the spool (not while discarding)
+  std::string stopped_;     // why the data set being received was stopped
 };
 
 }  // namespace

@@ -9,6 +9,14 @@
 #include "storage/Db.h"
 
 namespace segnode::ingest {
+namespace {
+void removeSuperseded(const std::string& file) {
+  if (file.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+  if (ec) SEGNODE_LOG(Warn, Dicom, "cannot remove the superseded copy " << file << ": " << ec.message() << " (recovery retries)");
+}
+}  // namespace
 
 IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
                              routing::SeriesAssembler& assembler)
@@ -21,6 +29,9 @@ IngestService::IngestService(const config::NodeConfig& config, storage::Spool& s
         // Files renamed into place and the rows just committed reach the disk together, before
         // any of these C-STOREs is acknowledged.
         storage::syncFilesystems({spool_.root(), config_.database.parent_path().empty() ? "." : config_.database.parent_path()});
+        // Only now may the copies the rows no longer name go (a crash before this line leaves
+        // them to recovery, which removes a file whose SOP instance is indexed elsewhere).
+        for (const auto& o : outcomes) removeSuperseded(o.supersededFile);
         return outcomes;
       }) {}
 
@@ -61,9 +72,13 @@ IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, s
   return aeKnown ? PeerCheck::WrongHost : PeerCheck::UnknownCallingAe;
 }
 
-bool IngestService::hasRoomFor(uint64_t bytes, std::string& reason) const {
+bool IngestService::hasRoomFor(uint64_t receivedBytes, std::string& reason) const {
+  if (receivedBytes > config_.maxDatasetBytes) {
+    reason = "data set larger than storage.max_dataset_mb (" + std::to_string(config_.maxDatasetBytes >> 20) + " MiB)";
+    return false;
+  }
   uint64_t free = spool_.freeBytes();
-  if (free >= config_.minFreeBytes + bytes) return true;
+  if (free >= config_.minFreeBytes) return true;
   reason = "free space in " + spool_.root().string() + " is " + std::to_string(free >> 20) +
            " MiB, below the storage.min_free_mb watermark of " + std::to_string(config_.minFreeBytes >> 20) + " MiB";
   return false;
@@ -98,21 +113,21 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
                                                   ") differs from the C-STORE request (" + in.commandSopInstanceUid + ")");
   std::filesystem::path final;
   try {
-    final = spool_.pathFor(r.studyUid, r.seriesUid, r.sopInstanceUid);
+    r.sha256 = sha256File(tmp);
+    final = spool_.pathFor(r.studyUid, r.seriesUid, r.sopInstanceUid, r.sha256);
   } catch (const Error& e) {
-    return fail(kCannotUnderstand, e.what());
+    return fail(e.code() == ErrorCode::BadInput ? kCannotUnderstand : kOutOfResources, e.what());
   }
   try {
-    r.sha256 = sha256File(tmp);
     r.fileSize = int64_t(std::filesystem::file_size(tmp));
     r.filePath = final.string();
     r.callingAe = a.callingAe;
     r.peerHost = a.peerHost;
     r.receivedMs = storage::nowMs();
-    // An identical resend renames the same bytes over the file; the index's transaction
-    // recognises it (same SHA-256) and only counts it.
+    // An identical resend renames the same bytes over the same file; the index's transaction
+    // recognises it (same path) and only counts it. Any other copy gets a file of its own.
     spool_.commit(tmp, final);
-    storage::StoreOutcome outcome = rows_.submit(r);
+    storage::StoreOutcome outcome = rows_.submit(r).outcome;
     if (outcome != storage::StoreOutcome::Duplicate) assembler_.noteActivity(r.seriesUid);
     SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "
                                         << (outcome == storage::StoreOutcome::New        ? "new"

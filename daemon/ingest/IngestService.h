@@ -22,8 +22,8 @@ class IngestService : public dicom::StoreHandler {
 
   // Allowlist: the called AE must be ours, the calling AE listed with the host it connects from.
   PeerCheck checkPeer(const dicom::Association& a, std::string& reason) const override;
-  // Disk watermark (storage.min_free_mb).
-  bool hasRoomFor(uint64_t bytes, std::string& reason) const override;
+  // The size bound of one data set (storage.max_dataset_mb) and the disk watermark (storage.min_free_mb).
+  bool hasRoomFor(uint64_t receivedBytes, std::string& reason) const override;
   std::filesystem::path newTempPath() override { return spool_.newTempPath(); }
   // `tempFile` is in the spool's .tmp. Moves it into the spool, fsync'd, commits the row and only
   // then returns success.
@@ -37,7 +37,7 @@ class IngestService : public dicom::StoreHandler {
   storage::Index& index_;
   routing::SeriesAssembler& assembler_;
   // Rows from concurrent associations share one transaction and one syncfs (group commit).
-  GroupCommit<storage::InstanceRecord, storage::StoreOutcome> rows_;
+  GroupCommit<storage::InstanceRecord, storage::Stored> rows_;
 };
 
 }  // namespace segnode::ingest

@@ -14,6 +14,7 @@ struct RecoveryReport {
   int tempFilesRemoved = 0;
   int rowsWithoutFile = 0;   // rows dropped: their file is gone
   int filesReindexed = 0;    // complete files (renamed into place) whose row was not yet committed
+  int filesSuperseded = 0;   // removed: another copy of the same SOP instance is the indexed one
   int filesUnreadable = 0;   // moved aside to <spool>/.quarantine
 };
 

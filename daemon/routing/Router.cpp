@@ -36,9 +36,9 @@ std::string mismatch(const config::RouteMatch& m, const storage::SeriesAttribute
   return "";
 }
 
-Router::Router(std::vector<config::Route> routes, storage::Index& index, storage::Jobs& jobs,
+Router::Router(std::vector<config::Route> routes, int64_t maxVoxels, storage::Index& index, storage::Jobs& jobs,
                std::function<void()> jobCreated)
-    : routes_(std::move(routes)), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
+    : routes_(std::move(routes)), maxVoxels_(maxVoxels), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
 
 void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
   std::string error;
@@ -57,6 +57,13 @@ void Router::route(const std::string& seriesUid, int64_t generation) {
       reasons += (reasons.empty() ? "" : "; ") + route.name + ": " + why;
       continue;
     }
+    if (attrs->voxels > maxVoxels_) {
+      std::string note = "refused: " + std::to_string(attrs->voxels) + " voxels (route " + route.name +
+                         ") exceed processing.max_voxels (" + std::to_string(maxVoxels_) + ")";
+      jobs_.closeUnprocessed(seriesUid, note);
+      SEGNODE_LOG(Warn, Route, "series " << seriesUid << ": " << note);
+      return;
+    }
     auto job = jobs_.create(seriesUid, generation, route.name, route.model, route.destinations, newDicomUid(),
                             newDicomUid());
     SEGNODE_LOG(Info, Route, "series " << seriesUid << " (generation " << generation << ") -> route " << route.name
@@ -65,7 +72,7 @@ void Router::route(const std::string& seriesUid, int64_t generation) {
     return;
   }
   std::string note = "no route: " + (reasons.empty() ? std::string("no routes configured") : reasons);
-  jobs_.noRoute(seriesUid, note);
+  jobs_.closeUnprocessed(seriesUid, note);
   SEGNODE_LOG(Info, Route, "series " << seriesUid << ": " << note);
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Routing (DESIGN §3, mercure's per-series rules): a ready series is matched against the rules in
-// order; the first match becomes a job for its model and destinations. No match is recorded on
-// the series with the reason, and no job is made.
+// order; the first match becomes a job for its model and destinations. No match, or a series
+// larger than processing.max_voxels, is recorded on the series with the reason, and no job is made.
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,7 +18,8 @@ std::string mismatch(const config::RouteMatch& match, const storage::SeriesAttri
 class Router {
  public:
   // The routes are copied: a job is made with what its route says at that moment.
-  Router(std::vector<config::Route> routes, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
+  Router(std::vector<config::Route> routes, int64_t maxVoxels, storage::Index& index, storage::Jobs& jobs,
+         std::function<void()> jobCreated);
   // Makes the job of the first matching route, or records "no route". Never throws: a database
   // error is retried (storage::recordWithRetry), then logged; the series stays ready.
   void onSeriesReady(const std::string& seriesUid, int64_t generation);
@@ -26,6 +27,7 @@ class Router {
  private:
   void route(const std::string& seriesUid, int64_t generation);  // may throw (database)
   std::vector<config::Route> routes_;
+  int64_t maxVoxels_;  // a larger series is refused before anything is loaded
   storage::Index& index_;
   storage::Jobs& jobs_;
   std::function<void()> jobCreated_;

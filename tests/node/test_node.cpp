@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <random>
 #include <set>
 #include <thread>
@@ -186,6 +187,95 @@ TEST_CASE("UIDs with a leading zero in a component, as old modalities send them,
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals") == 0);
 }
 
+// The spool files of one SOP instance.
+std::vector<fs::path> copiesOf(const NodeProcess& node, const std::string& sop) {
+  std::vector<fs::path> out;
+  for (const auto& f : dicomFilesIn(node.spool()))
+    if (sopInstanceUidOf(f) == sop) out.push_back(f);
+  return out;
+}
+
+TEST_CASE("an instance resent in another series moves there for good - one file, no flip at restarts",
+          "[node][dicom][recovery][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  TempDir tmp;
+  auto first = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")).front();
+  const std::string sop = sopInstanceUidOf(first), oldSeries = "1.2.826.0.1.3680043.10.543.1",
+                    newSeries = "1.2.826.0.1.3680043.10.543.2";
+  auto inOld = tmp / "old.dcm", inNew = tmp / "new.dcm";
+  fs::copy_file(first, inOld);
+  REQUIRE(runCommand({"dcmodify", "-nb", "-m", "(0020,000e)=" + oldSeries, inOld.string()}).exitCode == 0);
+  fs::copy_file(inOld, inNew);
+  REQUIRE(runCommand({"dcmodify", "-nb", "-m", "(0020,000e)=" + newSeries, inNew.string()}).exitCode == 0);
+  REQUIRE(node.storescu({}, {inOld.string()}).exitCode == 0);
+  REQUIRE(node.storescu({}, {inNew.string()}).exitCode == 0);
+  for (int restart = 0; restart < 3; ++restart) {
+    node.stop();
+    INFO("restart " << restart);
+    CHECK(node.queryStrings("SELECT series_uid FROM instances WHERE sop_instance_uid = '" + sop + "'") ==
+          std::vector<std::string>{newSeries});
+    CHECK(node.queryInt("SELECT instance_count FROM series WHERE series_uid = '" + oldSeries + "'") == 0);
+    CHECK(node.queryInt("SELECT instance_count FROM series WHERE series_uid = '" + newSeries + "'") == 1);
+    auto copies = copiesOf(node, sop);
+    REQUIRE(copies.size() == 1);
+    DcmFileFormat ff;
+    REQUIRE(ff.loadFile(copies[0].c_str()).good());
+    OFString series;
+    ff.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, series);
+    CHECK(series.c_str() == newSeries);
+    node.start();
+  }
+  node.stop();
+}
+
+TEST_CASE("a changed resend whose row cannot commit leaves the acknowledged copy whole - recovery removes the other",
+          "[node][dicom][recovery][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  TempDir tmp;
+  auto original = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag")).front();
+  auto changed = tmp / "changed.dcm";
+  fs::copy_file(original, changed);
+  REQUIRE(runCommand({"dcmodify", "-nb", "-i", "(0010,4000)=corrected by the modality", changed.string()}).exitCode == 0);
+  const std::string sop = sopInstanceUidOf(original);
+  REQUIRE(node.storescu({}, {original.string()}).exitCode == 0);
+  {
+    // Another writer holds the database past the node's busy timeout (10 s): the row of the
+    // changed copy cannot commit, and the C-STORE is refused.
+    std::promise<void> locked;
+    std::thread writer([&] {
+      SQLite::Database db(node.database().string(), SQLite::OPEN_READWRITE);
+      db.exec("BEGIN EXCLUSIVE");
+      locked.set_value();
+      std::this_thread::sleep_for(std::chrono::seconds(12));
+      db.exec("ROLLBACK");
+    });
+    locked.get_future().wait();
+    auto sent = node.storescu({"-v"}, {changed.string()});
+    writer.join();
+    CHECK_THAT(sent.output, Catch::Contains("Received Store Response (Refused: OutOfResources)"));
+  }
+  node.stop();
+  auto row = node.queryStrings("SELECT file_path || '|' || sha256 FROM instances WHERE sop_instance_uid = '" + sop + "'");
+  REQUIRE(row.size() == 1);
+  const auto bar = row[0].find('|');
+  const std::string path = row[0].substr(0, bar), sha = row[0].substr(bar + 1);
+  CHECK(segnode::sha256File(path) == sha);
+  DcmFileFormat ff;  // and it is the first copy, not the changed one
+  REQUIRE(ff.loadFile(path.c_str()).good());
+  CHECK_FALSE(ff.getDataset()->tagExists(DCM_PatientComments));
+  CHECK(copiesOf(node, sop).size() == 2);  // the refused copy was renamed into place
+  node.start();  // recovery: the copy the index does not name goes
+  node.stop();
+  auto copies = copiesOf(node, sop);
+  REQUIRE(copies.size() == 1);
+  CHECK(copies[0].string() == path);
+  CHECK_THAT(node.log(), Catch::Contains("1 superseded copies removed"));
+}
+
 TEST_CASE("8 storescu processes in parallel: nothing lost, nothing duplicated", "[node][dicom][data]") {
   if (!haveData()) return;
   NodeProcess node;
@@ -299,6 +389,33 @@ TEST_CASE("below the disk watermark C-STORE answers out of resources and writes 
   CHECK(fs::is_empty(node.spool() / ".tmp"));
   // storescu stops at the first refusal; the refusal is on record with its reason.
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") == 1);
+}
+
+TEST_CASE("a data set larger than storage.max_dataset_mb is stopped as it arrives - nothing kept, the node serves on",
+          "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.editConfig("min_free_mb: 10", "min_free_mb: 10\n  max_dataset_mb: 1");
+  node.start();
+  TempDir tmp;
+  auto files = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"));
+  auto big = tmp / "big.dcm";
+  fs::copy_file(files.front(), big);
+  {
+    std::ofstream blob(tmp / "blob", std::ios::binary);
+    blob << std::string(3 << 20, 'x');  // 3 MiB of Encapsulated Document: the data set is > 1 MiB
+  }
+  REQUIRE(runCommand({"dcmodify", "-nb", "-if", "(0042,0011)=" + (tmp / "blob").string(), big.string()}).exitCode == 0);
+  auto sent = node.storescu({"-v"}, {big.string()});
+  CHECK(sent.exitCode != 0);
+  CHECK_THAT(sent.output, !Catch::Contains("Received Store Response (Success)"));
+  // The node is healthy: the next association is served and stored.
+  CHECK(node.storescu({}, {files[1].string()}).exitCode == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 1);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE 'data set larger than storage.max_dataset_mb (1 MiB)%association aborted'") == 1);
+  CHECK(dicomFilesIn(node.spool()).size() == 1);
+  CHECK(fs::is_empty(node.spool() / ".tmp"));
 }
 
 TEST_CASE("segnoded --check-config reports every problem with file, key and fix - inside lists too", "[node][config]") {

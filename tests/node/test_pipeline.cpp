@@ -134,6 +134,23 @@ TEST_CASE("unrouted and unconvertible series are recorded with their reasons and
   site.node.stop();
 }
 
+TEST_CASE("a series larger than processing.max_voxels is refused at routing - no job, the reason on the series",
+          "[pipeline][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  Site site;
+  site.node.editConfig("  threads_per_worker: 2\n", "  threads_per_worker: 2\n  max_voxels: 1000000\n");
+  site.node.start();
+  auto files = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag"));
+  REQUIRE(site.node.storeAsIs(files).exitCode == 0);
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 1; }, 60));
+  const long long voxels = site.node.queryInt("SELECT SUM(rows * columns) FROM instances");
+  CHECK(voxels > 1000000);
+  CHECK(site.node.queryStrings("SELECT note FROM series")[0] ==
+        "refused: " + std::to_string(voxels) + " voxels (route brain-t1) exceed processing.max_voxels (1000000)");
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs") == 0);
+  site.node.stop();
+}
+
 TEST_CASE("a late instance after the SEG was sent: a new SEG supersedes the old one", "[pipeline][orthanc][data]") {
   if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
   Site site;
