@@ -27,7 +27,7 @@
 namespace {
 
 segnode::dicom::ScpOptions scpOptions(const segnode::config::NodeConfig& c) {
-  return {c.aeTitle, c.port, c.maxAssociations, c.maxPdu, c.acseTimeoutSeconds, c.dimseTimeoutSeconds, c.sopClasses};
+  return {c.aeTitle, c.port, c.maxAssociations, c.maxPdu, c.acseTimeoutSeconds, c.dimseTimeoutSeconds, c.sopClasses, c.tls};
 }
 
 int run(const segnode::config::NodeConfig& cfg) {

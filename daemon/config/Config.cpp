@@ -55,11 +55,40 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   if (c.retry.maxAttempts < 1) k.problem("retry.max_attempts", "must be >= 1", "use 8");
 }
 
+// dicom.tls (listening: our certificate and key required) or destinations[i].tls (sending: the
+// CAs that sign the PACS's certificate required; ours only if the PACS asks for one).
+std::optional<TlsOptions> readTls(yaml::Reader& k, const std::string& key, bool listening) {
+  if (!k.has(key)) return std::nullopt;
+  k.unknownKeys(key, {"certificate", "private_key", "trusted_certificates", "min_version", "require_client_certificate"});
+  TlsOptions t;
+  k.read(key + ".certificate", t.certificate, "a PEM file path");
+  k.read(key + ".private_key", t.privateKey, "a PEM file path");
+  t.trusted = k.list<std::string>(key + ".trusted_certificates", "a PEM file or a directory of them");
+  k.read(key + ".min_version", t.minVersion, "1.2 or 1.3");
+  if (listening) k.read(key + ".require_client_certificate", t.requirePeerCertificate, "true or false");
+  if (t.minVersion != "1.2" && t.minVersion != "1.3") k.problem(key + ".min_version", "'" + t.minVersion + "' is not 1.2 or 1.3", "use \"1.2\"");
+  if (listening && (t.certificate.empty() || t.privateKey.empty()))
+    k.problem(key, "needs certificate and private_key to listen with TLS", "give the node's PEM certificate and key");
+  if (t.certificate.empty() != t.privateKey.empty())
+    k.problem(key, "certificate and private_key go together", "give both, or neither");
+  if ((!listening || t.requirePeerCertificate) && t.trusted.empty())
+    k.problem(key + ".trusted_certificates", listening ? "is empty: no client certificate could be trusted" : "is empty: the PACS could not be verified",
+              "list the CA certificate (PEM) that signs the peers' certificates");
+  const std::pair<const char*, const std::string*> files[] = {{"certificate", &t.certificate}, {"private_key", &t.privateKey}};
+  for (const auto& [name, path] : files)
+    if (!path->empty() && !std::filesystem::is_regular_file(*path))
+      k.problem(key + "." + name, "'" + *path + "' is not a readable file", "give the path of a PEM file");
+  for (size_t i = 0; i < t.trusted.size(); ++i)
+    if (!std::filesystem::exists(t.trusted[i]))
+      k.problem(yaml::Reader::item(key + ".trusted_certificates", i), "'" + t.trusted[i] + "' does not exist", "give a PEM file or a directory");
+  return t;
+}
+
 void readDestinations(yaml::Reader& k, NodeConfig& c) {
   const std::string example = "{name: pacs, ae_title: PACS, host: 10.0.0.5, port: 104}";
   for (size_t i = 0, n = k.size("destinations", "- " + example); i < n; ++i) {
     std::string key = yaml::Reader::item("destinations", i);
-    k.unknownKeys(key, {"name", "ae_title", "host", "port"});
+    k.unknownKeys(key, {"name", "ae_title", "host", "port", "tls"});
     if (!k.has(key + ".name") || !k.has(key + ".ae_title") || !k.has(key + ".host") || !k.has(key + ".port")) {
       k.problem(key, "needs name, ae_title, host and port", "write " + example);
       continue;
@@ -72,6 +101,7 @@ void readDestinations(yaml::Reader& k, NodeConfig& c) {
     if (k.read(key + ".port", port, "a TCP port number") && (port < 1 || port > 65535))
       k.problem(key + ".port", "must be 1..65535", "give the PACS's DICOM port");
     dest.port = uint16_t(port);
+    dest.tls = readTls(k, key + ".tls", /*listening=*/false);
     if (!isAeTitle(dest.aeTitle)) k.problem(key + ".ae_title", "'" + dest.aeTitle + "' is not an AE title", "use 1-16 printable characters");
     for (const auto& other : c.destinations)
       if (other.name == dest.name) k.problem(key + ".name", "'" + dest.name + "' is used twice", "give each destination its own name");
@@ -188,7 +218,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
-                          "accept_unknown_peers", "sop_classes"});
+                          "accept_unknown_peers", "sop_classes", "tls"});
   k.unknownKeys("storage", {"spool_dir", "database", "min_free_mb", "max_dataset_mb", "retention_hours"});
   k.unknownKeys("series", {"quiet_period_s"});
   k.unknownKeys("logging", {"level"});
@@ -210,6 +240,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.read("dicom.accept_unknown_peers", c.acceptUnknownPeers, "true or false");
   readPeers(k, c);
   readSopClasses(k, c);
+  c.tls = readTls(k, "dicom.tls", /*listening=*/true);
 
   std::string spool = c.spoolDir.string(), db = c.database.string();
   k.read("storage.spool_dir", spool, "a directory path");

@@ -3,8 +3,11 @@
 // reported with the file, the key and the fix, all at once (segnoded --check-config).
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "common/TlsOptions.h"
 
 namespace segnode::config {
 
@@ -17,6 +20,7 @@ struct Destination {
   std::string name;  // referred to by routes
   std::string aeTitle, host;
   uint16_t port = 104;
+  std::optional<TlsOptions> tls;  // set: send over TLS, verifying the destination's certificate
 };
 
 // A route matches a ready series when every given criterion holds (absent ones match anything).
@@ -54,6 +58,7 @@ struct NodeConfig {
   std::vector<Peer> peers;
   bool acceptUnknownPeers = false;
   std::vector<std::string> sopClasses;  // UIDs
+  std::optional<TlsOptions> tls;        // dicom.tls: set, the port speaks TLS only
   // storage:
   std::filesystem::path spoolDir = "var/spool";
   std::filesystem::path database = "var/segnode.db";

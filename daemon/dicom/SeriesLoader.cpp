@@ -145,24 +145,23 @@ SeriesImage loadSeries(const std::vector<std::filesystem::path>& files) {
     refuse(std::to_string(slices.size()) + " images at " + std::to_string(perPosition.size()) +
            " slice positions (4D, multi-echo or repeated series)");
 
-  double spacing = 1.0;
-  Vec3 kdir = normal;
-  if (slices.size() > 1) {
-    const Vec3 span{slices.back().position[0] - first.position[0], slices.back().position[1] - first.position[1],
-                    slices.back().position[2] - first.position[2]};
-    double length = std::sqrt(dot(span, span));
-    spacing = length / double(slices.size() - 1);
-    kdir = {span[0] / length, span[1] / length, span[2] / length};
-    // Slices must stack along the normal: otherwise the gantry was tilted (or the grid sheared).
-    if (std::fabs(dot(kdir, normal)) < 1 - 1e-4)
-      refuse("slices do not stack along their normal (gantry tilt of " +
-             std::to_string(std::acos(std::min(1.0, std::fabs(dot(kdir, normal)))) * 180 / M_PI) + " degrees)");
-    for (size_t k = 1; k < slices.size(); ++k) {
-      double gap = slices[k].along - slices[k - 1].along;
-      if (std::fabs(gap - spacing) > kSpacingTolerance * spacing)
-        refuse("non-uniform slice spacing (gap of " + std::to_string(gap) + " mm where " + std::to_string(spacing) +
-               " mm is the mean): missing slices?");
-    }
+  // One image has no slice spacing (SliceThickness is not the distance between slices): refused
+  // rather than given a guessed one.
+  if (slices.size() < 2) refuse("a single image: a volume needs at least 2 slices to know their spacing");
+  const Vec3 span{slices.back().position[0] - first.position[0], slices.back().position[1] - first.position[1],
+                  slices.back().position[2] - first.position[2]};
+  const double length = std::sqrt(dot(span, span));
+  const double spacing = length / double(slices.size() - 1);
+  const Vec3 kdir{span[0] / length, span[1] / length, span[2] / length};
+  // Slices must stack along the normal: otherwise the gantry was tilted (or the grid sheared).
+  if (std::fabs(dot(kdir, normal)) < 1 - 1e-4)
+    refuse("slices do not stack along their normal (gantry tilt of " +
+           std::to_string(std::acos(std::min(1.0, std::fabs(dot(kdir, normal)))) * 180 / M_PI) + " degrees)");
+  for (size_t k = 1; k < slices.size(); ++k) {
+    double gap = slices[k].along - slices[k - 1].along;
+    if (std::fabs(gap - spacing) > kSpacingTolerance * spacing)
+      refuse("non-uniform slice spacing (gap of " + std::to_string(gap) + " mm where " + std::to_string(spacing) +
+             " mm is the mean): missing slices?");
   }
 
   const Slice& s0 = slices.front();

@@ -5,10 +5,12 @@
 // DCMTK stays inside daemon/dicom/.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/InstanceHeader.h"
+#include "common/TlsOptions.h"
 
 namespace segnode::dicom {
 
@@ -60,6 +62,7 @@ struct ScpOptions {
   uint32_t maxPdu = 131072;
   int acseTimeoutSeconds = 30, dimseTimeoutSeconds = 60;
   std::vector<std::string> sopClasses;  // UIDs accepted for C-STORE
+  std::optional<TlsOptions> tls;        // set: the port speaks TLS only
 };
 
 }  // namespace segnode::dicom

@@ -8,6 +8,7 @@
 #include "common/Error.h"
 #include "common/Log.h"
 #include "daemon/dicom/InstanceReader.h"
+#include "daemon/dicom/Tls.h"
 
 namespace segnode::dicom {
 
@@ -146,6 +147,10 @@ StoreScp::StoreScp(const ScpOptions& c, StoreHandler& handler) : pool_(std::make
   cfg.setConnectionBlockingMode(DUL_NOBLOCK);
   cfg.setConnectionTimeout(1);
   cfg.setHostLookupEnabled(OFFalse);
+  if (c.tls) {
+    tls_ = makeTlsLayer(*c.tls, /*accepting=*/true);
+    cfg.setTransportLayer(tls_.get());
+  }
   OFList<OFString> echoSyntaxes;
   echoSyntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
   echoSyntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);

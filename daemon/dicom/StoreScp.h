@@ -7,6 +7,8 @@
 
 #include "daemon/dicom/StoreHandler.h"
 
+class DcmTransportLayer;
+
 namespace segnode::dicom {
 
 // Transfer syntaxes the node accepts, in order of preference: what DCMTK here decodes, plus
@@ -24,6 +26,7 @@ class StoreScp {
   struct Pool;
 
  private:
+  std::shared_ptr<DcmTransportLayer> tls_;  // outlives the pool that uses it
   std::unique_ptr<Pool> pool_;
 };
 

@@ -5,6 +5,14 @@
 #include <dcmtk/dcmnet/scu.h>
 
 namespace segnode::dicom {
+namespace {
+// DCMTK 3.6.7 keeps DcmSCU::useSecureConnection protected (DcmTLSSCU would build its own layer
+// from files at every send; ours is built once per destination).
+class Scu : public DcmSCU {
+ public:
+  using DcmSCU::useSecureConnection;
+};
+}  // namespace
 
 SendResult storeFile(const RemoteAe& to, const std::string& callingAe, const std::filesystem::path& file,
                      int timeoutSeconds) {
@@ -12,7 +20,7 @@ SendResult storeFile(const RemoteAe& to, const std::string& callingAe, const std
   if (ff.loadFile(file.c_str()).bad()) return {false, file.string() + ": cannot read"};
   OFString sopClass;
   ff.getDataset()->findAndGetOFString(DCM_SOPClassUID, sopClass);
-  DcmSCU scu;
+  Scu scu;
   scu.setAETitle(callingAe.c_str());
   scu.setPeerHostName(to.host.c_str());
   scu.setPeerPort(to.port);
@@ -26,6 +34,7 @@ SendResult storeFile(const RemoteAe& to, const std::string& callingAe, const std
   syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
   scu.addPresentationContext(sopClass, syntaxes);
   OFCondition c = scu.initNetwork();
+  if (c.good() && to.tls) c = scu.useSecureConnection(to.tls.get());  // needs the network initNetwork made
   if (c.good()) c = scu.negotiateAssociation();
   if (c.bad()) return {false, std::string("association with ") + to.aeTitle + "@" + to.host + ":" + std::to_string(to.port) +
                                   " failed: " + c.text()};

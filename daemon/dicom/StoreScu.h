@@ -3,13 +3,17 @@
 // (Segmentation Storage for our output) in explicit and implicit little endian.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+
+class DcmTransportLayer;
 
 namespace segnode::dicom {
 
 struct RemoteAe {
   std::string aeTitle, host;
   uint16_t port = 104;
+  std::shared_ptr<DcmTransportLayer> tls;  // set: the association is made over TLS (dicom/Tls.h)
 };
 
 struct SendResult {

@@ -4,6 +4,7 @@
 
 #include "common/Log.h"
 #include "daemon/dicom/StoreScu.h"
+#include "daemon/dicom/Tls.h"
 #include "storage/Db.h"
 
 namespace segnode::send {
@@ -17,8 +18,13 @@ void Sender::start() {
   if (int n = jobs_.deadLetterUnknown(names))
     SEGNODE_LOG(Warn, Send, n << " pending deliveries to destinations no longer configured: dead-lettered"
                               << " (segnode status shows them; segnode retry once the destination is back)");
+  // TLS layers first: a certificate that cannot be used stops the start (Error(BadConfig)).
+  std::vector<dicom::RemoteAe> remotes;
+  for (const auto& d : options_.destinations)
+    remotes.push_back({d.aeTitle, d.host, d.port, d.tls ? dicom::makeTlsLayer(*d.tls, /*accepting=*/false) : nullptr});
   running_ = true;
-  for (const auto& d : options_.destinations) threads_.emplace_back([this, d] { loop(d); });
+  for (size_t i = 0; i < remotes.size(); ++i)
+    threads_.emplace_back([this, name = options_.destinations[i].name, remote = remotes[i]] { loop(name, remote); });
 }
 
 void Sender::wake() { wake_.notify(); }
@@ -30,17 +36,17 @@ void Sender::stop() {
   threads_.clear();
 }
 
-void Sender::loop(const config::Destination& dest) {
+void Sender::loop(const std::string& destination, const dicom::RemoteAe& remote) {
   while (running_) {
     uint64_t ticket = wake_.ticket();
     std::optional<storage::OutboxItem> item;
     try {
-      item = jobs_.nextDue(dest.name, storage::nowMs());
+      item = jobs_.nextDue(destination, storage::nowMs());
     } catch (const std::exception& e) {
-      SEGNODE_LOG(Error, Send, dest.name << ": " << e.what());
+      SEGNODE_LOG(Error, Send, destination << ": " << e.what());
     }
     if (item) {
-      auto r = dicom::storeFile({dest.aeTitle, dest.host, dest.port}, options_.callingAe, item->segPath,
+      auto r = dicom::storeFile(remote, options_.callingAe, item->segPath,
                                 options_.timeoutSeconds);
       int attempt = item->attempts + 1;
       bool dead = !r.ok && attempt >= options_.retry.maxAttempts;
@@ -49,13 +55,13 @@ void Sender::loop(const config::Destination& dest) {
       if (!storage::recordWithRetry([&] { r.ok ? jobs_.markSent(item->id) : jobs_.markFailed(item->id, r.message, next, dead); },
                                     error)) {
         // Not recorded: the row stays pending and is sent again (a PACS takes a SEG it has twice).
-        SEGNODE_LOG(Error, Send, "job " << item->jobId << " -> " << dest.name << ": the delivery's outcome could not be "
+        SEGNODE_LOG(Error, Send, "job " << item->jobId << " -> " << destination << ": the delivery's outcome could not be "
                                         << "recorded: " << error);
         wake_.wait(ticket, std::chrono::seconds(5), [&] { return !running_; });
       } else if (r.ok) {
-        SEGNODE_LOG(Info, Send, "job " << item->jobId << " -> " << dest.name << ": sent (attempt " << attempt << ")");
+        SEGNODE_LOG(Info, Send, "job " << item->jobId << " -> " << destination << ": sent (attempt " << attempt << ")");
       } else {
-        SEGNODE_LOG(Warn, Send, "job " << item->jobId << " -> " << dest.name << ": attempt " << attempt << " failed: "
+        SEGNODE_LOG(Warn, Send, "job " << item->jobId << " -> " << destination << ": attempt " << attempt << " failed: "
                                        << r.message << (dead ? "; dead-lettered (segnode retry re-queues it)" : ""));
       }
       continue;
@@ -64,7 +70,7 @@ void Sender::loop(const config::Destination& dest) {
     // re-queued by `segnode retry` (another process) are seen within a few seconds.
     int64_t waitMs = 5000;
     try {
-      if (auto next = jobs_.nextAttemptMs(dest.name)) waitMs = std::clamp<int64_t>(*next - storage::nowMs(), 0, 5000);
+      if (auto next = jobs_.nextAttemptMs(destination)) waitMs = std::clamp<int64_t>(*next - storage::nowMs(), 0, 5000);
     } catch (const std::exception&) {
     }
     wake_.wait(ticket, std::chrono::milliseconds(waitMs), [&] { return !running_; });

@@ -8,6 +8,7 @@
 
 #include "common/WakeSignal.h"
 #include "daemon/config/Config.h"
+#include "daemon/dicom/StoreScu.h"
 #include "storage/Jobs.h"
 
 namespace segnode::send {
@@ -30,7 +31,7 @@ class Sender {
   void stop();
 
  private:
-  void loop(const config::Destination& destination);
+  void loop(const std::string& destination, const dicom::RemoteAe& remote);
   const SenderOptions options_;
   storage::Jobs& jobs_;
   std::vector<std::thread> threads_;

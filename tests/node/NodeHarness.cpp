@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -240,6 +241,34 @@ std::vector<std::filesystem::path> dicomFilesIn(const std::filesystem::path& dir
     if (e.is_regular_file() && e.path().parent_path().filename() != ".tmp" && isPart10(e.path())) out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+namespace {
+void mustRun(const std::vector<std::string>& argv) {
+  auto r = runCommand(argv);
+  if (r.exitCode != 0) throw std::runtime_error(argv[0] + " failed: " + r.output);
+}
+}  // namespace
+
+TestPki::TestPki() {
+  ::chmod(dir_.path().c_str(), 0755);
+  makeCa("ca");
+  makeCa("rogue-ca");
+  for (const char* name : {"node", "client", "orthanc"}) sign(name, "ca");
+  sign("rogue-client", "rogue-ca");
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) ::chmod(e.path().c_str(), 0644);
+}
+
+void TestPki::makeCa(const std::string& name) {
+  mustRun({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key(name), "-out", crt(name), "-days", "2",
+           "-subj", "/CN=segnode test " + name});
+}
+
+void TestPki::sign(const std::string& name, const std::string& ca) {
+  const std::string csr = (dir_ / (name + ".csr")).string();
+  mustRun({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key(name), "-out", csr, "-subj", "/CN=127.0.0.1"});
+  mustRun({"openssl", "x509", "-req", "-in", csr, "-CA", crt(ca), "-CAkey", key(ca), "-CAcreateserial", "-out", crt(name),
+           "-days", "2"});
 }
 
 }  // namespace segnode::test

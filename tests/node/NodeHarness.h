@@ -66,6 +66,21 @@ class NodeProcess {
   pid_t pid_ = -1;
 };
 
+// A throwaway CA made with openssl(1), and certificates it signs (CN 127.0.0.1) for "node",
+// "client" and "orthanc"; plus "rogue-ca", which nobody trusts, and its "rogue-client". The files
+// are readable by Orthanc's user. Throws when openssl fails.
+class TestPki {
+ public:
+  TestPki();
+  std::string crt(const std::string& name) const { return (dir_ / (name + ".crt")).string(); }
+  std::string key(const std::string& name) const { return (dir_ / (name + ".key")).string(); }
+
+ private:
+  void makeCa(const std::string& name);
+  void sign(const std::string& name, const std::string& ca);
+  TempDir dir_;
+};
+
 std::filesystem::path segnodedPath();
 std::filesystem::path dicomData(const std::string& relative);  // ../shared/data/dicom/<relative>
 // Every DICOM file below dir (by reading the header), sorted.

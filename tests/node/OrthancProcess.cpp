@@ -16,7 +16,7 @@ namespace segnode::test {
 
 bool OrthancProcess::available() { return std::filesystem::exists("/usr/sbin/Orthanc"); }
 
-OrthancProcess::OrthancProcess(int nodePort) : dicomPort_(freePort()), httpPort_(freePort()), nodePort_(nodePort) {
+OrthancProcess::OrthancProcess(int nodePort, const std::string& extraJson) : dicomPort_(freePort()), httpPort_(freePort()), nodePort_(nodePort) {
   std::filesystem::create_directories(dir_ / "db");
   std::ofstream(dir_ / "orthanc.json")
       << "{\"Name\": \"segnode-test\", \"StorageDirectory\": \"" << (dir_ / "db").string() << "\", \"IndexDirectory\": \""
@@ -24,7 +24,7 @@ OrthancProcess::OrthancProcess(int nodePort) : dicomPort_(freePort()), httpPort_
       << ", \"HttpPort\": " << httpPort_
       << ", \"RemoteAccessAllowed\": false, \"AuthenticationEnabled\": false, \"DicomCheckCalledAet\": false,"
          " \"Plugins\": [], \"DicomModalities\": {\"segnode\": [\"SEGNODE\", \"127.0.0.1\", "
-      << nodePort_ << "]}}\n";
+      << nodePort_ << "]}" << extraJson << "}\n";
   runCommand({"chown", "-R", "orthanc:orthanc", dir_.path().string()});
 }
 

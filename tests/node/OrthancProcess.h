@@ -14,7 +14,8 @@ namespace segnode::test {
 class OrthancProcess {
  public:
   // `nodePort`: where the segnode peer listens (registered as modality "segnode").
-  explicit OrthancProcess(int nodePort);
+  // `extraJson`: more top-level members of Orthanc's configuration, starting with a comma.
+  explicit OrthancProcess(int nodePort, const std::string& extraJson = "");
   ~OrthancProcess();
   static bool available();  // /usr/sbin/Orthanc installed
   void start();             // bounded wait until its REST API answers

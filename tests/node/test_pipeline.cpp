@@ -35,14 +35,16 @@ void makeBundle(const fs::path& models) {
 
 struct Site {
   NodeProcess node{"  peers:\n    - {ae_title: ORTHANC, host: 127.0.0.1}\n    - {ae_title: STORESCU, host: 127.0.0.1}\n"};
-  OrthancProcess pacs{node.port()};
-  Site() {
+  OrthancProcess pacs;
+  // orthancJson: more of Orthanc's configuration; destinationTls: the pacs destination's tls value.
+  explicit Site(const std::string& orthancJson = "", const std::string& destinationTls = "")
+      : pacs(node.port(), orthancJson) {
     makeBundle(node.dir() / "models");
     node.appendConfig("series:\n  quiet_period_s: 1\nprocessing:\n  models_dir: " + (node.dir() / "models").string() +
                       "\n  output_dir: " + (node.dir() / "out").string() +
                       "\n  threads_per_worker: 2\n"
                       "destinations:\n  - {name: pacs, ae_title: ORTHANC, host: 127.0.0.1, port: " +
-                      std::to_string(pacs.dicomPort()) +
+                      std::to_string(pacs.dicomPort()) + (destinationTls.empty() ? "" : ", tls: " + destinationTls) +
                       "}\nretry: {base_s: 0.5, cap_s: 1, max_attempts: 3}\n"
                       "routes:\n  - {name: brain-t1, match: {modality: MR, min_slices: 20}, model: e2e-brain, destinations: [pacs]}\n");
   }
@@ -86,6 +88,24 @@ TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it c
   auto status = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "status", "--config", site.node.configFile().string()});
   CHECK(status.exitCode == 0);
   CHECK_THAT(status.output, Catch::Contains("sent=1"));
+  site.node.stop();
+}
+
+TEST_CASE("the SEG goes to an Orthanc that speaks DICOM TLS - verified both ways", "[pipeline][orthanc][tls][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  if (segnode::test::missing(runCommand({"openssl", "version"}).exitCode == 0, "openssl(1)")) return;
+  TestPki pki;
+  Site site(", \"DicomTlsEnabled\": true, \"DicomTlsCertificate\": \"" + pki.crt("orthanc") +
+                "\", \"DicomTlsPrivateKey\": \"" + pki.key("orthanc") + "\", \"DicomTlsTrustedCertificates\": \"" +
+                pki.crt("ca") + "\", \"DicomTlsRemoteCertificateRequired\": true",
+            "{trusted_certificates: [" + pki.crt("ca") + "], certificate: " + pki.crt("client") +
+                ", private_key: " + pki.key("client") + "}");
+  site.pacs.start();
+  site.node.start();
+  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
+  REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
+  CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
   site.node.stop();
 }
 
