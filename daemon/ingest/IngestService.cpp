@@ -19,16 +19,17 @@ void removeSuperseded(const std::string& file) {
 }  // namespace
 
 IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
-                             routing::SeriesAssembler& assembler)
+                             routing::SeriesAssembler& assembler, Flusher flush)
     : config_(config),
       spool_(spool),
       index_(index),
       assembler_(assembler),
+      flush_(std::move(flush)),
       rows_([this](std::vector<storage::InstanceRecord>& batch) {
         auto outcomes = index_.recordInstances(batch);
         // Files renamed into place and the rows just committed reach the disk together, before
         // any of these C-STOREs is acknowledged.
-        storage::syncFilesystems({spool_.root(), config_.database.parent_path().empty() ? "." : config_.database.parent_path()});
+        flush_({spool_.root(), config_.database.parent_path().empty() ? "." : config_.database.parent_path()});
         // Only now may the copies the rows no longer name go (a crash before this line leaves
         // them to recovery, which removes a file whose SOP instance is indexed elsewhere).
         for (const auto& o : outcomes) removeSuperseded(o.supersededFile);

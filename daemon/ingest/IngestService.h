@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/GroupCommit.h"
 
@@ -17,8 +18,11 @@ namespace segnode::ingest {
 
 class IngestService : public dicom::StoreHandler {
  public:
+  // Puts renamed files and committed rows on disk before any C-STORE is acknowledged: the node's
+  // is storage::syncFilesystems; a test injects one that records what each flush covered.
+  using Flusher = std::function<void(const std::vector<std::filesystem::path>&)>;
   IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
-                routing::SeriesAssembler& assembler);
+                routing::SeriesAssembler& assembler, Flusher flush = storage::syncFilesystems);
 
   // Allowlist: the called AE must be ours, the calling AE listed with the host it connects from.
   PeerCheck checkPeer(const dicom::Association& a, std::string& reason) const override;
@@ -36,6 +40,7 @@ class IngestService : public dicom::StoreHandler {
   storage::Spool& spool_;
   storage::Index& index_;
   routing::SeriesAssembler& assembler_;
+  Flusher flush_;
   // Rows from concurrent associations share one transaction and one syncfs (group commit).
   GroupCommit<storage::InstanceRecord, storage::Stored> rows_;
 };

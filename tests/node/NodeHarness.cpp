@@ -243,6 +243,27 @@ std::vector<std::filesystem::path> dicomFilesIn(const std::filesystem::path& dir
   return out;
 }
 
+std::string pixelBytesOf(const std::filesystem::path& file) {
+  DcmFileFormat ff;
+  if (ff.loadFile(file.c_str()).bad()) throw std::runtime_error(file.string() + ": not readable");
+  DcmElement* e = nullptr;
+  if (ff.getDataset()->findAndGetElement(DCM_PixelData, e).bad()) throw std::runtime_error(file.string() + ": no Pixel Data");
+  Uint8* data = nullptr;
+  e->getUint8Array(data);
+  return std::string(reinterpret_cast<const char*>(data), e->getLength());
+}
+
+std::vector<std::string> acknowledgedFiles(const std::filesystem::path& storescuLog) {
+  std::ifstream log(storescuLog);
+  std::string line, current;
+  std::vector<std::string> out;
+  while (std::getline(log, line)) {
+    if (auto p = line.find("Sending file: "); p != std::string::npos) current = line.substr(p + 14);
+    if (line.find("Received Store Response (Success)") != std::string::npos && !current.empty()) out.push_back(current);
+  }
+  return out;
+}
+
 namespace {
 void mustRun(const std::vector<std::string>& argv) {
   auto r = runCommand(argv);

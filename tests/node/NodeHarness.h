@@ -87,6 +87,11 @@ std::filesystem::path dicomData(const std::string& relative);  // ../shared/data
 std::vector<std::filesystem::path> dicomFilesIn(const std::filesystem::path& dir);
 std::string sopInstanceUidOf(const std::filesystem::path& file);
 std::string transferSyntaxOf(const std::filesystem::path& file);
+// Raw bytes of Pixel Data after decompression by DCMTK's codecs (not JPEG 2000): what must
+// survive storing, whatever the meta header the receiver writes.
+std::string pixelBytesOf(const std::filesystem::path& file);
+// The files a `storescu -v` run (its log) got a Success response for, in order.
+std::vector<std::string> acknowledgedFiles(const std::filesystem::path& storescuLog);
 // Runs dciodvfy (dicom3tools) on a file: the number of "Error" lines; `report` gets its output.
 int dciodvfyErrors(const std::filesystem::path& file, std::string& report);
 

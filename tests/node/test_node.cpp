@@ -33,16 +33,6 @@ std::vector<std::string> strings(const std::vector<fs::path>& paths) {
 
 bool haveData() { return !segnode::test::missing(!dicomData("philips_ingenia_elitionx_t1_mprage_sag").empty(), "../shared/data/dicom"); }
 
-// Raw bytes of Pixel Data after decompression by DCMTK's codecs (not JPEG 2000).
-std::string pixelBytes(const fs::path& file) {
-  DcmFileFormat ff;
-  REQUIRE(ff.loadFile(file.c_str()).good());
-  DcmElement* e = nullptr;
-  REQUIRE(ff.getDataset()->findAndGetElement(DCM_PixelData, e).good());
-  Uint8* data = nullptr;
-  e->getUint8Array(data);
-  return std::string(reinterpret_cast<const char*>(data), e->getLength());
-}
 
 }  // namespace
 
@@ -134,7 +124,7 @@ TEST_CASE("all nine transfer syntaxes are accepted and stored unchanged - DCMTK-
     auto stored = node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + uid + "'");
     REQUIRE(stored.size() == 1);
     CHECK(transferSyntaxOf(stored[0]) == transferSyntaxOf(f));
-    CHECK(pixelBytes(stored[0]) == pixelBytes(f));
+    CHECK(pixelBytesOf(stored[0]) == pixelBytesOf(f));
   }
   // Decoded from the spool, all nine give the pixels of the uncompressed file 1, JPEG 2000 too.
   auto reference = segnode::dicom::decodePixels(files[0]);
@@ -319,14 +309,7 @@ TEST_CASE("crash safety: kill -9 during a send, restart - every acknowledged ins
     node.kill9();
     waitpid(sender, nullptr, 0);
 
-    std::ifstream log(logFile);
-    std::string line, current;
-    std::vector<std::string> acknowledged;
-    while (std::getline(log, line)) {
-      if (auto p = line.find("Sending file: "); p != std::string::npos) current = line.substr(p + 14);
-      if (line.find("Received Store Response (Success)") != std::string::npos && !current.empty())
-        acknowledged.push_back(current);
-    }
+    auto acknowledged = acknowledgedFiles(logFile);
     acknowledgedTotal += int(acknowledged.size());
     node.start();  // recovery runs here
     node.stop();
@@ -336,7 +319,7 @@ TEST_CASE("crash safety: kill -9 during a send, restart - every acknowledged ins
       auto stored = node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + uid + "'");
       REQUIRE(stored.size() == 1);
       REQUIRE(fs::exists(stored[0]));
-      CHECK(pixelBytes(stored[0]) == pixelBytes(f));
+      CHECK(pixelBytesOf(stored[0]) == pixelBytesOf(f));
     }
     CHECK(fs::is_empty(node.spool() / ".tmp"));
     // Every row has its file and every file its row.

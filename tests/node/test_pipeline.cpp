@@ -1,11 +1,13 @@
 // End to end with a real PACS (issue: DICOM node part 2): Orthanc sends a series to segnoded, the
 // node segments it with a random-weight bundle made here and sends a DICOM-SEG back.
+#include <sys/wait.h>
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "NodeHarness.h"
@@ -107,6 +109,73 @@ TEST_CASE("the SEG goes to an Orthanc that speaks DICOM TLS - verified both ways
   CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
   site.node.stop();
+}
+
+// The full run is scripts/fault-rounds.sh (SEGNODE_FAULT_ROUNDS=20); ctest runs 3 rounds.
+TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and sending - nothing acknowledged is lost, every job ends, one SEG per job",
+          "[pipeline][orthanc][fault][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  const char* env = std::getenv("SEGNODE_FAULT_ROUNDS");
+  const int rounds = env ? std::max(1, std::atoi(env)) : 3;
+  Site site;
+  site.pacs.start();
+  const auto source = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom");
+  std::mt19937 rng(20261201);
+  TempDir work;
+  std::vector<std::string> acknowledged;
+  std::vector<double> killedAt;
+  for (int round = 0; round < rounds; ++round) {
+    // Each round sends the series anew, under its own Series and SOP Instance UIDs.
+    const auto dir = work / ("round" + std::to_string(round));
+    fs::create_directories(dir);
+    std::vector<std::string> files;
+    for (const auto& f : source) {
+      files.push_back((dir / f.filename()).string());
+      fs::copy_file(f, files.back());
+    }
+    std::vector<std::string> edit{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.7." + std::to_string(round)};
+    edit.insert(edit.end(), files.begin(), files.end());
+    REQUIRE(runCommand(edit).exitCode == 0);
+    site.node.start();
+    std::vector<std::string> send{"storescu", "-v", "-xe", "-aet", "STORESCU", "-aec", "SEGNODE", "127.0.0.1",
+                                  std::to_string(site.node.port())};
+    send.insert(send.end(), files.begin(), files.end());
+    pid_t sender = spawnCommand(send, dir / "storescu.log");
+    // A round takes about 20 s from the first C-STORE to the SEG in Orthanc: the kill lands in
+    // ingest, the quiet period, inference, the SEG or its sending.
+    killedAt.push_back(std::uniform_real_distribution<double>(0.2, 22)(rng));
+    std::this_thread::sleep_for(std::chrono::duration<double>(killedAt.back()));
+    site.node.kill9();
+    waitpid(sender, nullptr, 0);
+    for (const auto& f : acknowledgedFiles(dir / "storescu.log")) acknowledged.push_back(f);
+  }
+  site.node.start();  // recovery, then everything left runs to its end
+  auto settled = [&] {
+    return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state IN ('receiving', 'ready', 'processing')") == 0 &&
+           site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')") == 0 &&
+           site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'pending'") == 0;
+  };
+  REQUIRE(waitFor(settled, 60.0 * rounds));
+  site.node.stop();
+
+  for (const auto& f : acknowledged) {
+    auto stored = site.node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + sopInstanceUidOf(f) + "'");
+    REQUIRE(stored.size() == 1);
+    CHECK(pixelBytesOf(stored[0]) == pixelBytesOf(f));
+  }
+  const long long done = site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'");
+  const long long failed = site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'failed'");
+  // A job ends done, or failed because the process died during each of its attempts.
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND reason NOT LIKE '%attempts%'") == 0);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state <> 'sent'") == 0);
+  // Exactly one SEG per done job: a delivery repeated after a kill carries the same SOP Instance
+  // UID, so Orthanc keeps one.
+  CHECK((long long)site.pacs.instancesOfModality("SEG").size() == done);
+  std::string when;
+  for (double t : killedAt) when += std::to_string(t).substr(0, 4) + " ";
+  std::printf("fault rounds: %d kills at %ss; %zu instances acknowledged, all intact; %lld jobs done, %lld failed after "
+              "their attempts; %zu SEGs in Orthanc\n",
+              rounds, when.c_str(), acknowledged.size(), done, failed, site.pacs.instancesOfModality("SEG").size());
 }
 
 TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives - dead letters can be retried",

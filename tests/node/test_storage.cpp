@@ -9,7 +9,10 @@
 #include <thread>
 #include <set>
 
+#include "NodeHarness.h"
 #include "TestSupport.h"
+#include "daemon/dicom/InstanceReader.h"
+#include "daemon/ingest/IngestService.h"
 #include "daemon/ingest/Retention.h"
 #include "daemon/routing/SeriesAssembler.h"
 #include "common/Error.h"
@@ -229,4 +232,49 @@ TEST_CASE("retention deletes a SEG once every delivery was sent - a pending or d
   CHECK_FALSE(fs::exists(sent));
   CHECK(fs::exists(dead));  // kept for `segnode retry`
   for (const auto& j : jobs.list(storage::JobState::Done, 10)) CHECK(j.segPath == (j.seriesUid == "1.2.3.20" ? "" : dead.string()));
+}
+
+TEST_CASE("no C-STORE is acknowledged before a flush that covers its file and its row - a skipped flush fails here",
+          "[node][storage][data]") {
+  const auto files = test::dicomFilesIn(test::dicomData("siemens_prisma_gre_fieldmap_sag"));
+  if (test::missing(!files.empty(), "../shared/data/dicom")) return;
+  test::TempDir dir;
+  config::NodeConfig cfg;
+  cfg.spoolDir = dir / "spool", cfg.database = dir / "segnode.db", cfg.minFreeBytes = 0;
+  auto db = storage::openDatabase(cfg.database);
+  storage::Spool spool(cfg.spoolDir);
+  storage::Index index(*db);
+  boost::asio::io_context io;
+  routing::SeriesAssembler assembler(io, index, 10, [](const storage::SeriesInfo&) {});
+  // What each flush covered: the spool files present and the rows committed when it ran.
+  struct Covered {
+    std::set<std::string> files;
+    long long rows;
+  };
+  std::vector<Covered> flushes;
+  ingest::IngestService service(cfg, spool, index, assembler, [&](const std::vector<fs::path>& paths) {
+    storage::syncFilesystems(paths);
+    Covered c;
+    for (const auto& f : spool.files()) c.files.insert(f.string());
+    SQLite::Database reader(cfg.database.string(), SQLite::OPEN_READONLY);
+    c.rows = reader.execAndGet("SELECT COUNT(*) FROM instances").getInt64();
+    flushes.push_back(c);
+  });
+  for (size_t k = 0; k < files.size(); ++k) {
+    auto tmp = service.newTempPath();
+    fs::copy_file(files[k], tmp);
+    dicom::ReceivedInstance in;
+    in.header = dicom::readInstanceHeader(tmp);
+    in.commandSopInstanceUid = in.header.sopInstanceUid, in.commandSopClassUid = in.header.sopClassUid;
+    const size_t before = flushes.size();
+    const std::string sop = in.header.sopInstanceUid;
+    REQUIRE(service.store({"STORESCU", "SEGNODE", "127.0.0.1"}, std::move(in), tmp).code == dicom::kSuccess);
+    REQUIRE(flushes.size() > before);  // a flush ran between the data's arrival and the answer
+    SQLite::Database reader(cfg.database.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(reader, "SELECT file_path FROM instances WHERE sop_instance_uid = ?");
+    q.bind(1, sop);
+    REQUIRE(q.executeStep());
+    CHECK(flushes.back().files.count(q.getColumn(0).getString()) == 1);  // it covered the renamed file
+    CHECK(flushes.back().rows == (long long)(k + 1));                     // and the committed row
+  }
 }
