@@ -137,6 +137,14 @@ void NodeProcess::start() {
   throw std::runtime_error("segnoded did not listen within 10 s:\n" + log());
 }
 
+long NodeProcess::peakRssKb() const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (pid_ > 0 && std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
 void NodeProcess::kill9() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);

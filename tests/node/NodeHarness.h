@@ -40,6 +40,7 @@ class NodeProcess {
   void kill9();  // crash it
   void stop();   // SIGTERM and wait
   bool running() const { return pid_ > 0; }
+  long peakRssKb() const;  // VmHWM of the running segnoded (0 when not running)
 
   int port() const { return port_; }
   std::filesystem::path dir() const { return dir_.path(); }

@@ -288,6 +288,33 @@ TEST_CASE("8 storescu processes in parallel: nothing lost, nothing duplicated", 
   CHECK(node.queryInt("SELECT SUM(receive_count) FROM instances") == 160 + 8 * 10);
 }
 
+TEST_CASE("load: 16 associations each send the Philips series 3 times - every C-STORE succeeds, peak RSS reported",
+          "[node][dicom][data][load]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  const auto files = strings(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag")));
+  REQUIRE(files.size() == 170);
+  std::vector<std::string> thrice;
+  for (int r = 0; r < 3; ++r) thrice.insert(thrice.end(), files.begin(), files.end());
+  const int associations = 16;
+  std::vector<int> codes(associations, -1);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> senders;
+  for (int a = 0; a < associations; ++a)
+    senders.emplace_back([&, a] { codes[size_t(a)] = node.storescu({"-xe"}, thrice).exitCode; });
+  for (auto& t : senders) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const long rssMb = node.peakRssKb() / 1024;
+  for (int c : codes) CHECK(c == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 170);
+  CHECK(node.queryInt("SELECT SUM(receive_count) FROM instances") == associations * 3 * 170);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals") == 0);
+  std::printf("load: %d associations x 3 x 170 = %d C-STOREs in %.1f s (%.0f/s), segnoded peak RSS %ld MB\n", associations,
+              associations * 3 * 170, seconds, associations * 3 * 170 / seconds, rssMb);
+}
+
 TEST_CASE("crash safety: kill -9 during a send, restart - every acknowledged instance is stored intact",
           "[node][dicom][data][crash]") {
   if (!haveData()) return;
