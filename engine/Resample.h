@@ -16,8 +16,12 @@ Size3 resampledSize(const Size3& size, const Vec3& spacing, const Vec3& target);
 torch::Tensor resample(const torch::Tensor& x, const Size3& outSize, const Vec3& step, Interpolation interp);
 
 // Per-channel linear resampling of [C, z, y, x] maps (logits or probabilities) followed by argmax,
-// one channel at a time: memory is two output-sized maps whatever C is. Returns uint8 indices.
-torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step);
+// one channel at a time and one slab of output slices at a time: beyond the uint8 result, memory
+// is a few slab-sized maps (slabVoxels floats each) whatever C and the output size are. The
+// result equals the whole-volume computation exactly. Returns uint8 indices.
+inline constexpr int64_t kArgmaxSlabVoxels = int64_t(1) << 24;  // 64 MB a map: 64 slices of 512 x 512
+torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step,
+                             int64_t slabVoxels = kArgmaxSlabVoxels);
 
 // Label maps: each label's indicator is resampled linearly and the largest wins, so labels stay
 // consistent (no invented values between neighbours). Keeps the input's values and dtype.

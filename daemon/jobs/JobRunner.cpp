@@ -118,10 +118,10 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& t
     timings["inference_s"] = stats.inferenceSeconds;
     timings["postprocess_s"] = stats.postprocessSeconds;
     t0 = std::chrono::steady_clock::now();
-    torch::Tensor flat = labels.data.to(torch::kInt).contiguous().view(-1);
-    std::vector<uint16_t> values(size_t(flat.numel()));
-    const int32_t* src = flat.data_ptr<int32_t>();
-    for (size_t i = 0; i < values.size(); ++i) values[i] = uint16_t(src[i]);
+    // Straight into the SEG writer's buffer (label values are < 32768): no int32 copy of the
+    // volume on the way (600 MB for a 512 x 512 x 600 CT).
+    std::vector<uint16_t> values(size_t(labels.data.numel()));
+    torch::from_blob(values.data(), labels.data.sizes(), torch::kShort).copy_(labels.data);
     std::filesystem::create_directories(options_.outputDir);
     auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
     const auto& spec = net->spec();

@@ -64,6 +64,22 @@ TEST_CASE("label resampling keeps labels and argmax resampling matches it on one
   CHECK(torch::equal(viaMaps, expected));
 }
 
+TEST_CASE("argmax resampling in slabs of output slices equals the whole-volume computation exactly", "[resample]") {
+  torch::manual_seed(7);
+  torch::Tensor maps = torch::randn({5, 13, 11, 9});  // [C, z, y, x]
+  for (const Vec3& step : {Vec3{0.37, 0.61, 0.29}, Vec3{1.7, 1.3, 2.1}, Vec3{1, 1, 1}}) {
+    const Size3 out{int64_t(9 / step[0]), int64_t(11 / step[1]), int64_t(13 / step[2])};
+    std::vector<torch::Tensor> whole;
+    for (int64_t c = 0; c < maps.size(0); ++c) whole.push_back(resample(maps[c], out, step, Interpolation::Linear));
+    torch::Tensor expected = torch::stack(whole).argmax(0).to(torch::kByte);
+    const int64_t plane = out[0] * out[1];
+    for (int64_t slabVoxels : {int64_t(1), 2 * plane, 3 * plane, int64_t(1) << 30}) {
+      INFO("step z " << step[2] << ", slab of " << slabVoxels / plane << " slices");
+      CHECK(torch::equal(resampleArgmax(maps, out, step, slabVoxels), expected));
+    }
+  }
+}
+
 TEST_CASE("preprocessing crops, normalises and is undone onto the input grid", "[resample][preprocess]") {
   Volume v;
   v.geometry.size = {20, 16, 12};
