@@ -401,6 +401,40 @@ TEST_CASE("below the disk watermark C-STORE answers out of resources and writes 
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") == 1);
 }
 
+TEST_CASE("the disk falls below the watermark in the middle of a series - refused with A700, accepted once space frees, nothing corrupted",
+          "[node][dicom][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  // The watermark 600 MiB below today's free space; a 1.2 GiB file on the same disk crosses it.
+  const auto freeMb = long(fs::space(node.dir()).available >> 20);
+  if (segnode::test::missing(freeMb > 2000, "2 GB of free disk for the watermark test")) return;
+  node.editConfig("min_free_mb: 10", "min_free_mb: " + std::to_string(freeMb - 600));
+  node.start();
+  const auto files = strings(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag")));
+  const std::vector<std::string> first(files.begin(), files.begin() + 60), rest(files.begin() + 60, files.end());
+  REQUIRE(node.storescu({"-xe"}, first).exitCode == 0);
+  const auto filler = node.dir() / "filler";
+  {
+    int fd = ::open(filler.c_str(), O_CREAT | O_WRONLY, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::posix_fallocate(fd, 0, off_t(1200) << 20) == 0);
+    ::close(fd);
+  }
+  auto refused = node.storescu({"-xe", "-v"}, rest);
+  CHECK_THAT(refused.output, Catch::Contains("Received Store Response (Refused: OutOfResources)"));
+  fs::remove(filler);
+  REQUIRE(node.storescu({"-xe"}, rest).exitCode == 0);
+  node.stop();
+  CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 170);
+  CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%below the storage.min_free_mb watermark%'") >= 1);
+  for (const auto& f : files) {
+    auto stored = node.queryStrings("SELECT file_path FROM instances WHERE sop_instance_uid = '" + sopInstanceUidOf(f) + "'");
+    REQUIRE(stored.size() == 1);
+    CHECK(pixelBytesOf(stored[0]) == pixelBytesOf(f));
+  }
+  CHECK(fs::is_empty(node.spool() / ".tmp"));
+}
+
 TEST_CASE("a data set larger than storage.max_dataset_mb is stopped as it arrives - nothing kept, the node serves on",
           "[node][dicom][data]") {
   if (!haveData()) return;

@@ -178,6 +178,40 @@ TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and s
               rounds, when.c_str(), acknowledged.size(), done, failed, site.pacs.instancesOfModality("SEG").size());
 }
 
+// SEGNODE_DESTINATION_DOWN_S (default 8) sets how long the second destination stays down: the
+// full run (docs/reliability.md) keeps it down for minutes.
+TEST_CASE("a destination that is down does not delay another - it gets the SEG when it comes back",
+          "[pipeline][orthanc][data]") {
+  if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
+  const char* env = std::getenv("SEGNODE_DESTINATION_DOWN_S");
+  const double down = env ? std::atof(env) : 8;
+  Site site;
+  OrthancProcess archive(site.node.port());
+  site.node.editConfig("destinations: [pacs]}", "destinations: [pacs, archive]}");
+  site.node.editConfig("}\nretry: {base_s: 0.5, cap_s: 1, max_attempts: 3}",
+                       "}\n  - {name: archive, ae_title: ORTHANC, host: 127.0.0.1, port: " + std::to_string(archive.dicomPort()) +
+                           "}\nretry: {base_s: 1, cap_s: 10, max_attempts: 1000}");
+  site.pacs.start();
+  site.node.start();  // the archive is not running
+  std::vector<std::string> names;
+  for (const auto& f : dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom")) names.push_back(f.string());
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(site.node.storescu({}, names).exitCode == 0);
+  REQUIRE(waitFor([&] { return site.pacs.instancesOfModality("SEG").size() == 1; }, 120));
+  const double pacsSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE destination = 'archive' AND state = 'pending'") == 1);
+  std::this_thread::sleep_for(std::chrono::duration<double>(down));
+  const long long failedAttempts = site.node.queryInt("SELECT attempts FROM outbox WHERE destination = 'archive'");
+  CHECK(failedAttempts >= 1);
+  archive.start();
+  REQUIRE(waitFor([&] { return archive.instancesOfModality("SEG").size() == 1; }, 60));
+  site.node.stop();
+  CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 2);
+  std::printf("destination down %.0f s: the other had its SEG %.1f s after the send; the down one failed %lld attempts, "
+              "then got it\n", down, pacsSeconds, failedAttempts);
+}
+
 TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives - dead letters can be retried",
           "[pipeline][orthanc][data]") {
   if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
