@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --tests
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2
-# The short form of the fuzzer (scripts/fuzz.sh; the report's runs are 10 minutes and more).
-scripts/fuzz.sh 60
+# The short form of the fuzzer (tests/fuzz/fuzz.sh; the report's runs are 10 minutes and more).
+tests/fuzz/fuzz.sh 60

@@ -1,7 +1,7 @@
 #pragma once
 // What the node does with the bytes of one received data set, from the header to a volume:
 // dicom::readInstanceHeader (admission) and then dicom::loadSeries on it as a one-file series.
-// Shared by the libFuzzer harness (fuzz_ingest.cpp, clang + ASan/UBSan, scripts/fuzz.sh) and the
+// Shared by the libFuzzer harness (fuzz_ingest.cpp, clang + ASan/UBSan, tests/fuzz/fuzz.sh) and the
 // replay test (node_tests), which runs every file of tests/fuzz/regressions/ on every CI run.
 #include <cstddef>
 #include <cstdint>

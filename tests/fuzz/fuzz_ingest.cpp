@@ -1,4 +1,4 @@
-// libFuzzer entry point (scripts/fuzz.sh builds it with clang, -fsanitize=fuzzer,address,undefined).
+// libFuzzer entry point (tests/fuzz/fuzz.sh builds it with clang, -fsanitize=fuzzer,address,undefined).
 #include <unistd.h>
 
 #include <dcmtk/oflog/oflog.h>

@@ -91,7 +91,7 @@ TEST_CASE("malformed data sets are refused with the reason, in bounded memory - 
     CHECK_FALSE(why.empty());  // refused, never loaded as a volume
     CHECK_THAT(why, Catch::Contains(reason));
   }
-  // The fuzzer's crashes, kept as regression files (scripts/fuzz.sh): each must now be refused
+  // The fuzzer's crashes, kept as regression files (tests/fuzz/fuzz.sh): each must now be refused
   // or loaded; a crash or a foreign exception fails here.
   for (const auto& e : fs::directory_iterator(fs::path(SEGNODE_SOURCE_DIR) / "tests/fuzz/regressions")) {
     if (e.path().extension() == ".md") continue;

@@ -111,7 +111,7 @@ TEST_CASE("the SEG goes to an Orthanc that speaks DICOM TLS - verified both ways
   site.node.stop();
 }
 
-// The full run is scripts/fault-rounds.sh (SEGNODE_FAULT_ROUNDS=20); ctest runs 3 rounds.
+// The full run is tests/fault-rounds.sh (SEGNODE_FAULT_ROUNDS=20); ctest runs 3 rounds.
 TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and sending - nothing acknowledged is lost, every job ends, one SEG per job",
           "[pipeline][orthanc][fault][data]") {
   if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
@@ -173,9 +173,13 @@ TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and s
   CHECK((long long)site.pacs.instancesOfModality("SEG").size() == done);
   std::string when;
   for (double t : killedAt) when += std::to_string(t).substr(0, 4) + " ";
-  std::printf("fault rounds: %d kills at %ss; %zu instances acknowledged, all intact; %lld jobs done, %lld failed after "
-              "their attempts; %zu SEGs in Orthanc\n",
-              rounds, when.c_str(), acknowledged.size(), done, failed, site.pacs.instancesOfModality("SEG").size());
+  std::string refusals;
+  for (const auto& r : site.node.queryStrings("SELECT COUNT(*) || ' x ' || reason FROM refusals GROUP BY reason"))
+    refusals += "; refused " + r;
+  std::printf("fault rounds: %d kills at %ss; %zu instances acknowledged, 0 lost; %lld jobs done, %lld failed after "
+              "their attempts; %zu SEGs in Orthanc%s\n",
+              rounds, when.c_str(), acknowledged.size(), done, failed, site.pacs.instancesOfModality("SEG").size(),
+              refusals.empty() ? "; no refusals" : refusals.c_str());
 }
 
 // SEGNODE_DESTINATION_DOWN_S (default 8) sets how long the second destination stays down: the
@@ -210,6 +214,54 @@ TEST_CASE("a destination that is down does not delay another - it gets the SEG w
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 2);
   std::printf("destination down %.0f s: the other had its SEG %.1f s after the send; the down one failed %lld attempts, "
               "then got it\n", down, pacsSeconds, failedAttempts);
+}
+
+// SEGNODE_QUEUE_SERIES (default 10) series queued at once; the full run (docs/reliability.md) is 50.
+TEST_CASE("a queue of series is worked off while SEGs go out as they are made and C-STOREs stay answered",
+          "[pipeline][orthanc][data][load]") {
+  if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
+  const char* env = std::getenv("SEGNODE_QUEUE_SERIES");
+  const int n = env ? std::max(2, std::atoi(env)) : 10;
+  Site site;
+  site.pacs.start();
+  site.node.start();
+  const auto source = dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom");
+  TempDir work;
+  std::vector<std::string> all;
+  for (int k = 0; k < n; ++k) {  // n copies of the series, each with its own Series and SOP Instance UIDs
+    const auto dir = work / std::to_string(k);
+    fs::create_directories(dir);
+    std::vector<std::string> edit{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.9." + std::to_string(k)};
+    for (const auto& f : source) {
+      fs::copy_file(f, dir / f.filename());
+      edit.push_back((dir / f.filename()).string());
+    }
+    REQUIRE(runCommand(edit).exitCode == 0);
+    all.insert(all.end(), edit.begin() + 5, edit.end());
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto since = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  REQUIRE(site.node.storescu({"-xe"}, all).exitCode == 0);
+  // While the queue is worked off: C-ECHO and a C-STORE are answered promptly, and SEGs arrive.
+  double firstSeg = -1, slowestAnswer = 0;
+  const auto probe = source.front();
+  REQUIRE(waitFor([&] {
+    const auto a = Clock::now();
+    CHECK(site.node.echoscu().exitCode == 0);
+    CHECK(site.node.storescu({"-xe"}, {probe.string()}).exitCode == 0);
+    slowestAnswer = std::max(slowestAnswer, std::chrono::duration<double>(Clock::now() - a).count());
+    const size_t segs = site.pacs.instancesOfModality("SEG").size();
+    if (segs > 0 && firstSeg < 0) firstSeg = since();
+    return segs == size_t(n);
+  }, 30.0 * n));
+  const double lastSeg = since();
+  site.node.stop();
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == n);  // the probe's 1 image: no route
+  CHECK(firstSeg < lastSeg / 2);  // SEGs go out as jobs finish, not after the queue
+  CHECK(slowestAnswer < 5);
+  std::printf("queue of %d series: first SEG in Orthanc at %.1f s, all %d at %.1f s (%.1f series/min); slowest C-ECHO + "
+              "C-STORE while busy %.2f s\n", n, firstSeg, n, lastSeg, 60.0 * n / lastSeg, slowestAnswer);
 }
 
 TEST_CASE("a PACS that is down gets the SEG once it is back: exactly one arrives - dead letters can be retried",
@@ -271,6 +323,51 @@ TEST_CASE("a series larger than processing.max_voxels is refused at routing - no
   CHECK(site.node.queryStrings("SELECT note FROM series")[0] ==
         "refused: " + std::to_string(voxels) + " voxels (route brain-t1) exceed processing.max_voxels (1000000)");
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs") == 0);
+  site.node.stop();
+}
+
+TEST_CASE("malformed series sent to a running node are refused with their reasons - the node stays up and segments the next",
+          "[pipeline][malformed][data]") {
+  if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
+  Site site;
+  site.node.editConfig("min_slices: 20", "min_slices: 1");
+  site.node.start();
+  const auto good = dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom");
+  TempDir tmp;
+  // Each malformed data set is a series of its own (what storescu can still send).
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"no-pixel-data", {"-e", "(7fe0,0010)"}},
+      {"bits-allocated-0", {"-m", "(0028,0100)=0"}},
+      {"60000x60000", {"-m", "(0028,0010)=60000", "-m", "(0028,0011)=60000"}},
+      {"1000-frames", {"-i", "(0028,0008)=1000"}},
+      {"one-image", {}},
+  };
+  int k = 0;
+  for (const auto& [name, edits] : cases) {
+    const auto file = tmp / (name + ".dcm");
+    fs::copy_file(good.front(), file);
+    std::vector<std::string> argv{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.11." + std::to_string(++k)};
+    argv.insert(argv.end(), edits.begin(), edits.end());
+    argv.push_back(file.string());
+    REQUIRE(runCommand(argv).exitCode == 0);
+    INFO(name);
+    CHECK(site.node.storescu({"-xe"}, {file.string()}).exitCode == 0);
+  }
+  REQUIRE(site.node.storeAsIs(good).exitCode == 0);
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 6; }, 120));
+  CHECK(site.node.echoscu().exitCode == 0);  // the daemon is up
+  auto reasonOf = [&](int series) {
+    auto r = site.node.queryStrings("SELECT COALESCE(j.reason, s.note, '') FROM series s LEFT JOIN jobs j ON j.series_uid = s.series_uid"
+                                    " WHERE s.series_uid = '1.2.826.0.1.3680043.10.543.11." + std::to_string(series) + "'");
+    return r.empty() ? std::string() : r[0];
+  };
+  CHECK_THAT(reasonOf(1), Catch::Contains("no Pixel Data"));
+  CHECK_THAT(reasonOf(2), Catch::Contains("BitsAllocated 0"));
+  CHECK_THAT(reasonOf(3), Catch::Contains("exceed processing.max_voxels"));
+  CHECK_THAT(reasonOf(4), Catch::Contains("Pixel Data is shorter than the image"));
+  CHECK_THAT(reasonOf(5), Catch::Contains("a single image"));
+  // The good series, sent after them, is segmented.
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1);
   site.node.stop();
 }
 

@@ -4,9 +4,9 @@
 # of every series in ../shared/data/dicom. A crash, a sanitizer report, a leak, more than 2 GB of
 # memory or 10 s on one input is a failure: the input is copied to tests/fuzz/regressions/ (which
 # the ctest replays from then on) and the script exits 1.
-#   scripts/fuzz.sh [SECONDS]   default 600 (the report's run); scripts/test.sh runs 60
+#   tests/fuzz/fuzz.sh [SECONDS]   default 600 (the report's run); scripts/test.sh runs 60
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 out=build-fuzz
 cmake -S tests/fuzz -B $out -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
