@@ -57,9 +57,9 @@ int run(const segnode::config::NodeConfig& cfg) {
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   send::Sender sender({cfg.aeTitle, cfg.dimseTimeoutSeconds, cfg.retry, cfg.destinations}, jobs);
-  jobs::JobRunner runner({cfg.modelsDir, cfg.outputDir, config::workerCount(cfg), config::threadsPerWorker(cfg)}, index,
+  jobs::JobRunner runner({cfg.modelsDir, cfg.outputDir, config::workerCount(cfg), config::threadsPerWorker(cfg), cfg.uidRoot}, index,
                          jobs, [&] { sender.wake(); });
-  routing::Router router(cfg.routes, cfg.maxVoxels, index, jobs, [&] { runner.wake(); });
+  routing::Router router({cfg.routes, cfg.maxVoxels, cfg.uidRoot}, index, jobs, [&] { runner.wake(); });
   routing::SeriesAssembler assembler(io, index, cfg.quietPeriodSeconds,
                                 [&](const storage::SeriesInfo& s) { router.onSeriesReady(s.uid, s.generation); });
   ingest::Retention retention(io, index, jobs, spool, cfg.retentionHours);

@@ -8,6 +8,7 @@
 
 #include "common/Error.h"
 #include "common/Log.h"
+#include "common/Uid.h"
 #include "common/Yaml.h"
 
 namespace segnode::config {
@@ -218,7 +219,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
-                          "accept_unknown_peers", "sop_classes", "tls"});
+                          "accept_unknown_peers", "sop_classes", "tls", "uid_root"});
   k.unknownKeys("storage", {"spool_dir", "database", "min_free_mb", "max_dataset_mb", "retention_hours"});
   k.unknownKeys("series", {"quiet_period_s"});
   k.unknownKeys("logging", {"level"});
@@ -241,6 +242,11 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   readPeers(k, c);
   readSopClasses(k, c);
   c.tls = readTls(k, "dicom.tls", /*listening=*/true);
+  k.read("dicom.uid_root", c.uidRoot, "a UID root such as 1.2.826.0.1.3680043.10.543");
+  static const std::regex uidRootRe("[1-9][0-9]*(\\.(0|[1-9][0-9]*))*");
+  if (!c.uidRoot.empty() && (!std::regex_match(c.uidRoot, uidRootRe) || c.uidRoot.size() > kMaxUidRootLength))
+    k.problem("dicom.uid_root", "'" + c.uidRoot + "' is not a UID root of at most " + std::to_string(kMaxUidRootLength) + " characters",
+              "give your organisation's registered root, or leave it out for 2.25 UUID-based UIDs");
 
   std::string spool = c.spoolDir.string(), db = c.database.string();
   k.read("storage.spool_dir", spool, "a directory path");

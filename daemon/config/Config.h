@@ -59,6 +59,7 @@ struct NodeConfig {
   bool acceptUnknownPeers = false;
   std::vector<std::string> sopClasses;  // UIDs
   std::optional<TlsOptions> tls;        // dicom.tls: set, the port speaks TLS only
+  std::string uidRoot;                  // dicom.uid_root: the organisation's root for new UIDs ("" = 2.25.UUID)
   // storage:
   std::filesystem::path spoolDir = "var/spool";
   std::filesystem::path database = "var/segnode.db";

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "common/Error.h"
+#include "common/Uid.h"
 
 namespace segnode::dicom {
 namespace {
@@ -99,8 +100,8 @@ int writeSegmentation(const SeriesImage& src, const std::vector<uint16_t>& label
   check(seg->addForAllFrames(measures), "pixel measures");
 
   // Dimensions: segment number, then position along the stack.
-  char orgUid[100];
-  dcmGenerateUniqueIdentifier(orgUid, SITE_INSTANCE_UID_ROOT);
+  const std::string orgUidText = newDicomUid(out.uidRoot);
+  const char* orgUid = orgUidText.c_str();
   IODMultiframeDimensionModule& dims = seg->getDimensions();
   check(dims.addDimensionIndex(DCM_ReferencedSegmentNumber, orgUid, DCM_SegmentIdentificationSequence, "ReferencedSegmentNumber"),
         "dimension 1");

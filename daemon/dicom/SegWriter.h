@@ -18,6 +18,7 @@ struct SegOutput {
   int seriesNumber = 1000;
   std::string seriesDescription;                  // default: "<model> <version> segmentation"
   std::string modelName, modelVersion;
+  std::string uidRoot;  // for the UIDs made here (Dimension Organization); "" = 2.25 UUID-based
 };
 
 // labels: one value per voxel of `source` ([k][j][i]), values from `table` (0 = background).

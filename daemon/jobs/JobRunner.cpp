@@ -125,7 +125,8 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& t
     std::filesystem::create_directories(options_.outputDir);
     auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
     const auto& spec = net->spec();
-    dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString()};
+    dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString(),
+                         options_.uidRoot};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);

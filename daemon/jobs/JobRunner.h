@@ -28,6 +28,7 @@ namespace segnode::jobs {
 struct WorkerOptions {
   std::filesystem::path modelsDir, outputDir;  // bundles; DICOM-SEG files waiting to be sent
   int workers = 1, threadsPerWorker = 1;
+  std::string uidRoot;  // dicom.uid_root, for the UIDs the SEG writer makes
 };
 
 class JobRunner {

@@ -36,9 +36,8 @@ std::string mismatch(const config::RouteMatch& m, const storage::SeriesAttribute
   return "";
 }
 
-Router::Router(std::vector<config::Route> routes, int64_t maxVoxels, storage::Index& index, storage::Jobs& jobs,
-               std::function<void()> jobCreated)
-    : routes_(std::move(routes)), maxVoxels_(maxVoxels), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
+Router::Router(Options options, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated)
+    : options_(std::move(options)), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
 
 void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
   std::string error;
@@ -51,21 +50,21 @@ void Router::route(const std::string& seriesUid, int64_t generation) {
   auto attrs = index_.seriesAttributes(seriesUid);
   if (!attrs) return;
   std::string reasons;
-  for (const auto& route : routes_) {
+  for (const auto& route : options_.routes) {
     std::string why = mismatch(route.match, *attrs);
     if (!why.empty()) {
       reasons += (reasons.empty() ? "" : "; ") + route.name + ": " + why;
       continue;
     }
-    if (attrs->voxels > maxVoxels_) {
+    if (attrs->voxels > options_.maxVoxels) {
       std::string note = "refused: " + std::to_string(attrs->voxels) + " voxels (route " + route.name +
-                         ") exceed processing.max_voxels (" + std::to_string(maxVoxels_) + ")";
+                         ") exceed processing.max_voxels (" + std::to_string(options_.maxVoxels) + ")";
       jobs_.closeUnprocessed(seriesUid, note);
       SEGNODE_LOG(Warn, Route, "series " << seriesUid << ": " << note);
       return;
     }
-    auto job = jobs_.create(seriesUid, generation, route.name, route.model, route.destinations, newDicomUid(),
-                            newDicomUid());
+    auto job = jobs_.create(seriesUid, generation, route.name, route.model, route.destinations,
+                            newDicomUid(options_.uidRoot), newDicomUid(options_.uidRoot));
     SEGNODE_LOG(Info, Route, "series " << seriesUid << " (generation " << generation << ") -> route " << route.name
                                        << ", job " << job.id << ", model " << route.model);
     if (jobCreated_) jobCreated_();

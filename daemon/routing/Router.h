@@ -17,17 +17,21 @@ std::string mismatch(const config::RouteMatch& match, const storage::SeriesAttri
 
 class Router {
  public:
-  // The routes are copied: a job is made with what its route says at that moment.
-  Router(std::vector<config::Route> routes, int64_t maxVoxels, storage::Index& index, storage::Jobs& jobs,
-         std::function<void()> jobCreated);
+  // What routing needs of the configuration: the routes (copied: a job is made with what its
+  // route says at that moment), the size bound, the root of the SEG UIDs a job fixes.
+  struct Options {
+    std::vector<config::Route> routes;
+    int64_t maxVoxels = 0;  // a larger series is refused before anything is loaded
+    std::string uidRoot;    // "" = 2.25 UUID-based UIDs
+  };
+  Router(Options options, storage::Index& index, storage::Jobs& jobs, std::function<void()> jobCreated);
   // Makes the job of the first matching route, or records "no route". Never throws: a database
   // error is retried (storage::recordWithRetry), then logged; the series stays ready.
   void onSeriesReady(const std::string& seriesUid, int64_t generation);
 
  private:
   void route(const std::string& seriesUid, int64_t generation);  // may throw (database)
-  std::vector<config::Route> routes_;
-  int64_t maxVoxels_;  // a larger series is refused before anything is loaded
+  const Options options_;
   storage::Index& index_;
   storage::Jobs& jobs_;
   std::function<void()> jobCreated_;

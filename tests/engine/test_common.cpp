@@ -35,6 +35,23 @@ TEST_CASE("new DICOM UIDs are 2.25 UUIDs: valid UID syntax, at most 64 character
   CHECK(seen.size() == 2000);
 }
 
+TEST_CASE("new DICOM UIDs under an organisation's root fill 64 characters with random digits", "[common]") {
+  std::set<std::string> seen;
+  const std::string root(40, '1');  // the longest root the configuration accepts
+  const std::regex syntax("^" + root + "\\.[1-9][0-9]*$");
+  for (const std::string& r : {root, std::string("1.2.826.0.1.3680043.10.543")}) {
+    for (int i = 0; i < 1000; ++i) {
+      std::string uid = segnode::newDicomUid(r);
+      CHECK(uid.size() == 64);
+      CHECK(uid.rfind(r + ".", 0) == 0);
+      CHECK(uid[r.size() + 1] != '0');
+      seen.insert(uid);
+    }
+  }
+  CHECK(seen.size() == 2000);
+  CHECK(std::regex_match(segnode::newDicomUid(root), syntax));
+}
+
 TEST_CASE("the YAML reader addresses keys by path and names file, key and fix for every problem", "[common][yaml]") {
   segnode::test::TempDir tmp;
   auto file = tmp / "x.yaml";

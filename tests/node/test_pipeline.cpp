@@ -61,6 +61,8 @@ bool absent(const std::string& series) {
 TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
   if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
   Site site;
+  const std::string root = "1.2.826.0.1.3680043.10.543";  // the SEG's new UIDs are made under the site's root
+  site.node.editConfig("  max_associations: 16\n", "  max_associations: 16\n  uid_root: " + root + "\n");
   site.pacs.start();
   site.node.start();
   auto files = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom");
@@ -82,6 +84,12 @@ TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it c
   CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
   auto dump = runCommand({"dcmdump", "+P", "0008,1115", "+P", "SeriesInstanceUID", "+P", "SegmentLabel", "+P",
                           "SegmentAlgorithmName", (tmp / "seg.dcm").string()}).output;
+  for (const char* tag : {"SOPInstanceUID", "DimensionOrganizationUID"}) {
+    auto uid = runCommand({"dcmdump", "-s", "+P", tag, (tmp / "seg.dcm").string()}).output;
+    INFO(tag << ": " << uid);
+    CHECK_THAT(uid, Catch::Contains("[" + root + "."));
+  }
+  CHECK(site.node.queryStrings("SELECT seg_series_uid FROM jobs")[0].rfind(root + ".", 0) == 0);
   std::string sourceSeries = site.node.queryStrings("SELECT series_uid FROM series")[0];
   CHECK_THAT(dump, Catch::Contains(sourceSeries));  // ReferencedSeriesSequence
   CHECK_THAT(dump, Catch::Contains("e2e-brain 0.0.1"));
