@@ -16,6 +16,17 @@ int64_t nowMs() {
 
 int schemaVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
 
+void backupDatabase(SQLite::Database& db, const std::filesystem::path& file) {
+  if (std::filesystem::exists(file)) throw Error(ErrorCode::InvalidArgument, file.string() + " exists: choose a new file");
+  try {
+    db.backup(file.c_str(), SQLite::Database::Save);
+  } catch (const SQLite::Exception& e) {
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+    throw Error(ErrorCode::Io, file.string() + ": backup failed: " + e.what());
+  }
+}
+
 Connection openDatabase(const std::filesystem::path& file, Access access) {
   const bool owner = access == Access::Owner;
   if (!owner && !std::filesystem::exists(file))

@@ -36,6 +36,11 @@ Connection openDatabase(const std::filesystem::path& file, Access access = Acces
 
 int schemaVersion(SQLite::Database& db);
 
+// A consistent copy of the whole database in `file` (SQLite's online backup: the daemon keeps
+// running and writing). Throws Error(InvalidArgument) when `file` exists, Error(Io) when the copy
+// fails (the partial file is removed).
+void backupDatabase(SQLite::Database& db, const std::filesystem::path& file);
+
 // Milliseconds since the Unix epoch: the one clock stored in the database.
 int64_t nowMs();
 

@@ -8,6 +8,6 @@ namespace segnode::cli {
 void addSegment(CLI::App& app, const char* argv0);  // segment and convert
 void addBench(CLI::App& app, const char* argv0);
 void addModels(CLI::App& app, const char* argv0);  // models and models init
-void addAdmin(CLI::App& app);                      // status, jobs, retry
+void addAdmin(CLI::App& app);                      // status, jobs, retry, backup
 
 }  // namespace segnode::cli

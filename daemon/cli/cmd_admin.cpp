@@ -1,6 +1,6 @@
-// segnode status | jobs | retry: what the node is doing, from its database (read by a separate
-// connection; the daemon need not be running). status and jobs open it read-only; retry writes
-// rows but never migrates. --json prints one JSON object per line.
+// segnode status | jobs | retry | backup: what the node is doing, from its database (read by a
+// separate connection; the daemon need not be running). status, jobs and backup open it
+// read-only; retry writes rows but never migrates. --json prints one JSON object per line.
 #include <cstdio>
 #include <filesystem>
 
@@ -21,6 +21,7 @@ struct AdminArgs {
   std::string state;
   int limit = 50;
   std::optional<long long> job;
+  std::string backupFile;
   bool json = false, dead = false;
 };
 
@@ -93,15 +94,25 @@ void retryDeliveries(const AdminArgs& a) {
   std::printf("%d deliveries re-queued; segnoded sends them within seconds\n", n);
 }
 
+void backup(const AdminArgs& a) {
+  auto cfg = config::loadConfig(a.config);
+  auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
+  storage::backupDatabase(*db, a.backupFile);
+  std::printf("%s: a consistent copy of %s (schema version %d, %lld bytes)\n", a.backupFile.c_str(), cfg.database.c_str(),
+              storage::schemaVersion(*db), (long long)std::filesystem::file_size(a.backupFile));
+}
+
 }  // namespace
 
-// status, jobs and retry read the database of the node that --config describes.
+// status, jobs, retry and backup read the database of the node that --config describes.
 void addAdmin(CLI::App& app) {
   auto a = std::make_shared<AdminArgs>();
   auto* status = app.add_subcommand("status", "queue depths by state, workers, last errors");
   auto* jobs = app.add_subcommand("jobs", "recent jobs");
   auto* retry = app.add_subcommand("retry", "re-queue a job's failed deliveries (a JOB, or every dead one)");
-  for (auto* sub : {status, jobs, retry}) sub->add_option("--config", a->config, "the node's configuration");
+  auto* save = app.add_subcommand("backup", "copy the database while the node runs (SQLite online backup)");
+  for (auto* sub : {status, jobs, retry, save}) sub->add_option("--config", a->config, "the node's configuration");
+  save->add_option("FILE", a->backupFile, "the copy to write (must not exist)")->required();
   for (auto* sub : {status, jobs}) sub->add_flag("--json", a->json, "one JSON object per line");
   std::vector<std::string> states;
   for (auto s : storage::allStates<storage::JobState>()) states.push_back(storage::sqlName(s));
@@ -111,6 +122,7 @@ void addAdmin(CLI::App& app) {
   status->callback([a] { printStatus(*a); });
   jobs->callback([a] { printJobs(*a); });
   retry->callback([a] { retryDeliveries(*a); });
+  save->callback([a] { backup(*a); });
 }
 
 }  // namespace segnode::cli

@@ -505,6 +505,30 @@ TEST_CASE("retention deletes the spool files of finished series and keeps their 
   CHECK(node.queryInt("SELECT COUNT(*) FROM instances") == 5);  // the audit trail stays
 }
 
+TEST_CASE("segnode backup copies the database while segnoded runs - consistent, and never over an existing file",
+          "[node][storage][data]") {
+  if (!haveData()) return;
+  NodeProcess node;
+  node.start();
+  REQUIRE(node.storeAsIs(dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"))).exitCode == 0);
+  TempDir tmp;
+  const auto copy = tmp / "backup.db";
+  const std::string segnode = (segnodedPath().parent_path() / "segnode").string();
+  auto r = runCommand({segnode, "backup", copy.string(), "--config", node.configFile().string()});
+  INFO(r.output);
+  CHECK(r.exitCode == 0);
+  CHECK(node.running());
+  {
+    SQLite::Database db(copy.string(), SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("PRAGMA integrity_check").getString() == "ok");
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM instances").getInt() == 5);
+  }
+  auto again = runCommand({segnode, "backup", copy.string(), "--config", node.configFile().string()});
+  CHECK(again.exitCode == 64);
+  CHECK_THAT(again.output, Catch::Contains("exists"));
+  node.stop();
+}
+
 TEST_CASE("recovery: temp files removed, orphan files indexed, rows without files dropped", "[node][recovery][data]") {
   if (!haveData()) return;
   NodeProcess node;

@@ -379,6 +379,27 @@ TEST_CASE("malformed series sent to a running node are refused with their reason
   site.node.stop();
 }
 
+TEST_CASE("no patient name or ID reaches the log - UIDs and AE titles only", "[pipeline][data]") {
+  if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
+  Site site;
+  site.node.start();
+  TempDir tmp;
+  std::vector<std::string> edit{"dcmodify", "-nb", "-m", "(0010,0010)=Doe^Secretname", "-m", "(0010,0020)=PID-74205-X"};
+  for (const auto& f : dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom")) {
+    fs::copy_file(f, tmp / f.filename());
+    edit.push_back((tmp / f.filename()).string());
+  }
+  REQUIRE(runCommand(edit).exitCode == 0);
+  REQUIRE(site.node.storescu({"-xe"}, std::vector<std::string>(edit.begin() + 6, edit.end())).exitCode == 0);
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1; }, 120));
+  site.node.stop();
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM studies WHERE patient_name = 'Doe^Secretname'") == 1);  // it was received
+  const std::string log = site.node.log();
+  CHECK_THAT(log, Catch::Contains("job 1 done"));
+  CHECK_THAT(log, !Catch::Contains("Secretname"));
+  CHECK_THAT(log, !Catch::Contains("PID-74205"));
+}
+
 TEST_CASE("a late instance after the SEG was sent: a new SEG supersedes the old one", "[pipeline][orthanc][data]") {
   if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
   Site site;
