@@ -130,6 +130,16 @@ void Index::recordRefusal(const std::string& ae, const std::string& host, const 
   s.exec();
 }
 
+void Index::recordAssociation(const std::string& ae, const std::string& host, bool accepted, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Statement s(db_, "INSERT INTO audit (at_ms, event, peer, outcome, detail) VALUES (?, 'association', ?, ?, ?)");
+  s.bind(1, nowMs());
+  s.bind(2, ae + "@" + host);
+  s.bind(3, accepted ? "accepted" : "refused");
+  bindText(s, 4, reason);
+  s.exec();
+}
+
 namespace {
 SeriesInfo readSeries(SQLite::Statement& q) {
   return {q.getColumn(0).getString(), stateFromSql<SeriesState>(q.getColumn(1).getString()), q.getColumn(2).getInt64(),

@@ -54,6 +54,8 @@ class Index {
   std::vector<Stored> recordInstances(const std::vector<InstanceRecord>& records);
   void recordRefusal(const std::string& callingAe, const std::string& peerHost, const std::string& sopInstanceUid,
                      const std::string& reason);
+  // The audit trail's association rows: accepted, or refused with the reason.
+  void recordAssociation(const std::string& callingAe, const std::string& peerHost, bool accepted, const std::string& reason);
 
   // Series readiness. markReady moves receiving -> ready (generation + 1) and returns true then;
   // false when the series is not receiving. Whether it is quiet is routing::SeriesAssembler's to

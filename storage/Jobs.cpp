@@ -268,13 +268,30 @@ void Jobs::forgetSeg(int64_t jobId) {
   u.exec();
 }
 
+namespace {
+// The audit row of one delivery attempt, written in the transaction that records its outcome.
+void auditDelivery(SQLite::Database& db, int64_t outboxId, const char* outcome, const std::string& detail) {
+  SQLite::Statement a(db, "INSERT INTO audit (at_ms, event, peer, subject, outcome, detail)"
+                          " SELECT ?, 'delivery', o.destination, 'job ' || o.job_id || ', SEG ' || j.seg_sop_uid, ?, ?"
+                          " FROM outbox o JOIN jobs j ON j.id = o.job_id WHERE o.id = ?");
+  a.bind(1, nowMs());
+  a.bind(2, outcome);
+  bindText(a, 3, detail);
+  a.bind(4, outboxId);
+  a.exec();
+}
+}  // namespace
+
 void Jobs::markSent(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   static const std::string sent = sqlMove("outbox", kOutboxSent, ", sent_ms = ?, attempts = attempts + 1", "id = ?");
   SQLite::Statement u(db_, sent);
   u.bind(1, nowMs());
   u.bind(2, id);
   u.exec();
+  auditDelivery(db_, id, "sent", "");
+  tx.commit();
 }
 
 void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool dead) {
@@ -283,11 +300,14 @@ void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool d
       sqlMove("outbox", kOutboxFailed, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
   static const std::string deadLetter =
       sqlMove("outbox", kOutboxDead, ", attempts = attempts + 1, last_error = ?, next_attempt_ms = ?", "id = ?");
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement u(db_, dead ? deadLetter : failed);
   u.bind(1, error);
   u.bind(2, next);
   u.bind(3, id);
   u.exec();
+  auditDelivery(db_, id, dead ? "dead" : "failed", error);
+  tx.commit();
 }
 
 int Jobs::deadLetterUnknown(const std::vector<std::string>& configured) {

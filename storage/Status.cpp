@@ -31,4 +31,16 @@ NodeStatus readStatus(SQLite::Database& db) {
   return s;
 }
 
+std::vector<AuditEntry> readAudit(SQLite::Database& db, int64_t sinceMs, int limit) {
+  SQLite::Statement q(db, "SELECT at_ms, event, peer, COALESCE(subject, ''), outcome, COALESCE(detail, '') FROM audit"
+                          " WHERE at_ms >= ? ORDER BY id LIMIT ?");
+  q.bind(1, sinceMs);
+  q.bind(2, limit);
+  std::vector<AuditEntry> out;
+  while (q.executeStep())
+    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString(), q.getColumn(3).getString(),
+                   q.getColumn(4).getString(), q.getColumn(5).getString()});
+  return out;
+}
+
 }  // namespace segnode::storage

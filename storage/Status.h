@@ -17,4 +17,11 @@ struct NodeStatus {
 
 NodeStatus readStatus(SQLite::Database& db);
 
+// `segnode audit`: the audit trail (migration 005) from `sinceMs` on, oldest first.
+struct AuditEntry {
+  int64_t atMs = 0;
+  std::string event, peer, subject, outcome, detail;
+};
+std::vector<AuditEntry> readAudit(SQLite::Database& db, int64_t sinceMs, int limit);
+
 }  // namespace segnode::storage

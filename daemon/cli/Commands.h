@@ -8,6 +8,6 @@ namespace segnode::cli {
 void addSegment(CLI::App& app, const char* argv0);  // segment and convert
 void addBench(CLI::App& app, const char* argv0);
 void addModels(CLI::App& app, const char* argv0);  // models and models init
-void addAdmin(CLI::App& app);                      // status, jobs, retry, backup
+void addAdmin(CLI::App& app);                      // status, jobs, retry, backup, audit
 
 }  // namespace segnode::cli

@@ -1,8 +1,11 @@
-// segnode status | jobs | retry | backup: what the node is doing, from its database (read by a
+// segnode status | jobs | retry | backup | audit: what the node is doing, from its database (read by a
 // separate connection; the daemon need not be running). status, jobs and backup open it
 // read-only; retry writes rows but never migrates. --json prints one JSON object per line.
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <iomanip>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -19,9 +22,9 @@ namespace {
 struct AdminArgs {
   std::string config = std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
   std::string state;
-  int limit = 50;
+  int limit = 50, auditLimit = 100000;
   std::optional<long long> job;
-  std::string backupFile;
+  std::string backupFile, since;
   bool json = false, dead = false;
 };
 
@@ -94,6 +97,42 @@ void retryDeliveries(const AdminArgs& a) {
   std::printf("%d deliveries re-queued; segnoded sends them within seconds\n", n);
 }
 
+// --since: an ISO date or UTC time (2026-12-01, 2026-12-01T08:30) or a span back from now (12h, 7d).
+int64_t sinceMs(const std::string& since) {
+  if (since.empty()) return 0;
+  const int64_t now = storage::nowMs();
+  char unit = since.back();
+  if ((unit == 'h' || unit == 'd') && since.size() > 1 && since.find_first_not_of("0123456789") == since.size() - 1)
+    return now - std::stoll(since.substr(0, since.size() - 1)) * (unit == 'h' ? 3600000LL : 86400000LL);
+  std::tm t{};
+  std::istringstream in(since);
+  in >> std::get_time(&t, since.size() > 10 ? "%Y-%m-%dT%H:%M" : "%Y-%m-%d");
+  if (in.fail()) throw Error(ErrorCode::InvalidArgument, "--since '" + since + "': use 2026-12-01, 2026-12-01T08:30, 12h or 7d");
+  return int64_t(timegm(&t)) * 1000;
+}
+
+std::string utc(int64_t ms) {
+  std::time_t s = std::time_t(ms / 1000);
+  std::tm t{};
+  gmtime_r(&s, &t);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &t);
+  return b;
+}
+
+void printAudit(const AdminArgs& a) {
+  auto cfg = config::loadConfig(a.config);
+  auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
+  for (const auto& e : storage::readAudit(*db, sinceMs(a.since), a.auditLimit)) {
+    if (a.json)
+      std::printf("%s\n", nlohmann::json{{"at", utc(e.atMs)}, {"event", e.event}, {"peer", e.peer}, {"subject", e.subject},
+                                          {"outcome", e.outcome}, {"detail", e.detail}}.dump().c_str());
+    else
+      std::printf("%s %-11s %-8s %s%s%s\n", utc(e.atMs).c_str(), e.event.c_str(), e.outcome.c_str(), e.peer.c_str(),
+                  e.subject.empty() ? "" : (" " + e.subject).c_str(), e.detail.empty() ? "" : (": " + e.detail).c_str());
+  }
+}
+
 void backup(const AdminArgs& a) {
   auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
@@ -111,7 +150,11 @@ void addAdmin(CLI::App& app) {
   auto* jobs = app.add_subcommand("jobs", "recent jobs");
   auto* retry = app.add_subcommand("retry", "re-queue a job's failed deliveries (a JOB, or every dead one)");
   auto* save = app.add_subcommand("backup", "copy the database while the node runs (SQLite online backup)");
-  for (auto* sub : {status, jobs, retry, save}) sub->add_option("--config", a->config, "the node's configuration");
+  auto* audit = app.add_subcommand("audit", "the audit trail: associations (accepted or why not) and deliveries (to whom, result)");
+  for (auto* sub : {status, jobs, retry, save, audit}) sub->add_option("--config", a->config, "the node's configuration");
+  audit->add_flag("--json", a->json, "one JSON object per line");
+  audit->add_option("--since", a->since, "from this UTC date or time (2026-12-01, 2026-12-01T08:30) or span back (12h, 7d)");
+  audit->add_option("--limit", a->auditLimit, "at most this many, oldest first")->check(CLI::Range(1, 10000000));
   save->add_option("FILE", a->backupFile, "the copy to write (must not exist)")->required();
   for (auto* sub : {status, jobs}) sub->add_flag("--json", a->json, "one JSON object per line");
   std::vector<std::string> states;
@@ -123,6 +166,7 @@ void addAdmin(CLI::App& app) {
   jobs->callback([a] { printJobs(*a); });
   retry->callback([a] { retryDeliveries(*a); });
   save->callback([a] { backup(*a); });
+  audit->callback([a] { printAudit(*a); });
 }
 
 }  // namespace segnode::cli

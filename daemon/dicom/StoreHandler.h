@@ -51,7 +51,9 @@ class StoreHandler {
   virtual std::filesystem::path newTempPath() = 0;  // where the next data set is received
   // `tempFile` holds the received data set; success only once it is durable.
   virtual StoreStatus store(const Association& a, ReceivedInstance instance, const std::filesystem::path& tempFile) = 0;
+  // An empty sopInstanceUid refuses the association itself.
   virtual void refuse(const Association& a, const std::string& sopInstanceUid, const std::string& reason) = 0;
+  virtual void accepted(const Association& a) = 0;  // the association was acknowledged (audit trail)
 };
 
 // What the listener needs of the configuration.

@@ -49,6 +49,10 @@ class Session : public DcmThreadSCP {
   OFBool checkCalledAETitleAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::WrongCalledAe); }
   OFBool checkCallingAETitleAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::UnknownCallingAe); }
   OFBool checkCallingHostAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::WrongHost); }
+  void notifyAssociationAcknowledge() override {
+    DcmThreadSCP::notifyAssociationAcknowledge();
+    ingest_.accepted(association());
+  }
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
     if (msg->CommandField == DIMSE_C_STORE_RQ) return handleStore(msg->msg.CStoreRQ, info.presentationContextID);

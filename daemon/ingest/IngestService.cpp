@@ -89,8 +89,17 @@ void IngestService::refuse(const dicom::Association& a, const std::string& sop, 
   SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << (sop.empty() ? "" : " " + sop) << ": " << reason);
   try {
     index_.recordRefusal(a.callingAe, a.peerHost, sop, reason);
+    if (sop.empty()) index_.recordAssociation(a.callingAe, a.peerHost, false, reason);
   } catch (const std::exception& e) {
     SEGNODE_LOG(Error, Db, "cannot record refusal: " << e.what());
+  }
+}
+
+void IngestService::accepted(const dicom::Association& a) {
+  try {
+    index_.recordAssociation(a.callingAe, a.peerHost, true, "");
+  } catch (const std::exception& e) {  // the audit row is lost, the association goes on
+    SEGNODE_LOG(Error, Db, "cannot record the association of " << a.callingAe << "@" << a.peerHost << ": " << e.what());
   }
 }
 

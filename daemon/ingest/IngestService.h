@@ -34,6 +34,7 @@ class IngestService : public dicom::StoreHandler {
   dicom::StoreStatus store(const dicom::Association& a, dicom::ReceivedInstance instance,
                            const std::filesystem::path& tempFile) override;
   void refuse(const dicom::Association& a, const std::string& sopInstanceUid, const std::string& reason) override;
+  void accepted(const dicom::Association& a) override;
 
  private:
   const config::NodeConfig& config_;

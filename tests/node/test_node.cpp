@@ -51,6 +51,13 @@ TEST_CASE("C-ECHO answers known peers - unknown or misaddressed callers are refu
   node.stop();
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%NOBODY%not in dicom.peers%'") == 1);
   CHECK(node.queryInt("SELECT COUNT(*) FROM refusals WHERE reason LIKE '%OTHERNODE%'") == 1);
+  // The audit trail has all three associations, in order, with their outcomes.
+  CHECK(node.queryStrings("SELECT peer || ' ' || outcome FROM audit WHERE event = 'association' ORDER BY id") ==
+        std::vector<std::string>{"ECHOSCU@127.0.0.1 accepted", "NOBODY@127.0.0.1 refused", "ECHOSCU@127.0.0.1 refused"});
+  auto json = runCommand({(segnodedPath().parent_path() / "segnode").string(), "audit", "--json", "--config",
+                          node.configFile().string()});
+  CHECK(json.exitCode == 0);
+  CHECK_THAT(json.output, Catch::Contains("\"outcome\":\"refused\"") && Catch::Contains("not in dicom.peers"));
 }
 
 TEST_CASE("a peer known by AE title but calling from another host is refused", "[node][dicom]") {

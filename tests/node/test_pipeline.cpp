@@ -98,6 +98,12 @@ TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it c
   auto status = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "status", "--config", site.node.configFile().string()});
   CHECK(status.exitCode == 0);
   CHECK_THAT(status.output, Catch::Contains("sent=1"));
+  // The audit trail: Orthanc's association, accepted, and the SEG's delivery, sent.
+  auto audit = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "audit", "--since", "1h", "--config",
+                           site.node.configFile().string()});
+  CHECK(audit.exitCode == 0);
+  CHECK_THAT(audit.output, Catch::Contains("association accepted ORTHANC@127.0.0.1"));
+  CHECK_THAT(audit.output, Catch::Contains("delivery    sent     pacs job 1, SEG " + site.node.queryStrings("SELECT seg_sop_uid FROM jobs")[0]));
   site.node.stop();
 }
 
