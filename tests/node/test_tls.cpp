@@ -18,6 +18,14 @@ std::vector<std::string> tlsClient(const TestPki& pki, const std::string& who) {
   return {"+tls", pki.key(who), pki.crt(who), "+cf", pki.crt("ca")};
 }
 
+// The node's port speaks TLS with the node's certificate, trusting the test CA; `more` adds keys.
+void listenWithTls(NodeProcess& node, const TestPki& pki, const std::string& certificate, const std::string& key,
+                   const std::string& more = "") {
+  node.editConfig("  max_associations: 16\n", "  max_associations: 16\n  tls:\n    certificate: " + certificate +
+                                                  "\n    private_key: " + key + "\n    trusted_certificates: [" +
+                                                  pki.crt("ca") + "]\n" + more);
+}
+
 }  // namespace
 
 TEST_CASE("DICOM TLS: a client with a trusted certificate is served - an untrusted one and plain TCP are refused",
@@ -25,9 +33,7 @@ TEST_CASE("DICOM TLS: a client with a trusted certificate is served - an untrust
   if (!haveTools()) return;
   TestPki pki;
   NodeProcess node;
-  node.editConfig("  max_associations: 16\n", "  max_associations: 16\n  tls:\n    certificate: " + pki.crt("node") +
-                                                  "\n    private_key: " + pki.key("node") +
-                                                  "\n    trusted_certificates: [" + pki.crt("ca") + "]\n");
+  listenWithTls(node, pki, pki.crt("node"), pki.key("node"));
   node.start();
   auto files = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"));
   auto trusted = node.storescu(tlsClient(pki, "client"), {files[0].string()});
@@ -51,9 +57,7 @@ TEST_CASE("segnoded refuses to start with a TLS key that does not match its cert
   if (segnode::test::missing(runCommand({"openssl", "version"}).exitCode == 0, "openssl(1)")) return;
   TestPki pki;
   NodeProcess node;
-  node.editConfig("  max_associations: 16\n", "  max_associations: 16\n  tls:\n    certificate: " + pki.crt("node") +
-                                                  "\n    private_key: " + pki.key("client") +
-                                                  "\n    trusted_certificates: [" + pki.crt("ca") + "]\n");
+  listenWithTls(node, pki, pki.crt("node"), pki.key("client"));
   auto r = runCommand({segnodedPath().string(), "--config", node.configFile().string()});
   CHECK(r.exitCode == 78);
   CHECK_THAT(r.output, Catch::Contains("does not match certificate") && Catch::Contains(pki.key("client")));
@@ -63,9 +67,7 @@ TEST_CASE("DICOM TLS min_version 1.3: a client limited to TLS 1.2 is refused, a 
   if (!haveTools()) return;
   TestPki pki;
   NodeProcess node;
-  node.editConfig("  max_associations: 16\n", "  max_associations: 16\n  tls:\n    certificate: " + pki.crt("node") +
-                                                  "\n    private_key: " + pki.key("node") +
-                                                  "\n    trusted_certificates: [" + pki.crt("ca") + "]\n    min_version: \"1.3\"\n");
+  listenWithTls(node, pki, pki.crt("node"), pki.key("node"), "    min_version: \"1.3\"\n");
   node.start();
   auto files = dicomFilesIn(dicomData("siemens_prisma_gre_fieldmap_sag"));
   auto only12 = tlsClient(pki, "client");
