@@ -240,18 +240,19 @@ TEST_CASE("a changed resend whose row cannot commit leaves the acknowledged copy
   const std::string sop = sopInstanceUidOf(original);
   REQUIRE(node.storescu({}, {original.string()}).exitCode == 0);
   {
-    // Another writer holds the database past the node's busy timeout (10 s): the row of the
-    // changed copy cannot commit, and the C-STORE is refused.
-    std::promise<void> locked;
+    // Another writer holds the database until the C-STORE is answered, past the node's busy
+    // timeout (10 s): the row of the changed copy cannot commit, and the C-STORE is refused.
+    std::promise<void> locked, answered;
     std::thread writer([&] {
       SQLite::Database db(node.database().string(), SQLite::OPEN_READWRITE);
       db.exec("BEGIN EXCLUSIVE");
       locked.set_value();
-      std::this_thread::sleep_for(std::chrono::seconds(12));
+      answered.get_future().wait();
       db.exec("ROLLBACK");
     });
     locked.get_future().wait();
     auto sent = node.storescu({"-v"}, {changed.string()});
+    answered.set_value();
     writer.join();
     CHECK_THAT(sent.output, Catch::Contains("Received Store Response (Refused: OutOfResources)"));
   }
