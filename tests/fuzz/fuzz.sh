@@ -15,7 +15,7 @@ mkdir -p $out/corpus $out/artifacts
 shared=../shared/data/dicom
 if [[ -d $shared ]]; then
   for series in "$shared"/*/; do  # three files of each series, the first time
-    find "$series" -type f -name '*.dcm' -size -400k | sort | head -3 | while read -r f; do
+    find "$series" -type f -name '*.dcm' -size -400k | sort | sed -n 1,3p | while read -r f; do
       seed=$out/corpus/seed-$(basename "$series")-$(basename "$f")
       [[ -e $seed ]] || cp "$f" "$seed"
     done
