@@ -79,7 +79,7 @@ torch::Tensor resample(const torch::Tensor& input, const Size3& outSize, const V
 
 torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step, int64_t slabVoxels) {
   const int64_t nz = outSize[2], plane = outSize[0] * outSize[1], nzIn = maps.size(1);
-  const int64_t slab = std::max<int64_t>(1, slabVoxels / std::max<int64_t>(1, plane));
+  const int64_t slab = slabSlices(plane, slabVoxels);
   torch::Tensor label = torch::empty({nz, outSize[1], outSize[0]}, torch::kByte);
   for (int64_t z0 = 0; z0 < nz; z0 += slab) {
     const int64_t z1 = std::min(nz, z0 + slab);

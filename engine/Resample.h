@@ -5,6 +5,8 @@
 // costs three 1D passes.
 #include <torch/types.h>
 
+#include <algorithm>
+
 #include "engine/BundleSpec.h"
 #include "engine/Geometry.h"
 
@@ -22,6 +24,10 @@ torch::Tensor resample(const torch::Tensor& x, const Size3& outSize, const Vec3&
 inline constexpr int64_t kArgmaxSlabVoxels = int64_t(1) << 24;  // 64 MB a map: 64 slices of 512 x 512
 torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step,
                              int64_t slabVoxels = kArgmaxSlabVoxels);
+// Whole slices of `plane` voxels in a slab of at most `slabVoxels` (at least one).
+inline int64_t slabSlices(int64_t plane, int64_t slabVoxels = kArgmaxSlabVoxels) {
+  return std::max<int64_t>(1, slabVoxels / std::max<int64_t>(1, plane));
+}
 
 // Label maps: each label's indicator is resampled linearly and the largest wins, so labels stay
 // consistent (no invented values between neighbours). Keeps the input's values and dtype.

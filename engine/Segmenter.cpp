@@ -68,7 +68,7 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
   // Class index -> label value a slab at a time: indexing wants int64 indices, 8 bytes a voxel
   // (1.3 GB for a 512 x 512 x 600 CT) if made for the whole volume at once.
   out.data = torch::empty(classes.sizes(), lut.options());
-  const int64_t slab = std::max<int64_t>(1, kArgmaxSlabVoxels / std::max<int64_t>(1, classes.size(1) * classes.size(2)));
+  const int64_t slab = slabSlices(classes.size(1) * classes.size(2));
   for (int64_t z0 = 0; z0 < classes.size(0); z0 += slab) {
     const int64_t z1 = std::min(classes.size(0), z0 + slab);
     out.data.slice(0, z0, z1).copy_(lut.index({classes.slice(0, z0, z1).to(torch::kLong)}));

@@ -1,4 +1,6 @@
 #pragma once
+#include <ctime>
+#include <string>
 // One function per `segnode` subcommand: it declares the subcommand (CLI11), whose callback runs
 // it. Errors are thrown as segnode::Error and turned into a message + exit code by cli::run only.
 #include "common/Cli.h"
@@ -8,6 +10,8 @@ namespace segnode::cli {
 void addSegment(CLI::App& app, const char* argv0);  // segment and convert
 void addBench(CLI::App& app, const char* argv0);
 void addModels(CLI::App& app, const char* argv0);  // models and models init
+// "2026-12-01T08:30:00Z": the CLI's one way to print a time (epoch seconds, UTC).
+std::string isoUtc(std::time_t epochSeconds);
 void addAdmin(CLI::App& app);                      // status, jobs, retry, backup, audit
 
 }  // namespace segnode::cli

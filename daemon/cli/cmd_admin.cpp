@@ -111,24 +111,15 @@ int64_t sinceMs(const std::string& since) {
   return int64_t(timegm(&t)) * 1000;
 }
 
-std::string utc(int64_t ms) {
-  std::time_t s = std::time_t(ms / 1000);
-  std::tm t{};
-  gmtime_r(&s, &t);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &t);
-  return b;
-}
-
 void printAudit(const AdminArgs& a) {
   auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   for (const auto& e : storage::readAudit(*db, sinceMs(a.since), a.auditLimit)) {
     if (a.json)
-      std::printf("%s\n", nlohmann::json{{"at", utc(e.atMs)}, {"event", e.event}, {"peer", e.peer}, {"subject", e.subject},
+      std::printf("%s\n", nlohmann::json{{"at", isoUtc(std::time_t(e.atMs / 1000))}, {"event", e.event}, {"peer", e.peer}, {"subject", e.subject},
                                           {"outcome", e.outcome}, {"detail", e.detail}}.dump().c_str());
     else
-      std::printf("%s %-11s %-8s %s%s%s\n", utc(e.atMs).c_str(), e.event.c_str(), e.outcome.c_str(), e.peer.c_str(),
+      std::printf("%s %-11s %-8s %s%s%s\n", isoUtc(std::time_t(e.atMs / 1000)).c_str(), e.event.c_str(), e.outcome.c_str(), e.peer.c_str(),
                   e.subject.empty() ? "" : (" " + e.subject).c_str(), e.detail.empty() ? "" : (": " + e.detail).c_str());
   }
 }
@@ -142,6 +133,14 @@ void backup(const AdminArgs& a) {
 }
 
 }  // namespace
+
+std::string isoUtc(std::time_t epochSeconds) {
+  std::tm t{};
+  gmtime_r(&epochSeconds, &t);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &t);
+  return b;
+}
 
 // status, jobs, retry and backup read the database of the node that --config describes.
 void addAdmin(CLI::App& app) {

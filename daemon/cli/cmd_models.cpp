@@ -93,13 +93,6 @@ int listModels(const ModelsArgs& a, const char* argv0) {
   return broken ? 65 : 0;
 }
 
-std::string nowIso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 void initBundle(const ModelsArgs& a, const char* argv0) {
   engine::BundleSpec spec = engine::loadBundleTemplate(a.templateFile);
   spec.name = a.name;
@@ -107,7 +100,7 @@ void initBundle(const ModelsArgs& a, const char* argv0) {
     throw Error(ErrorCode::InvalidArgument, "--version must be MAJOR.MINOR.PATCH");
   const int divisor = a.divisor, minFeatures = a.minFeatures;
   spec.architecture = spec.architecture.withWidthDivisor(divisor, minFeatures);
-  spec.created = nowIso();
+  spec.created = isoUtc(std::time(nullptr));
   spec.description = "UNTRAINED: random weights for tests and benchmarks; outputs are meaningless. " + spec.description;
   spec.provenance = {{"untrained", true}, {"template", a.templateFile}, {"width_divisor", divisor}, {"seed", a.seed}};
   spec.metrics = {{"parameters", spec.architecture.parameterCount()}};

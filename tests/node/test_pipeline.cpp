@@ -56,6 +56,28 @@ bool absent(const std::string& series) {
   return segnode::test::missing(OrthancProcess::available(), "Orthanc (/usr/sbin/Orthanc)") ||
          segnode::test::missing(!dicomData(series).empty(), "../shared/data/dicom/" + series);
 }
+
+// Copies of `files` in `dir`, edited by dcmodify with `edits` (e.g. a new SeriesInstanceUID and
+// -gin for new SOP Instance UIDs): a series the node has not seen. Returns the copies' paths.
+std::vector<std::string> editedCopies(const std::vector<fs::path>& files, const fs::path& dir,
+                                      const std::vector<std::string>& edits) {
+  fs::create_directories(dir);
+  std::vector<std::string> argv{"dcmodify", "-nb"}, copies;
+  argv.insert(argv.end(), edits.begin(), edits.end());
+  for (const auto& f : files) {
+    copies.push_back((dir / f.filename()).string());
+    fs::copy_file(f, copies.back());
+  }
+  argv.insert(argv.end(), copies.begin(), copies.end());
+  REQUIRE(runCommand(argv).exitCode == 0);
+  return copies;
+}
+
+// A number from the environment (the full runs of docs/reliability.md), else the ctest default.
+double envNumber(const char* name, double ctestDefault) {
+  const char* v = std::getenv(name);
+  return v ? std::atof(v) : ctestDefault;
+}
 }  // namespace
 
 TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it comes back", "[pipeline][orthanc][data]") {
@@ -129,8 +151,7 @@ TEST_CASE("the SEG goes to an Orthanc that speaks DICOM TLS - verified both ways
 TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and sending - nothing acknowledged is lost, every job ends, one SEG per job",
           "[pipeline][orthanc][fault][data]") {
   if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
-  const char* env = std::getenv("SEGNODE_FAULT_ROUNDS");
-  const int rounds = env ? std::max(1, std::atoi(env)) : 3;
+  const int rounds = std::max(1, int(envNumber("SEGNODE_FAULT_ROUNDS", 3)));
   Site site;
   site.pacs.start();
   const auto source = dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom");
@@ -141,15 +162,8 @@ TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and s
   for (int round = 0; round < rounds; ++round) {
     // Each round sends the series anew, under its own Series and SOP Instance UIDs.
     const auto dir = work / ("round" + std::to_string(round));
-    fs::create_directories(dir);
-    std::vector<std::string> files;
-    for (const auto& f : source) {
-      files.push_back((dir / f.filename()).string());
-      fs::copy_file(f, files.back());
-    }
-    std::vector<std::string> edit{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.7." + std::to_string(round)};
-    edit.insert(edit.end(), files.begin(), files.end());
-    REQUIRE(runCommand(edit).exitCode == 0);
+    const auto files =
+        editedCopies(source, dir, {"-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.7." + std::to_string(round)});
     site.node.start();
     std::vector<std::string> send{"storescu", "-v", "-xe", "-aet", "STORESCU", "-aec", "SEGNODE", "127.0.0.1",
                                   std::to_string(site.node.port())};
@@ -201,8 +215,7 @@ TEST_CASE("fault rounds: kill -9 at random points across ingest, inference and s
 TEST_CASE("a destination that is down does not delay another - it gets the SEG when it comes back",
           "[pipeline][orthanc][data]") {
   if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
-  const char* env = std::getenv("SEGNODE_DESTINATION_DOWN_S");
-  const double down = env ? std::atof(env) : 8;
+  const double down = envNumber("SEGNODE_DESTINATION_DOWN_S", 8);
   Site site;
   OrthancProcess archive(site.node.port());
   site.node.editConfig("destinations: [pacs]}", "destinations: [pacs, archive]}");
@@ -234,8 +247,7 @@ TEST_CASE("a destination that is down does not delay another - it gets the SEG w
 TEST_CASE("a queue of series is worked off while SEGs go out as they are made and C-STOREs stay answered",
           "[pipeline][orthanc][data][load]") {
   if (absent("siemens_xa30_prisma_epi_sag_classic")) return;
-  const char* env = std::getenv("SEGNODE_QUEUE_SERIES");
-  const int n = env ? std::max(2, std::atoi(env)) : 10;
+  const int n = std::max(2, int(envNumber("SEGNODE_QUEUE_SERIES", 10)));
   Site site;
   site.pacs.start();
   site.node.start();
@@ -243,15 +255,9 @@ TEST_CASE("a queue of series is worked off while SEGs go out as they are made an
   TempDir work;
   std::vector<std::string> all;
   for (int k = 0; k < n; ++k) {  // n copies of the series, each with its own Series and SOP Instance UIDs
-    const auto dir = work / std::to_string(k);
-    fs::create_directories(dir);
-    std::vector<std::string> edit{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.9." + std::to_string(k)};
-    for (const auto& f : source) {
-      fs::copy_file(f, dir / f.filename());
-      edit.push_back((dir / f.filename()).string());
-    }
-    REQUIRE(runCommand(edit).exitCode == 0);
-    all.insert(all.end(), edit.begin() + 5, edit.end());
+    const auto copies =
+        editedCopies(source, work / std::to_string(k), {"-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.9." + std::to_string(k)});
+    all.insert(all.end(), copies.begin(), copies.end());
   }
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
@@ -358,14 +364,11 @@ TEST_CASE("malformed series sent to a running node are refused with their reason
   };
   int k = 0;
   for (const auto& [name, edits] : cases) {
-    const auto file = tmp / (name + ".dcm");
-    fs::copy_file(good.front(), file);
-    std::vector<std::string> argv{"dcmodify", "-nb", "-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.11." + std::to_string(++k)};
-    argv.insert(argv.end(), edits.begin(), edits.end());
-    argv.push_back(file.string());
-    REQUIRE(runCommand(argv).exitCode == 0);
+    std::vector<std::string> all{"-gin", "-m", "(0020,000e)=1.2.826.0.1.3680043.10.543.11." + std::to_string(++k)};
+    all.insert(all.end(), edits.begin(), edits.end());
+    const auto file = editedCopies({good.front()}, tmp / name, all);
     INFO(name);
-    CHECK(site.node.storescu({"-xe"}, {file.string()}).exitCode == 0);
+    CHECK(site.node.storescu({"-xe"}, file).exitCode == 0);
   }
   REQUIRE(site.node.storeAsIs(good).exitCode == 0);
   REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM series WHERE state = 'done'") == 6; }, 120));
@@ -390,13 +393,9 @@ TEST_CASE("no patient name or ID reaches the log - UIDs and AE titles only", "[p
   Site site;
   site.node.start();
   TempDir tmp;
-  std::vector<std::string> edit{"dcmodify", "-nb", "-m", "(0010,0010)=Doe^Secretname", "-m", "(0010,0020)=PID-74205-X"};
-  for (const auto& f : dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom")) {
-    fs::copy_file(f, tmp / f.filename());
-    edit.push_back((tmp / f.filename()).string());
-  }
-  REQUIRE(runCommand(edit).exitCode == 0);
-  REQUIRE(site.node.storescu({"-xe"}, std::vector<std::string>(edit.begin() + 6, edit.end())).exitCode == 0);
+  const auto copies = editedCopies(dicomFilesIn(dicomData("siemens_xa30_prisma_epi_sag_classic") / "dicom"), tmp.path(),
+                                   {"-m", "(0010,0010)=Doe^Secretname", "-m", "(0010,0020)=PID-74205-X"});
+  REQUIRE(site.node.storescu({"-xe"}, copies).exitCode == 0);
   REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1; }, 120));
   site.node.stop();
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM studies WHERE patient_name = 'Doe^Secretname'") == 1);  // it was received
