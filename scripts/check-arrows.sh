@@ -19,7 +19,8 @@ declare -A allowed=(
   [daemon/ingest]="common storage daemon/config daemon/dicom daemon/routing"
   [daemon/jobs]="common engine storage daemon/dicom"
   [daemon/send]="common storage daemon/config daemon/dicom"
-  [daemon/app]="common storage daemon/config daemon/dicom daemon/routing daemon/ingest daemon/jobs daemon/send"
+  [daemon/http]="common storage"
+  [daemon/app]="common storage daemon/config daemon/dicom daemon/routing daemon/ingest daemon/jobs daemon/send daemon/http"
   [daemon/cli]="common engine storage daemon/config daemon/dicom"
 )
 # third-party include prefix -> the only parts that may use it (tests may use anything).
@@ -28,6 +29,8 @@ declare -A owners=(
   ["SQLiteCpp/"]="storage"
   ["torch/"]="engine training daemon/jobs daemon/cli"
   ["ATen/"]="engine training daemon/jobs daemon/cli"
+  ["systemd/"]="daemon/app"
+  ["boost/beast"]="daemon/http"
 )
 
 part_of() {  # the part a file belongs to: the longest matching folder

@@ -4,12 +4,12 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config zlib1g-dev
   libtorch-dev libdcmtk-dev dcmtk libsqlitecpp-dev libsqlite3-dev libyaml-cpp-dev
-  libboost-dev libboost-system-dev libssl-dev libopenjp2-7-dev libdnnl-dev nlohmann-json3-dev libcli11-dev)
+  libboost-dev libboost-system-dev libssl-dev libsystemd-dev libopenjp2-7-dev libdnnl-dev nlohmann-json3-dev libcli11-dev)
 if [[ ${1:-} == --tests ]]; then
   # catch2: unit tests; python3-nibabel/yaml: NIfTI output checks; orthanc: the real PACS of the
   # end-to-end tests; dicom3tools: dciodvfy; curl: Orthanc's REST API; clang + compiler-rt:
   # libFuzzer and the sanitizers of tests/fuzz/fuzz.sh.
-  packages+=(catch2 python3-nibabel python3-yaml python3-numpy orthanc dicom3tools curl clang libclang-rt-14-dev)
+  packages+=(catch2 python3-nibabel python3-yaml python3-numpy orthanc dicom3tools curl clang libclang-rt-14-dev prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do

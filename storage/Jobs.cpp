@@ -218,6 +218,14 @@ Jobs::Requeued Jobs::requeueRunning(int maxAttempts) {
   return r;
 }
 
+void Jobs::release(int64_t jobId) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  static const std::string release = sqlMove("jobs", kJobReleased, ", started_ms = NULL, attempts = MAX(attempts - 1, 0)", "id = ?");
+  SQLite::Statement u(db_, release);
+  u.bind(1, jobId);
+  if (u.exec() != 1) throw Error(ErrorCode::Internal, "job " + std::to_string(jobId) + " is not running");
+}
+
 std::vector<Job> Jobs::list(std::optional<JobState> state, int limit) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Statement q(db_, std::string(kJobColumns) + (state ? " WHERE state = :state" : "") +

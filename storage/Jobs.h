@@ -59,6 +59,9 @@ class Jobs {
   // had maxAttempts attempts already: they fail with that reason (a poison series).
   struct Requeued { int requeued = 0, givenUp = 0; };
   Requeued requeueRunning(int maxAttempts);
+  // A running job the node stopped on purpose (SIGTERM past processing.stop_timeout_s) goes back
+  // to the queue with its attempt given back: a shutdown is not a crash of this series.
+  void release(int64_t jobId);
   std::vector<Job> list(std::optional<JobState> state, int limit);  // newest first; all states without one
 
   // Retention of the SEG files: those of jobs finished before cutoffMs whose every delivery was

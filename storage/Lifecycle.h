@@ -61,6 +61,7 @@ inline const Transition<S> kSeriesPurged{{S::Done}, S::Purged};
 
 inline const Transition<J> kJobClaimed{{J::Queued}, J::Running};
 inline const Transition<J> kJobRequeued{{J::Running}, J::Queued};
+inline const Transition<J> kJobReleased{{J::Running}, J::Queued};  // stopped at shutdown: the attempt does not count
 inline const Transition<J> kJobGivenUp{{J::Running}, J::Failed};  // the process ended during each of its attempts
 inline const Transition<J> kJobSupersededWaiting{{J::Queued, J::Done, J::Failed, J::Rejected}, J::Superseded};
 // A running job ends in one of these (superseded when its series got a newer job meanwhile).

@@ -2,6 +2,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <nlohmann/json.hpp>
+
 #include "storage/Lifecycle.h"
 
 namespace segnode::storage {
@@ -21,6 +23,9 @@ NodeStatus readStatus(SQLite::Database& db) {
   s.series = countByState(db, "series");
   s.jobs = countByState(db, "jobs");
   s.outbox = countByState(db, "outbox");
+  SQLite::Statement oldest(db, "SELECT COALESCE(MIN(created_ms), 0) FROM jobs WHERE state = '" +
+                                   std::string(sqlName(JobState::Queued)) + "'");
+  if (oldest.executeStep()) s.oldestQueuedMs = oldest.getColumn(0).getInt64();
   SQLite::Statement q(db, "SELECT 'job ' || id || ': ' || state || ': ' || reason FROM jobs WHERE reason IS NOT NULL"
                           " UNION ALL SELECT 'outbox ' || id || ' (job ' || job_id || ' -> ' || destination || '): '"
                           " || last_error FROM outbox WHERE last_error IS NOT NULL AND state != '" +
@@ -29,6 +34,35 @@ NodeStatus readStatus(SQLite::Database& db) {
                           " LIMIT 10");
   while (q.executeStep()) s.lastErrors.push_back(q.getColumn(0).getString());
   return s;
+}
+
+nlohmann::json toJson(const NodeStatus& s) {
+  return {{"series", s.series}, {"jobs", s.jobs}, {"outbox", s.outbox}, {"oldest_queued_ms", s.oldestQueuedMs},
+          {"last_errors", s.lastErrors}};
+}
+
+nlohmann::json toJson(const Job& j) {
+  return {{"id", j.id},
+          {"series_uid", j.seriesUid},
+          {"generation", j.generation},
+          {"route", j.route},
+          {"model", j.model},
+          {"state", sqlName(j.state)},
+          {"reason", j.reason},
+          {"seg_series_uid", j.segSeriesUid},
+          {"seg_series_number", j.segSeriesNumber},
+          {"destinations", j.destinations}};
+}
+
+bool probeWritable(SQLite::Database& db, std::string& why) {
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec("ROLLBACK");
+    return true;
+  } catch (const std::exception& e) {
+    why = e.what();
+    return false;
+  }
 }
 
 std::vector<AuditEntry> readAudit(SQLite::Database& db, int64_t sinceMs, int limit) {

@@ -29,29 +29,13 @@ struct AdminArgs {
 };
 
 
-nlohmann::json jobJson(const storage::Job& j) {
-  return {{"id", j.id},
-          {"series_uid", j.seriesUid},
-          {"generation", j.generation},
-          {"route", j.route},
-          {"model", j.model},
-          {"state", storage::sqlName(j.state)},
-          {"reason", j.reason},
-          {"seg_series_uid", j.segSeriesUid},
-          {"seg_series_number", j.segSeriesNumber},
-          {"destinations", j.destinations}};
-}
-
 void printStatus(const AdminArgs& a) {
   auto cfg = config::loadConfig(a.config);
   auto db = storage::openDatabase(cfg.database, storage::Access::ReadOnly);
   auto st = storage::readStatus(*db);
-  const nlohmann::json status{{"series", st.series},
-                              {"jobs", st.jobs},
-                              {"outbox", st.outbox},
-                              {"workers", config::workerCount(cfg)},
-                              {"threads_per_worker", config::threadsPerWorker(cfg)},
-                              {"last_errors", st.lastErrors}};
+  nlohmann::json status = storage::toJson(st);
+  status["workers"] = config::workerCount(cfg);
+  status["threads_per_worker"] = config::threadsPerWorker(cfg);
   if (a.json) {
     std::printf("%s\n", status.dump().c_str());
     return;
@@ -75,7 +59,7 @@ void printJobs(const AdminArgs& a) {
   auto list = jobs.list(state, a.limit);
   if (!a.json) std::printf("%6s %-10s %-14s %-28s %4s  %s\n", "JOB", "STATE", "ROUTE", "MODEL", "GEN", "SERIES / REASON");
   for (const auto& j : list) {
-    if (a.json) std::printf("%s\n", jobJson(j).dump().c_str());
+    if (a.json) std::printf("%s\n", storage::toJson(j).dump().c_str());
     else
       std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, storage::sqlName(j.state), j.route.c_str(), j.model.c_str(),
                   (long long)j.generation, j.seriesUid.c_str(), j.reason.empty() ? "" : ("\n         " + j.reason).c_str());

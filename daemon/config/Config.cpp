@@ -1,5 +1,6 @@
 #include "daemon/config/Config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +47,9 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
   k.read("processing.max_job_attempts", c.maxJobAttempts, "an integer");
   if (c.maxJobAttempts < 1 || c.maxJobAttempts > 100) k.problem("processing.max_job_attempts", "must be 1..100", "use 2");
+  k.read("processing.stop_timeout_s", c.stopTimeoutSeconds, "a number of seconds");
+  if (!(c.stopTimeoutSeconds >= 0 && c.stopTimeoutSeconds <= 3600))
+    k.problem("processing.stop_timeout_s", "must be 0..3600", "use 60, and TimeoutStopSec in the unit above it");
   k.read("processing.max_voxels", c.maxVoxels, "an integer");
   if (c.maxVoxels < 1) k.problem("processing.max_voxels", "must be >= 1", "use 160000000 (a 512 x 512 x 600 CT is 157 million)");
   k.read("retry.base_s", c.retry.baseSeconds, "seconds");
@@ -198,6 +202,55 @@ double RetryPolicy::delaySeconds(int attempts) const {
   return std::min(d, capSeconds);
 }
 
+void readHttp(yaml::Reader& k, NodeConfig& c) {
+  k.read("http.address", c.httpAddress, "an IP address");
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, c.httpAddress.c_str(), addr) != 1 && inet_pton(AF_INET6, c.httpAddress.c_str(), addr) != 1)
+    k.problem("http.address", "'" + c.httpAddress + "' is not an IP address", "use 127.0.0.1 (monitoring on this host) or the address a scraper reaches");
+  int port = c.httpPort;
+  k.read("http.port", port, "a TCP port number");
+  if (port < 0 || port > 65535) k.problem("http.port", "must be 0..65535, got " + std::to_string(port), "use 8104, or 0 to turn HTTP off");
+  c.httpPort = uint16_t(port);
+}
+
+std::vector<std::string> keysNeedingRestart(const NodeConfig& a, const NodeConfig& b) {
+  std::vector<std::string> keys;
+  auto same = [&](bool equal, const char* key) {
+    if (!equal) keys.push_back(key);
+  };
+  auto tlsKey = [](const std::optional<TlsOptions>& t) {
+    if (!t) return std::string();
+    std::string k = t->certificate + "|" + t->privateKey + "|" + t->minVersion + "|" + (t->requirePeerCertificate ? "1" : "0");
+    for (const auto& f : t->trusted) k += "|" + f;
+    return k;
+  };
+  same(a.aeTitle == b.aeTitle, "dicom.ae_title");
+  same(a.port == b.port, "dicom.port");
+  same(a.maxAssociations == b.maxAssociations, "dicom.max_associations");
+  same(a.maxPdu == b.maxPdu, "dicom.max_pdu");
+  same(a.acseTimeoutSeconds == b.acseTimeoutSeconds, "dicom.acse_timeout_s");
+  same(a.dimseTimeoutSeconds == b.dimseTimeoutSeconds, "dicom.dimse_timeout_s");
+  same(a.sopClasses == b.sopClasses, "dicom.sop_classes");
+  same(tlsKey(a.tls) == tlsKey(b.tls), "dicom.tls");
+  same(a.uidRoot == b.uidRoot, "dicom.uid_root");
+  same(a.spoolDir == b.spoolDir, "storage.spool_dir");
+  same(a.database == b.database, "storage.database");
+  same(a.minFreeBytes == b.minFreeBytes, "storage.min_free_mb");
+  same(a.maxDatasetBytes == b.maxDatasetBytes, "storage.max_dataset_mb");
+  same(a.retentionHours == b.retentionHours, "storage.retention_hours");
+  same(a.quietPeriodSeconds == b.quietPeriodSeconds, "series.quiet_period_s");
+  same(a.modelsDir == b.modelsDir, "processing.models_dir");
+  same(a.outputDir == b.outputDir, "processing.output_dir");
+  same(a.workers == b.workers, "processing.workers");
+  same(a.threadsPerWorker == b.threadsPerWorker, "processing.threads_per_worker");
+  same(a.maxJobAttempts == b.maxJobAttempts, "processing.max_job_attempts");
+  same(a.maxVoxels == b.maxVoxels, "processing.max_voxels");
+  same(a.stopTimeoutSeconds == b.stopTimeoutSeconds, "processing.stop_timeout_s");
+  same(a.httpAddress == b.httpAddress, "http.address");
+  same(a.httpPort == b.httpPort, "http.port");
+  return keys;
+}
+
 int workerCount(const NodeConfig& c) {
   if (c.workers > 0) return c.workers;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -215,8 +268,10 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   yaml::Reader k(file, ErrorCode::BadConfig);
   NodeConfig c;
   c.file = file;
-  k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry"});
-  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels"});
+  k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry", "http"});
+  k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels",
+                               "stop_timeout_s"});
+  k.unknownKeys("http", {"address", "port"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",
                           "accept_unknown_peers", "sop_classes", "tls", "uid_root"});
@@ -267,6 +322,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   k.read("series.quiet_period_s", c.quietPeriodSeconds, "a number of seconds");
   if (!(c.quietPeriodSeconds > 0 && c.quietPeriodSeconds <= 3600))
     k.problem("series.quiet_period_s", "must be in (0, 3600]", "use 10");
+  readHttp(k, c);
   k.read("logging.level", c.logLevel, "debug, info, warn or error");
   log::Level lvl;
   if (!log::parseLevel(c.logLevel, lvl)) k.problem("logging.level", "'" + c.logLevel + "' is not a level", "use debug, info, warn or error");

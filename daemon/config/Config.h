@@ -74,16 +74,24 @@ struct NodeConfig {
   int workers = 0;                              // 0: sized from the machine (workerCount())
   int threadsPerWorker = 0;                     // 0: cores / workers
   int maxJobAttempts = 2;                       // a job the process died in this often fails (poison series)
+  double stopTimeoutSeconds = 60;               // at SIGTERM, a running job past this is stopped and re-queued
   int64_t maxVoxels = 160'000'000;              // a larger series is refused at routing (512 x 512 x 600 fits)
   std::vector<Route> routes;
   std::vector<Destination> destinations;
   RetryPolicy retry;
+  // http: /healthz /readyz /metrics /api/* (docs/admin.md)
+  std::string httpAddress = "127.0.0.1";
+  uint16_t httpPort = 8104;  // 0: no HTTP endpoint
   // logging:
   std::string logLevel = "info";
 };
 
 // Throws segnode::Error(BadConfig) whose message lists every problem, one per line.
 NodeConfig loadConfig(const std::filesystem::path& file);
+
+// SIGHUP applies dicom.peers, dicom.accept_unknown_peers, routes, destinations, retry and
+// logging.level; every other key takes effect at the next start. The keys that differ, by name.
+std::vector<std::string> keysNeedingRestart(const NodeConfig& running, const NodeConfig& next);
 
 // The documented sizing rule: one worker per 4 cores (at least one), and no more than one per
 // 6 GiB of memory; each worker gets cores / workers intra-op threads.

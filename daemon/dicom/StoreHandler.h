@@ -51,8 +51,10 @@ class StoreHandler {
   virtual std::filesystem::path newTempPath() = 0;  // where the next data set is received
   // `tempFile` holds the received data set; success only once it is durable.
   virtual StoreStatus store(const Association& a, ReceivedInstance instance, const std::filesystem::path& tempFile) = 0;
-  // An empty sopInstanceUid refuses the association itself.
-  virtual void refuse(const Association& a, const std::string& sopInstanceUid, const std::string& reason) = 0;
+  // Why a refusal happened, as a small fixed set (the metrics' reason label); the text says the rest.
+  enum class Refusal { CalledAe, CallingAe, Host, NoRoom, Aborted, Unreadable, Invalid, StoreFailed };
+  // An empty sopInstanceUid refuses the association itself (CalledAe, CallingAe, Host).
+  virtual void refuse(const Association& a, const std::string& sopInstanceUid, Refusal kind, const std::string& reason) = 0;
   virtual void accepted(const Association& a) = 0;  // the association was acknowledged (audit trail)
 };
 

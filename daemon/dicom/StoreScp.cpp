@@ -43,7 +43,10 @@ class Session : public DcmThreadSCP {
     std::string reason;
     auto a = association();
     if (ingest_.checkPeer(a, reason) != failure) return OFTrue;
-    ingest_.refuse(a, "", "association refused: " + reason);
+    const auto kind = failure == StoreHandler::PeerCheck::WrongCalledAe      ? StoreHandler::Refusal::CalledAe
+                      : failure == StoreHandler::PeerCheck::UnknownCallingAe ? StoreHandler::Refusal::CallingAe
+                                                                             : StoreHandler::Refusal::Host;
+    ingest_.refuse(a, "", kind, "association refused: " + reason);
     return OFFalse;
   }
   OFBool checkCalledAETitleAccepted(const OFString&) override { return refuseIf(StoreHandler::PeerCheck::WrongCalledAe); }
@@ -88,7 +91,7 @@ class Session : public DcmThreadSCP {
       // in memory, never written to the short disk).
       OFCondition c = receiveSTORERequest(req, presId, OFString("/dev/null"));
       if (c.bad()) return c;
-      ingest_.refuse(a, req.AffectedSOPInstanceUID, reason);
+      ingest_.refuse(a, req.AffectedSOPInstanceUID, StoreHandler::Refusal::NoRoom, reason);
       return respond(presId, req, {kOutOfResources, reason});
     }
     std::filesystem::path tmp = ingest_.newTempPath();
@@ -98,7 +101,8 @@ class Session : public DcmThreadSCP {
     if (c.bad()) {  // the association broke mid-transfer, or was aborted: no response can be sent
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      if (!stopped_.empty()) ingest_.refuse(a, req.AffectedSOPInstanceUID, stopped_ + "; association aborted");
+      if (!stopped_.empty())
+        ingest_.refuse(a, req.AffectedSOPInstanceUID, StoreHandler::Refusal::Aborted, stopped_ + "; association aborted");
       else
         SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << ": receiving " << req.AffectedSOPInstanceUID
                                              << " failed: " << c.text());
@@ -110,7 +114,7 @@ class Session : public DcmThreadSCP {
     } catch (const Error& e) {
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      ingest_.refuse(a, req.AffectedSOPInstanceUID, e.what());
+      ingest_.refuse(a, req.AffectedSOPInstanceUID, StoreHandler::Refusal::Unreadable, e.what());
       return respond(presId, req, {kCannotUnderstand, "data set is not readable DICOM"});
     }
     in.commandSopInstanceUid = req.AffectedSOPInstanceUID;

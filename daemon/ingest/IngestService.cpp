@@ -5,6 +5,7 @@
 
 #include "common/Error.h"
 #include "common/Log.h"
+#include "common/Metrics.h"
 #include "common/Sha256.h"
 #include "storage/Db.h"
 
@@ -21,6 +22,8 @@ void removeSuperseded(const std::string& file) {
 IngestService::IngestService(const config::NodeConfig& config, storage::Spool& spool, storage::Index& index,
                              routing::SeriesAssembler& assembler, Flusher flush)
     : config_(config),
+      peers_(config.peers),
+      acceptUnknownPeers_(config.acceptUnknownPeers),
       spool_(spool),
       index_(index),
       assembler_(assembler),
@@ -61,9 +64,10 @@ IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, s
     reason = "called AE title '" + a.calledAe + "' is not this node's ('" + config_.aeTitle + "')";
     return PeerCheck::WrongCalledAe;
   }
-  if (config_.acceptUnknownPeers) return PeerCheck::Allowed;
+  std::lock_guard<std::mutex> lock(peersMutex_);
+  if (acceptUnknownPeers_) return PeerCheck::Allowed;
   bool aeKnown = false;
-  for (const auto& p : config_.peers) {
+  for (const auto& p : peers_) {
     if (p.aeTitle != a.callingAe) continue;
     aeKnown = true;
     if (sameHost(p.host, a.peerHost)) return PeerCheck::Allowed;
@@ -71,6 +75,12 @@ IngestService::PeerCheck IngestService::checkPeer(const dicom::Association& a, s
   reason = aeKnown ? "calling AE '" + a.callingAe + "' is not allowed from host " + a.peerHost
                    : "calling AE '" + a.callingAe + "' is not in dicom.peers";
   return aeKnown ? PeerCheck::WrongHost : PeerCheck::UnknownCallingAe;
+}
+
+void IngestService::setPeers(std::vector<config::Peer> peers, bool acceptUnknownPeers) {
+  std::lock_guard<std::mutex> lock(peersMutex_);
+  peers_ = std::move(peers);
+  acceptUnknownPeers_ = acceptUnknownPeers;
 }
 
 bool IngestService::hasRoomFor(uint64_t receivedBytes, std::string& reason) const {
@@ -85,8 +95,28 @@ bool IngestService::hasRoomFor(uint64_t receivedBytes, std::string& reason) cons
   return false;
 }
 
-void IngestService::refuse(const dicom::Association& a, const std::string& sop, const std::string& reason) {
+namespace {
+
+const char* metricName(dicom::StoreHandler::Refusal kind) {
+  using R = dicom::StoreHandler::Refusal;
+  switch (kind) {
+    case R::CalledAe: return "called_ae";
+    case R::CallingAe: return "calling_ae";
+    case R::Host: return "host";
+    case R::NoRoom: return "no_room";
+    case R::Aborted: return "aborted";
+    case R::Unreadable: return "unreadable";
+    case R::Invalid: return "invalid";
+    case R::StoreFailed: break;
+  }
+  return "store_failed";
+}
+
+}  // namespace
+
+void IngestService::refuse(const dicom::Association& a, const std::string& sop, Refusal kind, const std::string& reason) {
   SEGNODE_LOG(Warn, Dicom, a.callingAe << "@" << a.peerHost << (sop.empty() ? "" : " " + sop) << ": " << reason);
+  metrics::add(sop.empty() ? metrics::Family::AssociationsRefused : metrics::Family::InstancesRefused, {metricName(kind)});
   try {
     index_.recordRefusal(a.callingAe, a.peerHost, sop, reason);
     if (sop.empty()) index_.recordAssociation(a.callingAe, a.peerHost, false, reason);
@@ -96,6 +126,7 @@ void IngestService::refuse(const dicom::Association& a, const std::string& sop, 
 }
 
 void IngestService::accepted(const dicom::Association& a) {
+  metrics::add(metrics::Family::AssociationsAccepted);
   try {
     index_.recordAssociation(a.callingAe, a.peerHost, true, "");
   } catch (const std::exception& e) {  // the audit row is lost, the association goes on
@@ -108,10 +139,10 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
   using namespace dicom;  // the status codes
   storage::InstanceRecord r;
   static_cast<InstanceHeader&>(r) = std::move(in.header);
-  auto fail = [&](uint16_t code, const std::string& why) {
+  auto fail = [&](uint16_t code, const std::string& why, Refusal kind = Refusal::Invalid) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
-    refuse(a, in.commandSopInstanceUid, why);
+    refuse(a, in.commandSopInstanceUid, kind, why);
     return StoreStatus{code, why};
   };
   // Instances without study or series (seen in anonymised data) would be stored under an empty
@@ -126,7 +157,8 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
     r.sha256 = sha256File(tmp);
     final = spool_.pathFor(r.studyUid, r.seriesUid, r.sopInstanceUid, r.sha256);
   } catch (const Error& e) {
-    return fail(e.code() == ErrorCode::BadInput ? kCannotUnderstand : kOutOfResources, e.what());
+    if (e.code() == ErrorCode::BadInput) return fail(kCannotUnderstand, e.what());
+    return fail(kOutOfResources, e.what(), Refusal::StoreFailed);
   }
   try {
     r.fileSize = int64_t(std::filesystem::file_size(tmp));
@@ -139,6 +171,8 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
     spool_.commit(tmp, final);
     storage::StoreOutcome outcome = rows_.submit(r).outcome;
     if (outcome != storage::StoreOutcome::Duplicate) assembler_.noteActivity(r.seriesUid);
+    metrics::add(metrics::Family::InstancesReceived);
+    metrics::add(metrics::Family::BytesReceived, {}, double(r.fileSize));
     SEGNODE_LOG(Debug, Dicom, "stored " << r.sopInstanceUid << " (series " << r.seriesUid << ", "
                                         << (outcome == storage::StoreOutcome::New        ? "new"
                                             : outcome == storage::StoreOutcome::Replaced ? "replaced"
@@ -147,7 +181,7 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
     return {};
   } catch (const std::exception& e) {
     SEGNODE_LOG(Error, Dicom, "storing " << r.sopInstanceUid << " failed: " << e.what());
-    return fail(kOutOfResources, std::string("could not store durably: ") + e.what());
+    return fail(kOutOfResources, std::string("could not store durably: ") + e.what(), Refusal::StoreFailed);
   }
 }
 

@@ -3,6 +3,7 @@
 // The DICOM listener calls it, as its StoreHandler, from its association threads.
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,16 @@ class IngestService : public dicom::StoreHandler {
   // then returns success.
   dicom::StoreStatus store(const dicom::Association& a, dicom::ReceivedInstance instance,
                            const std::filesystem::path& tempFile) override;
-  void refuse(const dicom::Association& a, const std::string& sopInstanceUid, const std::string& reason) override;
+  void refuse(const dicom::Association& a, const std::string& sopInstanceUid, Refusal kind, const std::string& reason) override;
   void accepted(const dicom::Association& a) override;
+  // SIGHUP: who may send from now on (associations already accepted go on).
+  void setPeers(std::vector<config::Peer> peers, bool acceptUnknownPeers);
 
  private:
-  const config::NodeConfig& config_;
+  const config::NodeConfig& config_;  // its dicom.peers are read at start only: peers_ holds them
+  mutable std::mutex peersMutex_;
+  std::vector<config::Peer> peers_;
+  bool acceptUnknownPeers_ = false;
   storage::Spool& spool_;
   storage::Index& index_;
   routing::SeriesAssembler& assembler_;

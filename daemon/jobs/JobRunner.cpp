@@ -9,6 +9,8 @@
 
 #include "common/Error.h"
 #include "common/Log.h"
+#include "common/Metrics.h"
+#include "common/Version.h"
 #include "daemon/dicom/SegWriter.h"
 #include "daemon/dicom/SeriesLoader.h"
 #include "engine/Model.h"
@@ -37,17 +39,36 @@ void JobRunner::start() {
   // one is a fresh mmap whose pages the kernel zeroes again (docs/benchmarks.md).
   engine::installTensorCache();
   running_ = true;
+  if (options_.heartbeats)
+    for (int w = 0; w < options_.workers; ++w) beats_.push_back(options_.heartbeats->add("worker " + std::to_string(w)));
   for (int w = 0; w < options_.workers; ++w) threads_.emplace_back([this, w] { loop(w); });
   SEGNODE_LOG(Info, Infer, options_.workers << " worker(s) x " << options_.threadsPerWorker << " threads");
 }
 
 void JobRunner::wake() { wake_.notify(); }
 
-void JobRunner::stop() {
+void JobRunner::stop(std::chrono::steady_clock::duration deadline) {
   if (!running_.exchange(false)) return;
+  cancelAtNs_ = (std::chrono::steady_clock::now() + deadline).time_since_epoch() / std::chrono::nanoseconds(1);
   wake();
   for (auto& t : threads_) t.join();
   threads_.clear();
+}
+
+std::vector<std::string> JobRunner::preload(const std::vector<std::string>& references) {
+  std::vector<std::string> problems;
+  for (const auto& r : references) try {
+      auto m = model(r);
+      metrics::set(metrics::Family::BuildInfo, {version(), engine::toString(m->backend())}, 1);
+    } catch (const std::exception& e) {
+      problems.push_back(r + ": " + e.what());
+    }
+  return problems;
+}
+
+void JobRunner::forgetModels() {
+  std::lock_guard<std::mutex> lock(modelsMutex_);
+  models_.clear();
 }
 
 std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& reference) {
@@ -64,9 +85,10 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
   return slot;
 }
 
-void JobRunner::loop(int) {
+void JobRunner::loop(int worker) {
   at::set_num_threads(options_.threadsPerWorker);  // per worker thread
   while (running_) {
+    beat(worker);
     uint64_t ticket = wake_.ticket();
     std::optional<storage::Job> job;
     try {
@@ -75,16 +97,31 @@ void JobRunner::loop(int) {
       SEGNODE_LOG(Error, Infer, "claiming a job: " << e.what());
     }
     if (job) {
-      run(*job);
+      run(*job, worker);
       continue;
     }
-    wake_.wait(ticket, std::chrono::hours(1), [&] { return !running_; });
+    // Idle workers wake to beat (well inside any watchdog interval).
+    wake_.wait(ticket, std::chrono::seconds(5), [&] { return !running_; });
   }
 }
 
-void JobRunner::run(const storage::Job& job) {
+void JobRunner::beat(int worker) {
+  if (options_.heartbeats && size_t(worker) < beats_.size()) options_.heartbeats->beat(beats_[size_t(worker)]);
+}
+
+void JobRunner::run(const storage::Job& job, int worker) {
   nlohmann::json timings = nlohmann::json::object();
-  const Outcome o = process(job, timings);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Outcome o = process(job, worker, timings);
+  const double seconds = since(t0);
+  if (o.stopped) {
+    std::string error;
+    if (storage::recordWithRetry([&] { jobs_.release(job.id); }, error))
+      SEGNODE_LOG(Info, Infer, "job " << job.id << " stopped by the shutdown after " << seconds << " s: back in the queue");
+    else
+      SEGNODE_LOG(Error, Infer, "job " << job.id << " stopped by the shutdown: " << error << "; the next start re-queues it");
+    return;
+  }
   storage::JobState written{};
   std::string error;
   if (!storage::recordWithRetry([&] { written = jobs_.finish(job.id, o.state, o.reason, o.segPath, timings.dump()); }, error)) {
@@ -93,11 +130,16 @@ void JobRunner::run(const storage::Job& job) {
     return;
   }
   SEGNODE_LOG(Info, Infer, "job " << job.id << " " << storage::sqlName(written) << (o.reason.empty() ? "" : ": " + o.reason));
+  metrics::add(metrics::Family::JobsFinished, {job.model, storage::sqlName(written)});
+  if (written == storage::JobState::Done) {
+    metrics::observe(metrics::Family::JobSeconds, {job.model}, seconds);
+    metrics::observe(metrics::Family::InferenceSeconds, {job.model}, timings.value("inference_s", 0.0));
+  }
   if (written == storage::JobState::Done && outboxChanged_) outboxChanged_();
 }
 
 // The work of one job; every error becomes its outcome (nothing escapes a worker thread).
-JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& timings) {
+JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohmann::json& timings) {
   using storage::JobState;
   try {
     auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +155,12 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& t
                                    torch::kFloat);
     timings["convert_s"] = since(t0);
     engine::SegmentStats stats;
-    engine::Volume labels = engine::segment(*net, volume, {}, &stats);
+    engine::SegmentOptions options;
+    options.progress = [&](int64_t, int64_t) {  // between tiles: alive, and not past the shutdown's deadline
+      beat(worker);
+      if (std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1) > cancelAtNs_) throw Stopped();
+    };
+    engine::Volume labels = engine::segment(*net, volume, options, &stats);
     timings["preprocess_s"] = stats.preprocessSeconds;
     timings["inference_s"] = stats.inferenceSeconds;
     timings["postprocess_s"] = stats.postprocessSeconds;
@@ -131,6 +178,8 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, nlohmann::json& t
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);
     return {JobState::Done, "", path.string()};
+  } catch (const Stopped&) {
+    return {JobState::Queued, "", "", true};
   } catch (const Error& e) {
     return {e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), ""};
   } catch (const std::bad_alloc&) {

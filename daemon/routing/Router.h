@@ -28,10 +28,13 @@ class Router {
   // Makes the job of the first matching route, or records "no route". Never throws: a database
   // error is retried (storage::recordWithRetry), then logged; the series stays ready.
   void onSeriesReady(const std::string& seriesUid, int64_t generation);
+  // SIGHUP: the routes for series that become ready from now on. Same thread as onSeriesReady
+  // (the io thread): no lock.
+  void setRoutes(std::vector<config::Route> routes) { options_.routes = std::move(routes); }
 
  private:
   void route(const std::string& seriesUid, int64_t generation);  // may throw (database)
-  const Options options_;
+  Options options_;
   storage::Index& index_;
   storage::Jobs& jobs_;
   std::function<void()> jobCreated_;

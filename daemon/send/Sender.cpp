@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/Log.h"
+#include "common/Metrics.h"
 #include "daemon/dicom/StoreScu.h"
 #include "daemon/dicom/Tls.h"
 #include "storage/Db.h"
@@ -36,6 +37,13 @@ void Sender::stop() {
   threads_.clear();
 }
 
+void Sender::restart(std::vector<config::Destination> destinations, config::RetryPolicy retry) {
+  stop();
+  options_.destinations = std::move(destinations);
+  options_.retry = retry;
+  start();
+}
+
 void Sender::loop(const std::string& destination, const dicom::RemoteAe& remote) {
   while (running_) {
     uint64_t ticket = wake_.ticket();
@@ -50,6 +58,9 @@ void Sender::loop(const std::string& destination, const dicom::RemoteAe& remote)
                                 options_.timeoutSeconds);
       int attempt = item->attempts + 1;
       bool dead = !r.ok && attempt >= options_.retry.maxAttempts;
+      metrics::add(metrics::Family::SendAttempts, {destination});
+      if (!r.ok) metrics::add(metrics::Family::SendFailures, {destination});
+      if (dead) metrics::add(metrics::Family::DeadLetters, {destination});
       int64_t next = storage::nowMs() + int64_t(options_.retry.delaySeconds(attempt) * 1000);
       std::string error;
       if (!storage::recordWithRetry([&] { r.ok ? jobs_.markSent(item->id) : jobs_.markFailed(item->id, r.message, next, dead); },

@@ -28,11 +28,13 @@ class Sender {
   ~Sender();
   void start();
   void wake();  // new outbox rows
-  void stop();
+  void stop();   // after the C-STOREs in progress
+  // SIGHUP: stop, take the new destinations and retry policy, start again.
+  void restart(std::vector<config::Destination> destinations, config::RetryPolicy retry);
 
  private:
   void loop(const std::string& destination, const dicom::RemoteAe& remote);
-  const SenderOptions options_;
+  SenderOptions options_;
   storage::Jobs& jobs_;
   std::vector<std::thread> threads_;
   WakeSignal wake_;

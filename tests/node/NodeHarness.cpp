@@ -80,13 +80,14 @@ int freePort() {
   throw std::runtime_error("no free port found");
 }
 
-NodeProcess::NodeProcess(const std::string& peersYaml, const std::string& extraYaml) : port_(freePort()) {
+NodeProcess::NodeProcess(const std::string& peersYaml, const std::string& extraYaml) : port_(freePort()), httpPort_(freePort()) {
+  while (httpPort_ == port_) httpPort_ = freePort();
   std::ofstream f(configFile());
   f << "dicom:\n  ae_title: SEGNODE\n  port: " << port_ << "\n  max_associations: 16\n"
     << (peersYaml.empty() ? "  peers:\n    - {ae_title: STORESCU, host: 127.0.0.1}\n    - {ae_title: ECHOSCU, host: 127.0.0.1}\n"
                           : peersYaml)
     << "storage:\n  spool_dir: " << spool().string() << "\n  database: " << database().string()
-    << "\n  min_free_mb: 10\n" << extraYaml;
+    << "\n  min_free_mb: 10\nhttp:\n  port: " << httpPort_ << "\n" << extraYaml;
 }
 
 NodeProcess::~NodeProcess() {
@@ -152,13 +153,28 @@ void NodeProcess::kill9() {
   pid_ = -1;
 }
 
-void NodeProcess::stop() {
-  if (pid_ <= 0) return;
+void NodeProcess::signal(int sig) const {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+CommandResult NodeProcess::http(const std::string& target, const std::string& method) const {
+  auto r = runCommand({"curl", "-s", "-m", "10", "-X", method, "-w", "\n%{http_code}",
+                       "http://127.0.0.1:" + std::to_string(httpPort_) + target});
+  auto cut = r.output.rfind('\n');
+  CommandResult out;
+  out.exitCode = cut == std::string::npos ? 0 : std::atoi(r.output.c_str() + cut + 1);
+  out.output = cut == std::string::npos ? r.output : r.output.substr(0, cut);
+  return out;
+}
+
+int NodeProcess::stop() {
+  if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
   for (int i = 0; i < 100; ++i) {  // up to 10 s
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

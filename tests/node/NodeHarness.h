@@ -38,11 +38,16 @@ class NodeProcess {
   void appendConfig(const std::string& yaml);
   void start();  // spawns and waits (bounded) until C-ECHO answers
   void kill9();  // crash it
-  void stop();   // SIGTERM and wait
+  int stop();    // SIGTERM and wait (bounded); returns the exit code (-1: killed by a signal)
+  void signal(int sig) const;  // e.g. SIGHUP
   bool running() const { return pid_ > 0; }
   long peakRssKb() const;  // VmHWM of the running segnoded (0 when not running)
 
   int port() const { return port_; }
+  int httpPort() const { return httpPort_; }
+  // GET (or `method`) http://127.0.0.1:<http port><target> with curl: exitCode is the HTTP status
+  // (0 when no answer), output the body.
+  CommandResult http(const std::string& target, const std::string& method = "GET") const;
   std::filesystem::path dir() const { return dir_.path(); }
   std::filesystem::path spool() const { return dir_.path() / "spool"; }
   std::filesystem::path database() const { return dir_.path() / "segnode.db"; }
@@ -63,7 +68,7 @@ class NodeProcess {
 
  private:
   TempDir dir_;
-  int port_;
+  int port_, httpPort_;
   pid_t pid_ = -1;
 };
 
