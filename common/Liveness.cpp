@@ -42,12 +42,19 @@ void Heartbeats::beat(int id) {
   entries_.at(size_t(id)).lastNs.store(nowNs(), std::memory_order_relaxed);
 }
 
+void Heartbeats::idle(int id, bool waiting) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Entry& e = entries_.at(size_t(id));
+  e.waiting.store(waiting, std::memory_order_relaxed);
+  e.lastNs.store(nowNs(), std::memory_order_relaxed);
+}
+
 std::vector<std::string> Heartbeats::staleSince(std::chrono::steady_clock::duration limit) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> stale;
   const int64_t cutoff = nowNs() - limit / std::chrono::nanoseconds(1);
   for (const auto& e : entries_)
-    if (e.lastNs.load(std::memory_order_relaxed) < cutoff) stale.push_back(e.name);
+    if (!e.waiting.load(std::memory_order_relaxed) && e.lastNs.load(std::memory_order_relaxed) < cutoff) stale.push_back(e.name);
   return stale;
 }
 

@@ -8,8 +8,9 @@ packages=(build-essential cmake ninja-build pkg-config zlib1g-dev
 if [[ ${1:-} == --tests ]]; then
   # catch2: unit tests; python3-nibabel/yaml: NIfTI output checks; orthanc: the real PACS of the
   # end-to-end tests; dicom3tools: dciodvfy; curl: Orthanc's REST API; clang + compiler-rt:
-  # libFuzzer and the sanitizers of tests/fuzz/fuzz.sh.
-  packages+=(catch2 python3-nibabel python3-yaml python3-numpy orthanc dicom3tools curl clang libclang-rt-14-dev prometheus)
+  # libFuzzer and the sanitizers of tests/fuzz/fuzz.sh; prometheus: promtool checks /metrics;
+  # lintian: the Debian package test.
+  packages+=(catch2 python3-nibabel python3-yaml python3-numpy orthanc dicom3tools curl clang libclang-rt-14-dev prometheus lintian)
 fi
 missing=()
 for p in "${packages[@]}"; do

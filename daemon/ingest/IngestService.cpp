@@ -147,6 +147,7 @@ dicom::StoreStatus IngestService::store(const dicom::Association& a, dicom::Rece
   };
   // Instances without study or series (seen in anonymised data) would be stored under an empty
   // key and never form a series: refused, never guessed.
+  log::Scope scope{{"peer", a.callingAe + "@" + a.peerHost}, {"series", r.seriesUid}};
   if (r.studyUid.empty()) return fail(kCannotUnderstand, "StudyInstanceUID (0020,000D) is missing or empty");
   if (r.seriesUid.empty()) return fail(kCannotUnderstand, "SeriesInstanceUID (0020,000E) is missing or empty");
   if (r.sopInstanceUid != in.commandSopInstanceUid)

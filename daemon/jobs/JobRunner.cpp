@@ -100,8 +100,9 @@ void JobRunner::loop(int worker) {
       run(*job, worker);
       continue;
     }
-    // Idle workers wake to beat (well inside any watchdog interval).
+    idle(worker, true);
     wake_.wait(ticket, std::chrono::seconds(5), [&] { return !running_; });
+    idle(worker, false);
   }
 }
 
@@ -109,7 +110,12 @@ void JobRunner::beat(int worker) {
   if (options_.heartbeats && size_t(worker) < beats_.size()) options_.heartbeats->beat(beats_[size_t(worker)]);
 }
 
+void JobRunner::idle(int worker, bool waiting) {
+  if (options_.heartbeats && size_t(worker) < beats_.size()) options_.heartbeats->idle(beats_[size_t(worker)], waiting);
+}
+
 void JobRunner::run(const storage::Job& job, int worker) {
+  log::Scope scope{{"job", std::to_string(job.id)}, {"series", job.seriesUid}, {"model", job.model}};
   nlohmann::json timings = nlohmann::json::object();
   const auto t0 = std::chrono::steady_clock::now();
   const Outcome o = process(job, worker, timings);

@@ -3,7 +3,8 @@
 // taking queued jobs: series -> volume -> model -> labels -> DICOM-SEG -> outbox. Models are
 // loaded once and cached. A job that throws or runs out of memory is failed with its reason and
 // the worker carries on; a series that cannot be converted is rejected with the reason. Each worker
-// beats on Heartbeats on every loop turn and inference tile (systemd's watchdog, /readyz). At stop,
+// beats on Heartbeats on every loop turn and inference tile, and is idle while it waits for work
+// (systemd's watchdog, /readyz). At stop,
 // a running job finishes unless it passes its deadline; then it is stopped between two tiles and
 // put back in the queue for the next start.
 #include <atomic>
@@ -55,6 +56,7 @@ class JobRunner {
  private:
   void loop(int worker);
   void beat(int worker);
+  void idle(int worker, bool waiting);
   struct Outcome {
     storage::JobState state;
     std::string reason, segPath;

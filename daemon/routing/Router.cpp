@@ -40,6 +40,7 @@ Router::Router(Options options, storage::Index& index, storage::Jobs& jobs, std:
     : options_(std::move(options)), index_(index), jobs_(jobs), jobCreated_(std::move(jobCreated)) {}
 
 void Router::onSeriesReady(const std::string& seriesUid, int64_t generation) {
+  log::Scope scope{{"series", seriesUid}};
   std::string error;
   if (!storage::recordWithRetry([&] { route(seriesUid, generation); }, error))
     SEGNODE_LOG(Error, Route, "series " << seriesUid << " could not be routed: " << error

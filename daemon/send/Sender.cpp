@@ -45,6 +45,7 @@ void Sender::restart(std::vector<config::Destination> destinations, config::Retr
 }
 
 void Sender::loop(const std::string& destination, const dicom::RemoteAe& remote) {
+  log::Scope scope{{"destination", destination}};
   while (running_) {
     uint64_t ticket = wake_.ticket();
     std::optional<storage::OutboxItem> item;
@@ -54,6 +55,7 @@ void Sender::loop(const std::string& destination, const dicom::RemoteAe& remote)
       SEGNODE_LOG(Error, Send, destination << ": " << e.what());
     }
     if (item) {
+      log::Scope jobScope{{"job", std::to_string(item->jobId)}};
       auto r = dicom::storeFile(remote, options_.callingAe, item->segPath,
                                 options_.timeoutSeconds);
       int attempt = item->attempts + 1;

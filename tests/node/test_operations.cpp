@@ -86,7 +86,7 @@ TEST_CASE("HTTP: healthz, readyz with each check, metrics valid for promtool wit
   CHECK(node.stop() == 0);
 }
 
-TEST_CASE("SIGHUP: new peers apply at once; a broken file is refused, the running config kept and shown in readyz", "[node][reload]") {
+TEST_CASE("SIGHUP: new peers apply at once - a broken file is refused, the running config kept and shown in readyz", "[node][reload]") {
   NodeProcess node;
   node.start();
   CHECK(node.echoscu("NEWPEER").exitCode != 0);
@@ -120,6 +120,8 @@ TEST_CASE("SIGTERM: a running job past stop_timeout_s goes back to the queue wit
   REQUIRE(waitFor([&] { return node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'running'") == 1; }, 30));
   CHECK(node.stop() == 0);  // within the harness's 10 s, though the job needs longer
   CHECK(node.log().find("stopped by the shutdown") != std::string::npos);
+  // logfmt, and every line of the job names it and its series
+  CHECK(std::regex_search(node.log(), std::regex("ts=\\S+Z level=info part=infer job=1 series=[0-9.]+ model=brain-mr-student-w4 msg=\"")));
   CHECK(node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND attempts = 0") == 1);
 
   node.start();
