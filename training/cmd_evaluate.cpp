@@ -27,11 +27,13 @@
 #include "engine/Safetensors.h"
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
+#include "engine/PrecisionChoice.h"
 #include "engine/Nifti.h"
 #include "engine/Segmenter.h"
 #include "training/Commands.h"
 #include "training/Data.h"
 #include "training/Metrics.h"
+#include "training/PrecisionGuard.h"
 
 namespace segnode::distill {
 namespace fs = std::filesystem;
@@ -103,7 +105,7 @@ struct Row {
 };
 
 struct BundleSummary {
-  std::string name, version;
+  std::string name, version, precision;
   int64_t params = 0;
   double seconds = 0;
   int volumes = 0;
@@ -129,6 +131,7 @@ std::string fmt(double x, int digits = 3) {
 struct EvaluateArgs {
   std::vector<std::string> bundles;
   std::string cases, out, dataRoot, teacher;
+  std::string precision;  // "" = each bundle's own (inference.precision)
   int threads = int(std::thread::hardware_concurrency());
 };
 
@@ -156,8 +159,15 @@ int evaluateBundles(const EvaluateArgs& args) {
   std::vector<BundleSummary> summaries;
   for (const auto& dir : args.bundles) {
     auto spec = engine::loadBundleSpec(dir);
-    auto model = engine::SegmentationModel::load(spec);
+    engine::Precision precision = spec.inference.precision;
+    if (!args.precision.empty() && !engine::parsePrecision(args.precision, precision))
+      throw Error(ErrorCode::InvalidArgument, "--precision: fp32 or bf16");
+    auto model = engine::SegmentationModel::load(spec, engine::defaultBackend(), precision);
+    if (model->precision() != precision)
+      throw Error(ErrorCode::Unsupported, std::string("this CPU does not compute ") + engine::toString(precision) +
+                                              " natively: its Dice here would be another precision's");
     BundleSummary sum;
+    sum.precision = engine::toString(precision);
     sum.name = spec.name;
     sum.version = spec.version.toString();
     sum.params = model->parameterCount();
@@ -229,10 +239,12 @@ int evaluateBundles(const EvaluateArgs& args) {
     m["params"] = s.params;
     m["cpu_seconds_per_volume"] = std::round(100 * s.seconds / std::max(1, s.volumes)) / 100;
     m["cpu_threads"] = threads;
+    m["precision"] = s.precision;
+    // Four decimals: the precision guard (export --guard) compares drops of 0.005.
     for (const auto& g : groups)
       if (s.diceByGroup.count(g)) {
-        m["mean_dice"][g] = std::round(1000 * mean(s.diceByGroup.at(g))) / 1000;
-        for (const auto& [name, v] : s.diceByStructure.at(g)) m["dice"][g][name] = std::round(1000 * mean(v)) / 1000;
+        m["mean_dice"][g] = std::round(10000 * mean(s.diceByGroup.at(g))) / 10000;
+        for (const auto& [name, v] : s.diceByStructure.at(g)) m["dice"][g][name] = std::round(10000 * mean(v)) / 10000;
       }
     if (t) m["teacher"] = t->name;
     // Name and version: two versions of one model evaluated side by side keep separate files.
@@ -279,6 +291,7 @@ int evaluateBundles(const EvaluateArgs& args) {
 
 struct ExportArgs {
   std::string bundle, metrics, modelsDir = "etc/models", templateFile, version, description;
+  std::vector<std::string> guards;  // PRECISION=FILE: evaluate's metrics in another precision
   bool fp16 = false;
 };
 
@@ -298,6 +311,15 @@ int exportBundle(const ExportArgs& args) {
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (!args.description.empty()) spec.description = args.description;
   if (!args.metrics.empty()) spec.metrics = yaml::toJson(yaml::Reader(args.metrics, ErrorCode::BadInput).at(""));
+  for (const auto& g : args.guards) {
+    auto eq = g.find('=');
+    engine::Precision p;
+    if (eq == std::string::npos || !engine::parsePrecision(g.substr(0, eq), p))
+      throw Error(ErrorCode::InvalidArgument, "--guard wants PRECISION=METRICS.yaml, e.g. bf16=build/eval-bf16/NAME-X.Y.Z.metrics.yaml");
+    if (args.metrics.empty()) throw Error(ErrorCode::InvalidArgument, "--guard needs --metrics: the fp32 reference");
+    auto candidate = yaml::toJson(yaml::Reader(g.substr(eq + 1), ErrorCode::BadInput).at(""));
+    spec.metrics["precision_guard"][engine::toString(p)] = training::precisionGuard(spec.metrics, candidate).toJson();
+  }
   fs::path models = args.modelsDir;
   fs::path dest = models / spec.name / spec.version.toString();
   if (fs::exists(dest / "bundle.yaml"))
@@ -327,6 +349,8 @@ void addEvaluate(CLI::App& app) {
   evaluate->add_option("--out", e->out, "report folder")->required();
   evaluate->add_option("--threads", e->threads, "CPU threads")->check(CLI::Range(1, 1024));
   evaluate->add_option("--data-root", e->dataRoot, "relative case paths against this (default: the cases file's folder)");
+  evaluate->add_option("--precision", e->precision, "fp32 or bf16 for every bundle (default: each bundle's own)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   evaluate->add_option("--teacher", e->teacher, "bundle name retention is measured against (default: the one named *teacher*)");
   evaluate->callback([e] { evaluateBundles(*e); });
 
@@ -339,6 +363,9 @@ void addEvaluate(CLI::App& app) {
   install->add_option("--description", x->description, "replace the bundle's description");
   install->add_flag("--fp16", x->fp16, "store the weights as float16");
   install->add_option("--models-dir", x->modelsDir, "where to install");
+  install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16; recorded as "
+                                            "metrics.precision_guard (the node runs bf16 only where it passed)")
+      ->delimiter(',');
   install->callback([x] { exportBundle(*x); });
 }
 

@@ -7,6 +7,8 @@
 #include "common/Sha256.h"
 #include "daemon/cli/Commands.h"
 #include "daemon/cli/ModelRef.h"
+#include "daemon/config/Config.h"
+#include "engine/PrecisionChoice.h"
 
 namespace segnode::cli {
 namespace {
@@ -54,18 +56,40 @@ nlohmann::json bundleJson(const engine::InstalledBundle& b, bool verify) {
 // models (list) and models init.
 struct ModelsArgs {
   std::string modelsDir, templateFile, name, version;
+  std::string config = std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
   bool json = false, verify = false, fp16 = false;
   int divisor = 1, minFeatures = 4, seed = 1;
 };
 
+// "fp32, bf16 allowed; on this CPU: bf16 (cached: fp32 0.412 s, bf16 0.298 s per tile)".
+std::string precisionLine(const engine::BundleSpec& s, const std::filesystem::path& cache) {
+  std::string line;
+  for (auto p : engine::allowedPrecisions(s)) line += (line.empty() ? "" : ", ") + std::string(engine::toString(p));
+  line += " allowed";
+  if (auto c = engine::cachedPrecision(s, cache)) line += "; on this CPU: " + c->summary();
+  else if (engine::allowedPrecisions(s).size() > 1) line += "; not measured on this CPU yet (the node does at first load)";
+  return line;
+}
+
+// The node's precision cache, when its config is readable here.
+std::filesystem::path precisionCache(const ModelsArgs& a) {
+  try {
+    return std::filesystem::exists(a.config) ? config::precisionCacheFile(config::loadConfig(a.config)) : std::filesystem::path();
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 int listModels(const ModelsArgs& a, const char* argv0) {
   engine::ModelStore store = modelStore(a.modelsDir, argv0);
+  const auto cache = precisionCache(a);
   auto all = store.list();
   const bool verify = a.verify;
   int broken = 0;
   if (a.json) {
     for (const auto& b : all) {
       nlohmann::json j = bundleJson(b, verify && b.ok);
+      if (b.ok) j["precision"] = precisionLine(b.spec, cache);
       if (!b.ok || (verify && j.contains("weights_ok") && !j.at("weights_ok").get<bool>())) ++broken;
       std::printf("%s\n", j.dump().c_str());
     }
@@ -88,6 +112,7 @@ int listModels(const ModelsArgs& a, const char* argv0) {
     std::printf("%-28s %-8s %-3s %-8s %6zu %11lld  %s\n", s.name.c_str(), s.version.toString().c_str(),
                 engine::toString(s.modality), s.bodyPart.c_str(), s.labels.size() - 1,
                 (long long)s.architecture.parameterCount(), metrics.c_str());
+    std::printf("%-28s precision: %s\n", "", precisionLine(s, cache).c_str());
   }
   if (all.empty()) std::printf("(none installed)\n");
   return broken ? 65 : 0;
@@ -129,6 +154,7 @@ void addModels(CLI::App& app, const char* argv0) {
   init->add_option("--seed", a->seed, "weights seed")->check(CLI::Range(0, 1 << 30));
   init->add_flag("--fp16", a->fp16, "store the weights as float16");
   for (auto* s : {sub, init}) s->add_option("--models-dir", a->modelsDir, "the installed model bundles");
+  sub->add_option("--config", a->config, "the node's configuration (where its precision cache is)");
   init->callback([a, argv0] { initBundle(*a, argv0); });
   sub->callback([a, argv0, init] {
     if (int rc = init->parsed() ? 0 : listModels(*a, argv0)) throw CLI::RuntimeError(rc);

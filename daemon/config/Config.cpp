@@ -47,6 +47,9 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
   k.read("processing.max_job_attempts", c.maxJobAttempts, "an integer");
   if (c.maxJobAttempts < 1 || c.maxJobAttempts > 100) k.problem("processing.max_job_attempts", "must be 1..100", "use 2");
+  k.read("processing.precision", c.precision, "auto, fp32 or bf16");
+  if (c.precision != "auto" && c.precision != "fp32" && c.precision != "bf16")
+    k.problem("processing.precision", "'" + c.precision + "' is not a precision", "use auto (measured on this CPU), fp32 or bf16");
   k.read("processing.stop_timeout_s", c.stopTimeoutSeconds, "a number of seconds");
   if (!(c.stopTimeoutSeconds >= 0 && c.stopTimeoutSeconds <= 3600))
     k.problem("processing.stop_timeout_s", "must be 0..3600", "use 60, and TimeoutStopSec in the unit above it");
@@ -246,9 +249,14 @@ std::vector<std::string> keysNeedingRestart(const NodeConfig& a, const NodeConfi
   same(a.maxJobAttempts == b.maxJobAttempts, "processing.max_job_attempts");
   same(a.maxVoxels == b.maxVoxels, "processing.max_voxels");
   same(a.stopTimeoutSeconds == b.stopTimeoutSeconds, "processing.stop_timeout_s");
+  same(a.precision == b.precision, "processing.precision");
   same(a.httpAddress == b.httpAddress, "http.address");
   same(a.httpPort == b.httpPort, "http.port");
   return keys;
+}
+
+std::filesystem::path precisionCacheFile(const NodeConfig& c) {
+  return (c.database.parent_path().empty() ? std::filesystem::path(".") : c.database.parent_path()) / "precision-cache.json";
 }
 
 int workerCount(const NodeConfig& c) {
@@ -270,7 +278,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   c.file = file;
   k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry", "http"});
   k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels",
-                               "stop_timeout_s"});
+                               "stop_timeout_s", "precision"});
   k.unknownKeys("http", {"address", "port"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",

@@ -75,6 +75,7 @@ struct NodeConfig {
   int threadsPerWorker = 0;                     // 0: cores / workers
   int maxJobAttempts = 2;                       // a job the process died in this often fails (poison series)
   double stopTimeoutSeconds = 60;               // at SIGTERM, a running job past this is stopped and re-queued
+  std::string precision = "auto";               // auto (measured per CPU and bundle), fp32 or bf16 (pinned)
   int64_t maxVoxels = 160'000'000;              // a larger series is refused at routing (512 x 512 x 600 fits)
   std::vector<Route> routes;
   std::vector<Destination> destinations;
@@ -92,6 +93,9 @@ NodeConfig loadConfig(const std::filesystem::path& file);
 // SIGHUP applies dicom.peers, dicom.accept_unknown_peers, routes, destinations, retry and
 // logging.level; every other key takes effect at the next start. The keys that differ, by name.
 std::vector<std::string> keysNeedingRestart(const NodeConfig& running, const NodeConfig& next);
+
+// Where the workers cache the precision measured per CPU and bundle: beside the database.
+std::filesystem::path precisionCacheFile(const NodeConfig& c);
 
 // The documented sizing rule: one worker per 4 cores (at least one), and no more than one per
 // 6 GiB of memory; each worker gets cores / workers intra-op threads.

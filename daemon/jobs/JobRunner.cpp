@@ -16,6 +16,7 @@
 #include "engine/Model.h"
 #include "storage/Spool.h"
 #include "engine/ModelStore.h"
+#include "engine/PrecisionChoice.h"
 #include "engine/Segmenter.h"
 #include "engine/TensorCache.h"
 
@@ -76,10 +77,14 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
   auto& slot = models_[reference];
   if (!slot) {
     engine::BundleSpec spec = engine::ModelStore(options_.modelsDir).resolve(reference);
-    slot = engine::SegmentationModel::load(spec);
+    std::optional<engine::Precision> pinned;
+    if (engine::Precision p; engine::parsePrecision(options_.precision, p)) pinned = p;
+    at::set_num_threads(options_.threadsPerWorker);  // timed as the workers will run it
+    const engine::PrecisionChoice choice = engine::choosePrecision(spec, options_.precisionCache, pinned);
+    slot = engine::SegmentationModel::load(spec, engine::defaultBackend(), choice.chosen);
     SEGNODE_LOG(Info, Infer, "loaded " << spec.reference() << " (" << slot->parameterCount() << " parameters, "
-                                       << engine::toString(slot->backend()) << " "
-                                       << (slot->precision() == engine::Precision::BFloat16 ? "bf16" : "fp32") << ")"
+                                       << engine::toString(slot->backend()) << " " << engine::toString(slot->precision())
+                                       << "; precision " << choice.summary() << ")"
                                        << (spec.untrained() ? " - UNTRAINED random weights" : ""));
   }
   return slot;

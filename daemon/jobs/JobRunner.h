@@ -37,6 +37,8 @@ struct WorkerOptions {
   int workers = 1, threadsPerWorker = 1;
   std::string uidRoot;  // dicom.uid_root, for the UIDs the SEG writer makes
   Heartbeats* heartbeats = nullptr;  // one beat per worker, named "worker N"
+  std::filesystem::path precisionCache;  // engine::choosePrecision's cache ("" = measure every load)
+  std::string precision = "auto";        // processing.precision: auto, fp32 or bf16
 };
 
 class JobRunner {

@@ -116,7 +116,8 @@ TEST_CASE("Orthanc sends the Philips MPRAGE - a valid DICOM-SEG referencing it c
   CHECK_THAT(dump, Catch::Contains(sourceSeries));  // ReferencedSeriesSequence
   CHECK_THAT(dump, Catch::Contains("e2e-brain 0.0.1"));
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1);
-  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
+  // The PACS has the SEG a moment before the node has the C-STORE response and records it.
+  CHECK(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1; }, 10));
   auto status = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "status", "--config", site.node.configFile().string()});
   CHECK(status.exitCode == 0);
   CHECK_THAT(status.output, Catch::Contains("sent=1"));
@@ -143,7 +144,7 @@ TEST_CASE("the SEG goes to an Orthanc that speaks DICOM TLS - verified both ways
   REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
   REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
   CHECK(site.pacs.instancesOfModality("SEG").size() == 1);
-  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1);
+  CHECK(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == 1; }, 10));
   site.node.stop();
 }
 
