@@ -311,7 +311,9 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["architecture"] = arch;
   const auto& inf = b.inference;
   root["inference"]["patch_size"] = flowList(inf.patchSize);
-  root["inference"]["tile_step"] = inf.tileStep;
+  char step[32];  // "0.6", not yaml-cpp's round-trip digits "0.59999999999999998"
+  std::snprintf(step, sizeof step, "%.10g", inf.tileStep);
+  root["inference"]["tile_step"] = std::string(step);
   root["inference"]["gaussian"] = inf.gaussian;
   root["inference"]["mirror_axes"] = flowList(inf.mirrorAxes);
   root["inference"]["batch_size"] = inf.batchSize;

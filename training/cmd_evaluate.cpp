@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "common/Error.h"
@@ -109,6 +110,7 @@ struct BundleSummary {
   int64_t params = 0;
   double seconds = 0;
   int volumes = 0;
+  int64_t tiles = 0;  // network evaluations, over all cases
   std::map<std::string, std::vector<double>> diceByGroup;
   std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
 };
@@ -132,6 +134,7 @@ struct EvaluateArgs {
   std::vector<std::string> bundles;
   std::string cases, out, dataRoot, teacher;
   std::string precision;  // "" = each bundle's own (inference.precision)
+  std::optional<double> step;  // sliding-window step; default: each bundle's (inference.tile_step)
   int threads = int(std::thread::hardware_concurrency());
 };
 
@@ -176,9 +179,13 @@ int evaluateBundles(const EvaluateArgs& args) {
       const engine::Volume& image = loaded[ci].first;
       const engine::Volume& ref = loaded[ci].second;
       c10::InferenceMode guard;
-      if (sum.volumes == 0) engine::segment(*model, image);  // warm-up: TorchScript optimises on first calls
+      engine::SegmentOptions options;
+      options.tileStep = args.step;
+      engine::SegmentStats stats;
+      if (sum.volumes == 0) engine::segment(*model, image, options);  // warm-up: TorchScript optimises on first calls
       auto t0 = std::chrono::steady_clock::now();
-      engine::Volume pred = engine::segment(*model, image);
+      engine::Volume pred = engine::segment(*model, image, options, &stats);
+      sum.tiles += stats.tiles;
       double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       sum.seconds += sec;
       ++sum.volumes;
@@ -240,6 +247,8 @@ int evaluateBundles(const EvaluateArgs& args) {
     m["cpu_seconds_per_volume"] = std::round(100 * s.seconds / std::max(1, s.volumes)) / 100;
     m["cpu_threads"] = threads;
     m["precision"] = s.precision;
+    m["tiles_per_volume"] = std::round(10.0 * double(s.tiles) / std::max(1, s.volumes)) / 10;
+    if (args.step) m["tile_step"] = *args.step;
     // Four decimals: the precision guard (export --guard) compares drops of 0.005.
     for (const auto& g : groups)
       if (s.diceByGroup.count(g)) {
@@ -292,6 +301,7 @@ int evaluateBundles(const EvaluateArgs& args) {
 struct ExportArgs {
   std::string bundle, metrics, modelsDir = "etc/models", templateFile, version, description;
   std::vector<std::string> guards;  // PRECISION=FILE: evaluate's metrics in another precision
+  std::optional<double> tileStep;     // the bundle's default sliding-window step, when measured
   bool fp16 = false;
 };
 
@@ -310,6 +320,7 @@ int exportBundle(const ExportArgs& args) {
   if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (!args.description.empty()) spec.description = args.description;
+  if (args.tileStep) spec.inference.tileStep = *args.tileStep;
   if (!args.metrics.empty()) spec.metrics = yaml::toJson(yaml::Reader(args.metrics, ErrorCode::BadInput).at(""));
   for (const auto& g : args.guards) {
     auto eq = g.find('=');
@@ -351,6 +362,8 @@ void addEvaluate(CLI::App& app) {
   evaluate->add_option("--data-root", e->dataRoot, "relative case paths against this (default: the cases file's folder)");
   evaluate->add_option("--precision", e->precision, "fp32 or bf16 for every bundle (default: each bundle's own)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  evaluate->add_option("--step", e->step, "sliding-window step for every bundle (default: each bundle's)")
+      ->check(CLI::Range(0.05, 1.0));
   evaluate->add_option("--teacher", e->teacher, "bundle name retention is measured against (default: the one named *teacher*)");
   evaluate->callback([e] { evaluateBundles(*e); });
 
@@ -363,6 +376,8 @@ void addEvaluate(CLI::App& app) {
   install->add_option("--description", x->description, "replace the bundle's description");
   install->add_flag("--fp16", x->fp16, "store the weights as float16");
   install->add_option("--models-dir", x->modelsDir, "where to install");
+  install->add_option("--tile-step", x->tileStep, "the bundle's default sliding-window step (its --metrics measured with it)")
+      ->check(CLI::Range(0.05, 1.0));
   install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16; recorded as "
                                             "metrics.precision_guard (the node runs bf16 only where it passed)")
       ->delimiter(',');

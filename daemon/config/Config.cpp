@@ -50,6 +50,9 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   k.read("processing.precision", c.precision, "auto, fp32 or bf16");
   if (c.precision != "auto" && c.precision != "fp32" && c.precision != "bf16")
     k.problem("processing.precision", "'" + c.precision + "' is not a precision", "use auto (measured on this CPU), fp32 or bf16");
+  k.read("processing.tile_step", c.tileStep, "a fraction of the tile (0: each bundle's)");
+  if (c.tileStep != 0 && !(c.tileStep >= 0.1 && c.tileStep <= 1.0))
+    k.problem("processing.tile_step", "must be 0 or 0.1..1", "use 0: each bundle's default, measured against its Dice guard");
   k.read("processing.stop_timeout_s", c.stopTimeoutSeconds, "a number of seconds");
   if (!(c.stopTimeoutSeconds >= 0 && c.stopTimeoutSeconds <= 3600))
     k.problem("processing.stop_timeout_s", "must be 0..3600", "use 60, and TimeoutStopSec in the unit above it");
@@ -250,6 +253,7 @@ std::vector<std::string> keysNeedingRestart(const NodeConfig& a, const NodeConfi
   same(a.maxVoxels == b.maxVoxels, "processing.max_voxels");
   same(a.stopTimeoutSeconds == b.stopTimeoutSeconds, "processing.stop_timeout_s");
   same(a.precision == b.precision, "processing.precision");
+  same(a.tileStep == b.tileStep, "processing.tile_step");
   same(a.httpAddress == b.httpAddress, "http.address");
   same(a.httpPort == b.httpPort, "http.port");
   return keys;
@@ -278,7 +282,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   c.file = file;
   k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry", "http"});
   k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels",
-                               "stop_timeout_s", "precision"});
+                               "stop_timeout_s", "precision", "tile_step"});
   k.unknownKeys("http", {"address", "port"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",

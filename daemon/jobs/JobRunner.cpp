@@ -167,6 +167,7 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     timings["convert_s"] = since(t0);
     engine::SegmentStats stats;
     engine::SegmentOptions options;
+    if (options_.tileStep > 0) options.tileStep = options_.tileStep;
     options.progress = [&](int64_t, int64_t) {  // between tiles: alive, and not past the shutdown's deadline
       beat(worker);
       if (std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1) > cancelAtNs_) throw Stopped();

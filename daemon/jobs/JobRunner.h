@@ -39,6 +39,7 @@ struct WorkerOptions {
   Heartbeats* heartbeats = nullptr;  // one beat per worker, named "worker N"
   std::filesystem::path precisionCache;  // engine::choosePrecision's cache ("" = measure every load)
   std::string precision = "auto";        // processing.precision: auto, fp32 or bf16
+  double tileStep = 0;                   // processing.tile_step; 0: each bundle's
 };
 
 class JobRunner {
