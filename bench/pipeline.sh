@@ -6,11 +6,11 @@
 # own records, with the job's breakdown, and runs dciodvfy on the SEG that arrived.
 # Last line: ready_to_seg_s=X dciodvfy_errors=N
 # Usage: bench/pipeline.sh [--precision fp32|bf16] [--model NAME]
-#   --precision: default, the bundle's inference.precision; --model: an installed brain bundle
-#   (default brain-mr-student-w4).
+#   --precision: pins processing.precision (default auto: the node measures, as it does in
+#   production); --model: an installed brain bundle (default brain-mr-student-w4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-precision= model=brain-mr-student-w4
+precision=auto model=brain-mr-student-w4
 while (( $# )); do
   case $1 in
     --precision) precision=$2; shift 2 ;;
@@ -40,12 +40,12 @@ else
   build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name "$model" \
     --version 0.0.1 --width-divisor 4 --models-dir "$work/models" >&2
 fi
-[ -n "$precision" ] && sed -i -E "s/^  precision: (fp32|bf16)$/  precision: $precision/" "$work"/models/"$model"/*/bundle.yaml
 cat > "$work/segnode.yaml" <<CFG
 dicom: {ae_title: SEGNODE, port: $node_port, peers: [{ae_title: ORTHANC, host: 127.0.0.1}]}
 storage: {spool_dir: $work/spool, database: $work/db.sqlite, min_free_mb: 100}
 series: {quiet_period_s: 2}
-processing: {models_dir: $work/models, output_dir: $work/out}
+processing: {models_dir: $work/models, output_dir: $work/out, precision: $precision}
+http: {port: 0}
 destinations: [{name: pacs, ae_title: ORTHANC, host: 127.0.0.1, port: $pacs_port}]
 routes: [{name: brain-t1, match: {modality: MR, min_slices: 64}, model: $model, destinations: [pacs]}]
 CFG
