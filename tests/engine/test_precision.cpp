@@ -1,5 +1,10 @@
 // Precision chosen by measurement (issue 14): what a bundle allows, the measured choice and its
 // cache per CPU and bundle, a pin; and the Dice guard that decides what a bundle allows.
+// LibTorch pulls in glog, whose CHECK macro must not shadow Catch's: torch first.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -8,10 +13,6 @@
 #include "engine/PrecisionChoice.h"
 #include "engine/TinyBundle.h"
 #include "training/PrecisionGuard.h"
-
-// Last: LibTorch's c10 logging defines a CHECK of its own (abort, not report).
-#undef CHECK
-#include <catch2/catch.hpp>
 
 using namespace segnode;
 using segnode::test::TempDir;
