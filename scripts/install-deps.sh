@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config zlib1g-dev
   libtorch-dev libdcmtk-dev dcmtk libsqlitecpp-dev libsqlite3-dev libyaml-cpp-dev
-  libboost-dev libboost-system-dev libssl-dev libsystemd-dev libopenjp2-7-dev libdnnl-dev nlohmann-json3-dev libcli11-dev)
+  libboost-dev libboost-system-dev libssl-dev libsystemd-dev libopenjp2-7-dev libdnnl-dev nlohmann-json3-dev libcli11-dev help2man)
 if [[ ${1:-} == --tests ]]; then
   # catch2: unit tests; python3-nibabel/yaml: NIfTI output checks; orthanc: the real PACS of the
   # end-to-end tests; dicom3tools: dciodvfy; curl: Orthanc's REST API; clang + compiler-rt:

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/Version.h"
 #include "daemon/cli/Commands.h"
 #include "engine/TensorCache.h"
 
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"segnode: the admin and offline command line of the segmentation node", "segnode"};
   setUp(app, "Models are looked up in --models-dir, else $SEGNODE_MODELS_DIR, else ./etc/models.\n"
              "Exit codes: 0 ok, 64 usage, 65 bad input/bundle, 66 not found, 70 internal, 74 I/O, 78 config.");
+  app.set_version_flag("--version", std::string("segnode ") + segnode::version());
   addSegment(app, argv[0]);
   addBench(app, argv[0]);
   addModels(app, argv[0]);
