@@ -64,6 +64,15 @@ def receive_until(pred, seconds):
     return False
 
 
+def signal_until(sig, state, seconds):
+    """Sends `sig` to the node; the messages from then on, once one carries `state`."""
+    mark = len(messages)
+    node.send_signal(sig)
+    if not receive_until(lambda: any(state in m for _, m in messages[mark:]), seconds):
+        fail(f"no {state} within {seconds} s of signal {sig}")
+    return [m for _, m in messages[mark:]]
+
+
 def echo_answers():
     return subprocess.run(["echoscu", "-aet", "STORESCU", "-aec", "SEGNODE", "127.0.0.1", str(dicom_port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
@@ -86,21 +95,14 @@ try:
         fail("WATCHDOG=1 not sent at least every 2 s (WATCHDOG_USEC=2000000)")
 
     install("0.0.2")
-    mark = len(messages)
-    node.send_signal(signal.SIGHUP)
-    if not receive_until(lambda: any("READY=1" in m for _, m in messages[mark:]), 30):
-        fail("no READY=1 after SIGHUP")
-    after = [m for _, m in messages[mark:]]
+    after = signal_until(signal.SIGHUP, "READY=1", 30)
     if not any("RELOADING=1" in m for m in after[:[i for i, m in enumerate(after) if "READY=1" in m][0] + 1]):
         fail("no RELOADING=1 before READY=1 on SIGHUP")
     if not re.search(r"loaded tiny-brain@0\.0\.2", open(os.path.join(work, "log")).read()):
         fail("after SIGHUP the route did not take the newly installed tiny-brain 0.0.2")
     print("SIGHUP: RELOADING=1, READY=1; the route now runs tiny-brain 0.0.2")
 
-    mark = len(messages)
-    node.send_signal(signal.SIGTERM)
-    if not receive_until(lambda: any("STOPPING=1" in m for _, m in messages[mark:]), 10):
-        fail("no STOPPING=1 after SIGTERM")
+    signal_until(signal.SIGTERM, "STOPPING=1", 10)
     rc = node.wait(timeout=30)
     if rc != 0:
         fail(f"exit code {rc} after SIGTERM")
