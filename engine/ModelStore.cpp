@@ -2,18 +2,35 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <tuple>
 
 #include "common/Error.h"
 
 namespace segnode::engine {
 
-ModelStore::ModelStore(std::filesystem::path root) : root_(std::move(root)) {}
+ModelStore::ModelStore(std::filesystem::path root) : roots_{std::move(root)} {}
+
+ModelStore::ModelStore(std::vector<std::filesystem::path> roots) {
+  for (auto& r : roots)
+    if (!r.empty()) roots_.push_back(std::move(r));
+  if (roots_.empty()) throw Error(ErrorCode::InvalidArgument, "a model store needs a directory");
+}
 
 std::vector<InstalledBundle> ModelStore::list() const {
   std::vector<InstalledBundle> out;
+  for (const auto& root : roots_) listRoot(root, out);
+  // Stable: the same name and version in two roots keeps the roots' order.
+  auto key = [](const InstalledBundle& b) {  // a broken bundle sorts by its folder's name, as version 0.0.0
+    return std::make_tuple(b.ok ? b.spec.name : b.directory.parent_path().filename().string(), b.ok ? b.spec.version : SemVer{});
+  };
+  std::stable_sort(out.begin(), out.end(), [&](const InstalledBundle& a, const InstalledBundle& b) { return key(a) < key(b); });
+  return out;
+}
+
+void ModelStore::listRoot(const std::filesystem::path& root, std::vector<InstalledBundle>& out) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(root_, ec)) return out;
-  for (const auto& nameDir : std::filesystem::directory_iterator(root_, ec)) {
+  if (!std::filesystem::is_directory(root, ec)) return;
+  for (const auto& nameDir : std::filesystem::directory_iterator(root, ec)) {
     if (!nameDir.is_directory()) continue;
     for (const auto& verDir : std::filesystem::directory_iterator(nameDir.path(), ec)) {
       if (!verDir.is_directory()) continue;
@@ -33,11 +50,6 @@ std::vector<InstalledBundle> ModelStore::list() const {
       out.push_back(std::move(b));
     }
   }
-  std::sort(out.begin(), out.end(), [](const InstalledBundle& a, const InstalledBundle& b) {
-    if (a.ok && b.ok && a.spec.name == b.spec.name) return a.spec.version < b.spec.version;
-    return a.directory < b.directory;
-  });
-  return out;
 }
 
 BundleSpec ModelStore::resolve(const std::string& reference) const {
@@ -58,12 +70,18 @@ BundleSpec ModelStore::resolve(const std::string& reference) const {
     if (!sameName) continue;
     if (!version.empty() && b.directory.filename().string() != version) continue;
     if (!b.ok) throw Error(ErrorCode::BadBundle, b.error);
-    if (!best || best->spec.version < b.spec.version) best = &b;
+    if (!best || best->spec.version < b.spec.version) best = &b;  // strict: a tie keeps the first root's
   }
   if (!best)
-    throw Error(ErrorCode::NotFound, "model '" + reference + "' is not installed in " + root_.string() +
+    throw Error(ErrorCode::NotFound, "model '" + reference + "' is not installed in " + rootsText() +
                                          " (installed: " + (installed.empty() ? "none" : installed) + ")");
   return best->spec;
+}
+
+std::string ModelStore::rootsText() const {
+  std::string s;
+  for (const auto& r : roots_) s += (s.empty() ? "" : " or ") + r.string();
+  return s;
 }
 
 std::filesystem::path defaultModelsDir(const char* argv0) {

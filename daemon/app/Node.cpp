@@ -43,7 +43,7 @@ Node::Node(config::NodeConfig config)
       ioBeat_(heartbeats_.add("io loop")),
       sender_({cfg_.aeTitle, cfg_.dimseTimeoutSeconds, cfg_.retry, cfg_.destinations}, jobs_),
       runner_({cfg_.modelsDir, cfg_.outputDir, config::workerCount(cfg_), config::threadsPerWorker(cfg_), cfg_.uidRoot, &heartbeats_,
-               config::precisionCacheFile(cfg_), cfg_.precision, cfg_.tileStep},
+               config::precisionCacheFile(cfg_), cfg_.precision, cfg_.tileStep, cfg_.siteModelsDir},
               index_, jobs_, [this] { sender_.wake(); }),
       router_({cfg_.routes, cfg_.maxVoxels, cfg_.uidRoot}, index_, jobs_, [this] { runner_.wake(); }),
       assembler_(io_, index_, cfg_.quietPeriodSeconds,

@@ -1,5 +1,6 @@
 // segnode models: what is installed, and (models init) random-weight bundles for tests/benchmarks.
 #include <cstdio>
+#include <optional>
 #include <ctime>
 
 #include "common/Error.h"
@@ -71,18 +72,21 @@ std::string precisionLine(const engine::BundleSpec& s, const std::filesystem::pa
   return line;
 }
 
-// The node's precision cache, when its config is readable here.
-std::filesystem::path precisionCache(const ModelsArgs& a) {
+// The node's config, when it is readable here: its precision cache and site models directory.
+std::optional<config::NodeConfig> nodeConfig(const ModelsArgs& a) {
   try {
-    return std::filesystem::exists(a.config) ? config::precisionCacheFile(config::loadConfig(a.config)) : std::filesystem::path();
+    if (std::filesystem::exists(a.config)) return config::loadConfig(a.config);
   } catch (const Error&) {
-    return {};
   }
+  return std::nullopt;
 }
 
 int listModels(const ModelsArgs& a, const char* argv0) {
-  engine::ModelStore store = modelStore(a.modelsDir, argv0);
-  const auto cache = precisionCache(a);
+  const auto cfg = nodeConfig(a);
+  const auto cache = cfg ? config::precisionCacheFile(*cfg) : std::filesystem::path();
+  engine::ModelStore store = a.modelsDir.empty() && cfg
+                                 ? engine::ModelStore({engine::defaultModelsDir(argv0), cfg->siteModelsDir})
+                                 : modelStore(a.modelsDir, argv0);
   auto all = store.list();
   const bool verify = a.verify;
   int broken = 0;
@@ -95,7 +99,7 @@ int listModels(const ModelsArgs& a, const char* argv0) {
     }
     return broken ? 65 : 0;
   }
-  std::printf("models in %s\n", store.root().string().c_str());
+  for (const auto& root : store.roots()) std::printf("models in %s\n", root.string().c_str());
   std::printf("%-28s %-8s %-3s %-8s %6s %11s  %s\n", "NAME", "VERSION", "MOD", "BODY", "LABELS", "PARAMS", "METRICS");
   for (const auto& b : all) {
     if (!b.ok) {

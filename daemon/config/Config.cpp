@@ -41,6 +41,9 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   k.read("processing.output_dir", output, "a directory path");
   c.modelsDir = models;
   c.outputDir = output;
+  std::string site;
+  k.read("processing.site_models_dir", site, "a directory path");
+  c.siteModelsDir = site;
   k.read("processing.workers", c.workers, "an integer (0: sized from the machine)");
   k.read("processing.threads_per_worker", c.threadsPerWorker, "an integer (0: cores / workers)");
   if (c.workers < 0 || c.workers > 64) k.problem("processing.workers", "must be 0..64", "use 0 to size from the machine");
@@ -246,6 +249,7 @@ std::vector<std::string> keysNeedingRestart(const NodeConfig& a, const NodeConfi
   same(a.retentionHours == b.retentionHours, "storage.retention_hours");
   same(a.quietPeriodSeconds == b.quietPeriodSeconds, "series.quiet_period_s");
   same(a.modelsDir == b.modelsDir, "processing.models_dir");
+  same(a.siteModelsDir == b.siteModelsDir, "processing.site_models_dir");
   same(a.outputDir == b.outputDir, "processing.output_dir");
   same(a.workers == b.workers, "processing.workers");
   same(a.threadsPerWorker == b.threadsPerWorker, "processing.threads_per_worker");
@@ -282,7 +286,7 @@ NodeConfig loadConfig(const std::filesystem::path& file) {
   c.file = file;
   k.unknownKeys("", {"dicom", "storage", "series", "logging", "processing", "destinations", "routes", "retry", "http"});
   k.unknownKeys("processing", {"models_dir", "output_dir", "workers", "threads_per_worker", "max_job_attempts", "max_voxels",
-                               "stop_timeout_s", "precision", "tile_step"});
+                               "stop_timeout_s", "precision", "tile_step", "site_models_dir"});
   k.unknownKeys("http", {"address", "port"});
   k.unknownKeys("retry", {"base_s", "cap_s", "max_attempts"});
   k.unknownKeys("dicom", {"ae_title", "port", "max_associations", "max_pdu", "acse_timeout_s", "dimse_timeout_s", "peers",

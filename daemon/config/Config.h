@@ -70,6 +70,7 @@ struct NodeConfig {
   double quietPeriodSeconds = 10;
   // processing:
   std::filesystem::path modelsDir = "etc/models";
+  std::filesystem::path siteModelsDir;  // a second models directory (the site's own bundles); "" = none
   std::filesystem::path outputDir = "var/out";  // DICOM-SEG files waiting to be sent
   int workers = 0;                              // 0: sized from the machine (workerCount())
   int threadsPerWorker = 0;                     // 0: cores / workers

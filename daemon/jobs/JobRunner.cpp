@@ -76,7 +76,7 @@ std::shared_ptr<engine::SegmentationModel> JobRunner::model(const std::string& r
   std::lock_guard<std::mutex> lock(modelsMutex_);
   auto& slot = models_[reference];
   if (!slot) {
-    engine::BundleSpec spec = engine::ModelStore(options_.modelsDir).resolve(reference);
+    engine::BundleSpec spec = engine::ModelStore({options_.modelsDir, options_.siteModelsDir}).resolve(reference);
     std::optional<engine::Precision> pinned;
     if (engine::Precision p; engine::parsePrecision(options_.precision, p)) pinned = p;
     at::set_num_threads(options_.threadsPerWorker);  // timed as the workers will run it

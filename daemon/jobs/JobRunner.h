@@ -40,6 +40,7 @@ struct WorkerOptions {
   std::filesystem::path precisionCache;  // engine::choosePrecision's cache ("" = measure every load)
   std::string precision = "auto";        // processing.precision: auto, fp32 or bf16
   double tileStep = 0;                   // processing.tile_step; 0: each bundle's
+  std::filesystem::path siteModelsDir;   // processing.site_models_dir: searched after modelsDir
 };
 
 class JobRunner {

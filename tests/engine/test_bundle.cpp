@@ -151,3 +151,23 @@ TEST_CASE("corrupt, incomplete or mismatched bundles are refused with the file a
     expectRefused(d, "bundle.yaml", "not valid YAML");
   }
 }
+
+TEST_CASE("a model store over two roots resolves the newest version across them - a tie goes to the first root",
+          "[engine][bundle]") {
+  segnode::test::TempDir dir;
+  auto spec = segnode::test::tinySpec();
+  spec.name = "tiny";
+  for (auto [root, version] : {std::pair{"package", segnode::engine::SemVer{1, 0, 0}}, {"package", {1, 1, 0}},
+                               {"site", {1, 2, 0}}, {"site", {1, 1, 0}}}) {
+    spec.version = version;
+    segnode::engine::writeRandomBundle(spec, dir / root / "tiny" / version.toString(), 1);
+  }
+  segnode::engine::ModelStore store({dir / "package", dir / "site", ""});
+  CHECK(store.roots().size() == 2);
+  CHECK(store.list().size() == 4);
+  CHECK(store.resolve("tiny").version.toString() == "1.2.0");
+  CHECK(store.resolve("tiny").directory.parent_path().parent_path() == dir / "site");
+  CHECK(store.resolve("tiny@1.1.0").directory.parent_path().parent_path() == dir / "package");
+  CHECK(store.resolve("tiny@1.0.0").version.toString() == "1.0.0");
+  CHECK_THROWS_WITH(store.resolve("other"), Catch::Contains(" or "));
+}

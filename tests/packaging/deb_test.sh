@@ -46,6 +46,12 @@ dpkg -i "$deb" >/dev/null
 dpkg-query -W -f='${Conffiles}\n' segnode | grep -q "/etc/segnode/segnode.yaml" || fail "the config is not a conffile"
 getent passwd segnode >/dev/null || fail "no segnode user after install"
 [[ $(stat -c %U /var/lib/segnode) == segnode ]] || fail "/var/lib/segnode is not the segnode user's"
+# A site's own bundle beside the package's (processing.site_models_dir of the packaged config).
+src=$(cd "$(dirname "$0")/../.." && pwd)
+segnode models init --template "$src/etc/templates/brain-mr-synthseg.yaml" --name site-brain --version 0.0.1 \
+  --width-divisor 8 --models-dir /var/lib/segnode/models >/dev/null
+segnode models --config /etc/segnode/segnode.yaml | grep -q "^site-brain " || fail "the site's bundle is not listed"
+segnode models --config /etc/segnode/segnode.yaml | grep -q "^brain-mr-student-w4 " || fail "the packaged bundles are not listed"
 systemd-analyze verify /lib/systemd/system/segnoded.service || fail "systemd-analyze verify"
 systemd-analyze security --offline=true /lib/systemd/system/segnoded.service | grep "Overall exposure level"
 
