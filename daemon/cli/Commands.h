@@ -12,6 +12,8 @@ void addBench(CLI::App& app, const char* argv0);
 void addModels(CLI::App& app, const char* argv0);  // models and models init
 // "2026-12-01T08:30:00Z": the CLI's one way to print a time (epoch seconds, UTC).
 std::string isoUtc(std::time_t epochSeconds);
+// The node's config when --config is not given: ./etc/segnode.yaml (a checkout), else the package's.
+std::string defaultConfigFile();
 void addAdmin(CLI::App& app);                      // status, jobs, retry, backup, audit
 
 }  // namespace segnode::cli

@@ -20,7 +20,7 @@ namespace segnode::cli {
 namespace {
 
 struct AdminArgs {
-  std::string config = std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
+  std::string config = defaultConfigFile();
   std::string state;
   int limit = 50, auditLimit = 100000;
   std::optional<long long> job;
@@ -117,6 +117,10 @@ void backup(const AdminArgs& a) {
 }
 
 }  // namespace
+
+std::string defaultConfigFile() {
+  return std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
+}
 
 std::string isoUtc(std::time_t epochSeconds) {
   std::tm t{};

@@ -57,7 +57,7 @@ nlohmann::json bundleJson(const engine::InstalledBundle& b, bool verify) {
 // models (list) and models init.
 struct ModelsArgs {
   std::string modelsDir, templateFile, name, version;
-  std::string config = std::filesystem::exists("etc/segnode.yaml") ? "etc/segnode.yaml" : "/etc/segnode/segnode.yaml";
+  std::string config = defaultConfigFile();
   bool json = false, verify = false, fp16 = false;
   int divisor = 1, minFeatures = 4, seed = 1;
 };

@@ -22,6 +22,13 @@ class Endpoints {
  public:
   explicit Endpoints(NodeView v) : view_(std::move(v)) {}
 
+  // Defined first: the handlers below deduce its type. Storage's connection type is never named
+  // here (SQL stays in storage).
+  auto& connection() {  // storage's type, never named here: SQL stays in storage
+    if (!db_) db_ = storage::openDatabase(view_.database, storage::Access::ReadWrite);
+    return *db_;
+  }
+
   Response readyz() {
     std::vector<Check> checks = view_.daemonChecks ? view_.daemonChecks() : std::vector<Check>{};
     Check db{"database", true, "writable"};
@@ -96,10 +103,6 @@ class Endpoints {
   }
 
  private:
-  SQLite::Database& connection() {
-    if (!db_) db_ = storage::openDatabase(view_.database, storage::Access::ReadWrite);
-    return *db_;
-  }
   NodeView view_;
   storage::Connection db_;
 };
