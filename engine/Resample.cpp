@@ -1,7 +1,11 @@
 #include "engine/Resample.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <stdexcept>
+
+#include <ATen/Parallel.h>
 
 #include <torch/torch.h>
 
@@ -77,32 +81,104 @@ torch::Tensor resample(const torch::Tensor& input, const Size3& outSize, const V
   return x;
 }
 
-torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step, int64_t slabVoxels) {
-  const int64_t nz = outSize[2], plane = outSize[0] * outSize[1], nzIn = maps.size(1);
-  const int64_t slab = slabSlices(plane, slabVoxels);
-  torch::Tensor label = torch::empty({nz, outSize[1], outSize[0]}, torch::kByte);
-  for (int64_t z0 = 0; z0 < nz; z0 += slab) {
-    const int64_t z1 = std::min(nz, z0 + slab);
-    // The input slices the linear taps of output slices z0..z1-1 read (one more on each side).
-    const int64_t lo = std::clamp<int64_t>(int64_t(std::floor(double(z0) * step[2])) - 1, 0, nzIn - 1);
-    const int64_t hi = std::clamp<int64_t>(int64_t(std::floor(double(z1 - 1) * step[2])) + 2, 0, nzIn - 1);
-    torch::Tensor best, part;
-    for (int64_t c = 0; c < maps.size(0); ++c) {
-      torch::Tensor r = maps[c].slice(0, lo, hi + 1);
-      r = resampleAxis(r, 2, outSize[0], step[0], Interpolation::Linear);
-      r = resampleAxis(r, 1, outSize[1], step[1], Interpolation::Linear);
-      r = resampleAxis(r, 0, z1 - z0, step[2], Interpolation::Linear, {z0, nz}, {lo, nzIn});
-      if (c == 0) {
-        best = r;
-        part = torch::zeros(r.sizes(), torch::kByte);
-        continue;
-      }
-      torch::Tensor better = r > best;
-      best = torch::where(better, r, best);
-      part.masked_fill_(better, c);
-    }
-    label.slice(0, z0, z1).copy_(part);
+namespace {
+
+// The two linear taps of each output index along one axis, computed as resampleAxis computes them
+// (same clamp, same float weights), so the products below round exactly as its passes do.
+struct LinearTaps {
+  std::vector<int64_t> i0, i1;
+  std::vector<float> w0, w1;
+};
+
+LinearTaps linearTaps(int64_t nIn, int64_t nOut, double step) {
+  LinearTaps t;
+  for (int64_t n = 0; n < nOut; ++n) {
+    const double p = std::clamp(double(n) * step, 0.0, double(nIn - 1));
+    const int64_t i0 = int64_t(std::floor(p));
+    const double f = p - double(i0);
+    t.i0.push_back(std::clamp<int64_t>(i0, 0, nIn - 1));
+    t.i1.push_back(std::clamp<int64_t>(i0 + 1, 0, nIn - 1));
+    t.w0.push_back(float(1 - f));
+    t.w1.push_back(float(f));
   }
+  return t;
+}
+
+// Index of the first largest of the C maps at each voxel, a block of voxels at a time (the
+// block's running maximum stays in cache while the classes stream past).
+torch::Tensor argmaxClasses(const float* maps, int64_t classes, int64_t voxels) {
+  torch::Tensor out = torch::empty({voxels}, torch::kByte);
+  uint8_t* o = out.data_ptr<uint8_t>();
+  constexpr int64_t kBlock = 4096;
+  at::parallel_for(0, (voxels + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+    std::array<float, kBlock> best;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t v0 = b * kBlock, n = std::min(kBlock, voxels - v0);
+      std::copy(maps + v0, maps + v0 + n, best.begin());
+      std::fill(o + v0, o + v0 + n, uint8_t(0));
+      for (int64_t c = 1; c < classes; ++c) {
+        const float* m = maps + c * voxels + v0;
+        for (int64_t i = 0; i < n; ++i)
+          if (m[i] > best[size_t(i)]) best[size_t(i)] = m[i], o[v0 + i] = uint8_t(c);
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+// Linear interpolation is a convex combination, and rounding keeps its order: where the eight
+// input voxels around an output voxel share their argmax class, that class wins the interpolated
+// maps too. Only output voxels on a class boundary (a few percent) interpolate every class, in the
+// order of resample()'s separable passes (x, then y, then z), so the result equals the per-class
+// resampling followed by argmax.
+torch::Tensor resampleArgmax(const torch::Tensor& input, const Size3& outSize, const Vec3& step) {
+  const torch::Tensor maps = input.to(torch::kFloat).contiguous();
+  const int64_t classes = maps.size(0), nz = maps.size(1), ny = maps.size(2), nx = maps.size(3);
+  if (classes > 256) throw std::invalid_argument("resampleArgmax: more than 256 classes");
+  const int64_t voxels = nz * ny * nx;
+  const float* m = maps.data_ptr<float>();
+  const torch::Tensor argmax = argmaxClasses(m, classes, voxels);
+  const uint8_t* a = argmax.data_ptr<uint8_t>();
+  const LinearTaps tx = linearTaps(nx, outSize[0], step[0]), ty = linearTaps(ny, outSize[1], step[1]),
+                   tz = linearTaps(nz, outSize[2], step[2]);
+  torch::Tensor label = torch::empty({outSize[2], outSize[1], outSize[0]}, torch::kByte);
+  uint8_t* out = label.data_ptr<uint8_t>();
+  at::parallel_for(0, outSize[2], 1, [&](int64_t z0, int64_t z1) {
+    for (int64_t z = z0; z < z1; ++z) {
+      const int64_t za = tz.i0[size_t(z)] * ny * nx, zb = tz.i1[size_t(z)] * ny * nx;
+      const float wza = tz.w0[size_t(z)], wzb = tz.w1[size_t(z)];
+      for (int64_t y = 0; y < outSize[1]; ++y) {
+        const int64_t ya = ty.i0[size_t(y)] * nx, yb = ty.i1[size_t(y)] * nx;
+        const float wya = ty.w0[size_t(y)], wyb = ty.w1[size_t(y)];
+        const int64_t rows[4] = {za + ya, za + yb, zb + ya, zb + yb};
+        uint8_t* o = out + (z * outSize[1] + y) * outSize[0];
+        for (int64_t x = 0; x < outSize[0]; ++x) {
+          const int64_t xa = tx.i0[size_t(x)], xb = tx.i1[size_t(x)];
+          const uint8_t first = a[rows[0] + xa];
+          bool uniform = true;
+          for (int64_t r : rows) uniform = uniform && a[r + xa] == first && a[r + xb] == first;
+          if (uniform) {
+            o[x] = first;
+            continue;
+          }
+          const float wxa = tx.w0[size_t(x)], wxb = tx.w1[size_t(x)];
+          float best = 0;
+          uint8_t bestClass = 0;
+          for (int64_t c = 0; c < classes; ++c) {
+            const float* mc = m + c * voxels;
+            float fx[4];
+            for (int r = 0; r < 4; ++r) fx[r] = mc[rows[r] + xa] * wxa + mc[rows[r] + xb] * wxb;
+            const float fza = fx[0] * wya + fx[1] * wyb, fzb = fx[2] * wya + fx[3] * wyb;
+            const float v = fza * wza + fzb * wzb;
+            if (c == 0 || v > best) best = v, bestClass = uint8_t(c);
+          }
+          o[x] = bestClass;
+        }
+      }
+    }
+  });
   return label;
 }
 

@@ -17,15 +17,15 @@ Size3 resampledSize(const Size3& size, const Vec3& spacing, const Vec3& target);
 
 torch::Tensor resample(const torch::Tensor& x, const Size3& outSize, const Vec3& step, Interpolation interp);
 
-// Per-channel linear resampling of [C, z, y, x] maps (logits or probabilities) followed by argmax,
-// one channel at a time and one slab of output slices at a time: beyond the uint8 result, memory
-// is a few slab-sized maps (slabVoxels floats each) whatever C and the output size are. The
-// result equals the whole-volume computation exactly. Returns uint8 indices.
-inline constexpr int64_t kArgmaxSlabVoxels = int64_t(1) << 24;  // 64 MB a map: 64 slices of 512 x 512
-torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step,
-                             int64_t slabVoxels = kArgmaxSlabVoxels);
+// Per-channel linear resampling of [C, z, y, x] maps (logits or probabilities, C <= 256) followed
+// by argmax, without a resampled map: beyond the uint8 result and an argmax of the input grid,
+// the cost is proportional to the class-boundary voxels. Equals the per-channel resample() then
+// argmax (first largest on ties). Returns uint8 indices.
+torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step);
+// Slabs of whole slices keep full-volume passes small (64 MB a float map: 64 slices of 512 x 512).
+inline constexpr int64_t kSlabVoxels = int64_t(1) << 24;
 // Whole slices of `plane` voxels in a slab of at most `slabVoxels` (at least one).
-inline int64_t slabSlices(int64_t plane, int64_t slabVoxels = kArgmaxSlabVoxels) {
+inline int64_t slabSlices(int64_t plane, int64_t slabVoxels = kSlabVoxels) {
   return std::max<int64_t>(1, slabVoxels / std::max<int64_t>(1, plane));
 }
 

@@ -1,6 +1,10 @@
 #include "engine/Segmenter.h"
 
+#include <array>
 #include <chrono>
+#include <type_traits>
+
+#include <ATen/Parallel.h>
 
 #include <torch/torch.h>
 
@@ -24,6 +28,27 @@ WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& o) {
   w.batchSize = spec.inference.batchSize;
   w.progress = o.progress;
   return w;
+}
+
+// Class index -> label value from the bundle's table, one lookup a voxel; uint8 when every value
+// fits, else int16.
+torch::Tensor labelValues(const torch::Tensor& classIndices, const std::vector<LabelInfo>& labels) {
+  const torch::Tensor classes = classIndices.contiguous();
+  int maxValue = 0;
+  for (const auto& l : labels) maxValue = std::max(maxValue, l.value);
+  torch::Tensor out = torch::empty(classes.sizes(), maxValue <= 255 ? torch::kByte : torch::kShort);
+  auto map = [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    std::array<T, 256> lut{};
+    for (size_t i = 0; i < labels.size() && i < lut.size(); ++i) lut[i] = T(labels[i].value);
+    const uint8_t* c = classes.data_ptr<uint8_t>();
+    at::parallel_for(0, classes.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) o[i] = lut[c[i]];
+    });
+  };
+  if (out.scalar_type() == torch::kByte) map(out.data_ptr<uint8_t>());
+  else map(out.data_ptr<int16_t>());
+  return out;
 }
 
 }  // namespace
@@ -56,23 +81,9 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
   torch::Tensor classes = pre.record.resampled ? classesOnInputGrid(logits, pre.record)
                                                : placeOnInputGrid(cropClasses, pre.record);
   logits = torch::Tensor();
-  int maxValue = 0;
-  std::vector<int64_t> table;
-  for (const auto& l : spec.labels) {
-    table.push_back(l.value);
-    maxValue = std::max(maxValue, l.value);
-  }
-  auto lut = torch::tensor(table, torch::kLong).to(maxValue <= 255 ? torch::kByte : torch::kShort);
   Volume out;
   out.geometry = input.geometry;
-  // Class index -> label value a slab at a time: indexing wants int64 indices, 8 bytes a voxel
-  // (1.3 GB for a 512 x 512 x 600 CT) if made for the whole volume at once.
-  out.data = torch::empty(classes.sizes(), lut.options());
-  const int64_t slab = slabSlices(classes.size(1) * classes.size(2));
-  for (int64_t z0 = 0; z0 < classes.size(0); z0 += slab) {
-    const int64_t z1 = std::min(classes.size(0), z0 + slab);
-    out.data.slice(0, z0, z1).copy_(lut.index({classes.slice(0, z0, z1).to(torch::kLong)}));
-  }
+  out.data = labelValues(classes, spec.labels);
   st.postprocessSeconds = secondsSince(t0);
   return out;
 }

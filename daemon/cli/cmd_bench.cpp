@@ -24,7 +24,7 @@ struct Entry {
   std::string label;  // as given on the command line
   std::shared_ptr<engine::SegmentationModel> model;
   double loadSeconds = 0;
-  std::vector<double> seconds, inferSeconds;
+  std::vector<double> seconds, preSeconds, inferSeconds, postSeconds;  // per run: whole, then stages
   std::vector<int64_t> peakRss;
   int64_t tiles = 0;
 };
@@ -84,7 +84,9 @@ void bench(BenchArgs& a, const char* argv0) {
       engine::segment(*e.model, image, options, &stats);
       e.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       progress.finish();
+      e.preSeconds.push_back(stats.preprocessSeconds);
       e.inferSeconds.push_back(stats.inferenceSeconds);
+      e.postSeconds.push_back(stats.postprocessSeconds);
       e.peakRss.push_back(peakRssBytes());
       e.tiles = stats.tiles;
     }
@@ -103,6 +105,9 @@ void bench(BenchArgs& a, const char* argv0) {
                              {"parameters", e.model->parameterCount()},
                              {"median_seconds", med},
                              {"min_seconds", mn},
+                             {"preprocess_seconds", median(e.preSeconds)},
+                             {"inference_seconds", median(e.inferSeconds)},
+                             {"postprocess_seconds", median(e.postSeconds)},
                              {"seconds_per_tile", perTile},
                              {"tiles", e.tiles},
                              {"peak_rss_bytes", peak},
