@@ -123,9 +123,18 @@ InferenceSpec readInference(yaml::Reader& r) {
   s.gaussian = r.getOr<bool>("inference.gaussian", "true or false", true);
   s.mirrorAxes = r.list<int>("inference.mirror_axes", "an axis 0..2");
   s.batchSize = r.getOr<int>("inference.batch_size", "an integer >= 1", 1);
-  auto precision = r.getOr<std::string>("inference.precision", "fp32 or bf16", "fp32");
+  const std::string absmaxKey = "inference.int8_calibration.activation_absmax";
+  for (size_t i = 0, n = r.size(absmaxKey, "[[a number per channel], ...]"); i < n; ++i) {
+    s.int8.activationAbsmax.push_back(r.list<double>(yaml::Reader::item(absmaxKey, i), "a number >= 0"));
+    for (double v : s.int8.activationAbsmax.back())
+      if (!(v >= 0)) r.fail(yaml::Reader::item(absmaxKey, i), "entries must be >= 0", "run segnode-distill calibrate again");
+  }
+  s.int8.images = r.getOr<std::string>("inference.int8_calibration.images", "text", "");
+  auto precision = r.getOr<std::string>("inference.precision", "fp32, bf16 or int8", "fp32");
   if (precision == "bf16") s.precision = Precision::BFloat16;
-  else if (precision != "fp32") r.fail("inference.precision", "must be 'fp32' or 'bf16', got '" + precision + "'");
+  else if (precision == "int8" && !s.int8.activationAbsmax.empty()) s.precision = Precision::Int8;
+  else if (precision == "int8") r.fail("inference.precision", "int8 needs inference.int8_calibration", "run segnode-distill calibrate");
+  else if (precision != "fp32") r.fail("inference.precision", "must be 'fp32', 'bf16' or 'int8', got '" + precision + "'");
   if (!(s.tileStep > 0 && s.tileStep <= 1)) r.fail("inference.tile_step", "must be in (0, 1]");
   for (auto v : s.patchSize)
     if (v < 1) r.fail("inference.patch_size", "entries must be >= 1");
@@ -317,7 +326,21 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["inference"]["gaussian"] = inf.gaussian;
   root["inference"]["mirror_axes"] = flowList(inf.mirrorAxes);
   root["inference"]["batch_size"] = inf.batchSize;
-  root["inference"]["precision"] = inf.precision == Precision::BFloat16 ? "bf16" : "fp32";
+  root["inference"]["precision"] = inf.precision == Precision::BFloat16 ? "bf16" : inf.precision == Precision::Int8 ? "int8" : "fp32";
+  if (!inf.int8.activationAbsmax.empty()) {
+    YAML::Node cal;
+    cal["images"] = inf.int8.images;
+    for (const auto& conv : inf.int8.activationAbsmax) {
+      std::vector<std::string> absmax;  // 5 digits: the scale's precision, not yaml-cpp's 17
+      for (double v : conv) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.5g", v);
+        absmax.push_back(buf);
+      }
+      cal["activation_absmax"].push_back(flowList(absmax));
+    }
+    root["inference"]["int8_calibration"] = cal;
+  }
   YAML::Emitter out;
   out << YAML::BeginMap;
   for (const auto& kv : root) out << YAML::Key << kv.first << YAML::Value << kv.second;

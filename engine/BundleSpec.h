@@ -20,7 +20,9 @@ enum class Normalization { ZScore, CT };
 enum class Interpolation { Nearest, Linear, Cubic };
 // Arithmetic of the network at inference. bf16 runs on the bf16/AMX units of recent CPUs; its
 // accuracy must be measured per model before a bundle opts in.
-enum class Precision { Float32, BFloat16 };
+// Int8: 8-bit convolutions on oneDNN (VNNI / AMX-INT8) with the bundle's calibration
+// (InferenceSpec::int8); the first convolution, norms, upsampling and head stay float32.
+enum class Precision { Float32, BFloat16, Int8 };
 
 struct SemVer {
   int major = 0, minor = 0, patch = 0;
@@ -84,6 +86,14 @@ struct InferenceSpec {
   std::vector<int> mirrorAxes;  // axes flipped for test-time augmentation (0..2); empty: off
   int batchSize = 1;
   Precision precision = Precision::Float32;
+  // inference.int8_calibration (`segnode-distill calibrate`): for each convolution that reads
+  // 8-bit input, in the order the network runs them (every one but the first and the head), the
+  // largest |activation| of each input channel seen on the calibration images; channel c is
+  // quantised symmetrically, q = round(127 * x / absmax_c). Empty: no calibration, no int8.
+  struct Int8Calibration {
+    std::vector<std::vector<double>> activationAbsmax;
+    std::string images;  // what it was measured on, free text
+  } int8;
 };
 
 struct BundleSpec {

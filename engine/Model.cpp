@@ -26,6 +26,9 @@ struct SegmentationModel::Impl {
 };
 
 bool cpuHasNativeBf16() { return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16"); }
+bool cpuHasInt8Dot() {
+  return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni") || __builtin_cpu_supports("amx-int8");
+}
 
 Backend defaultBackend() {
 #ifdef SEGNODE_WITH_ONEDNN
@@ -100,11 +103,18 @@ std::shared_ptr<SegmentationModel> SegmentationModel::load(const BundleSpec& spe
                                                  "AMX); running float32, which is faster here");
     precision = Precision::Float32;
   }
+  if (precision == Precision::Int8 && !cpuHasInt8Dot()) {
+    SEGNODE_LOG(Warn, Infer, spec.reference() << ": int8 requested, but this CPU has no 8-bit dot product (VNNI or "
+                                                 "AMX-INT8); running float32");
+    precision = Precision::Float32;
+  }
+  if (precision == Precision::Int8 && backend != Backend::OneDnn)
+    throw Error(ErrorCode::InvalidArgument, "int8 inference needs the onednn backend");
   m->precision_ = precision;
   const bool bf16 = precision == Precision::BFloat16;
   if (backend == Backend::OneDnn) {
 #ifdef SEGNODE_WITH_ONEDNN
-    m->impl_->dnnl = std::make_unique<DnnlUNet>(spec.architecture, weights, precision);
+    m->impl_->dnnl = std::make_unique<DnnlUNet>(spec.architecture, weights, precision, spec.inference.int8.activationAbsmax);
     m->impl_->eager = nullptr;
 #else
     throw Error(ErrorCode::Unsupported, "this build has no oneDNN backend (built without libdnnl-dev); use script or eager");
@@ -128,6 +138,14 @@ torch::Tensor SegmentationModel::forward(const torch::Tensor& x) const {
   torch::Tensor in = bf16 ? x.to(torch::kBFloat16) : x;
   torch::Tensor out = backend_ == Backend::TorchScript ? impl_->scripted.forward({in}).toTensor() : impl_->eager->forward(in);
   return bf16 ? out.to(torch::kFloat) : out;  // logits are accumulated in float32 either way
+}
+
+std::vector<std::vector<double>> SegmentationModel::calibrationAbsmax(const torch::Tensor& x, double percentile) const {
+#ifdef SEGNODE_WITH_ONEDNN
+  if (backend_ == Backend::OneDnn) return impl_->dnnl->calibrationAbsmax(x.to(torch::kFloat), percentile);
+#endif
+  (void)x, (void)percentile;
+  throw Error(ErrorCode::Unsupported, "int8 calibration needs the onednn backend");
 }
 
 BundleSpec writeRandomBundle(BundleSpec spec, const std::filesystem::path& directory, uint64_t seed,

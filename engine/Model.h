@@ -22,6 +22,9 @@ Backend defaultBackend();
 // bf16 pays only where the CPU computes it natively (AVX512-BF16 or AMX). Elsewhere it is
 // emulated, slower than float32, so a bf16 bundle runs in float32 there (with a warning).
 bool cpuHasNativeBf16();
+// 8-bit dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8): without them oneDNN's int8 path is
+// emulated and loses its reason to exist.
+bool cpuHasInt8Dot();
 const char* toString(Backend b);
 
 class SegmentationModel {
@@ -38,7 +41,9 @@ class SegmentationModel {
 
   const BundleSpec& spec() const { return spec_; }
   Backend backend() const { return backend_; }
-  Precision precision() const { return precision_; }  // what runs (bf16 falls back where not native)
+  Precision precision() const { return precision_; }  // what runs (bf16, int8 fall back where not native)
+  // Int8 calibration on one input (onednn backend only): DnnlUNet::calibrationAbsmax.
+  std::vector<std::vector<double>> calibrationAbsmax(const torch::Tensor& x, double percentile = 100) const;
   int64_t parameterCount() const { return parameterCount_; }
 
   struct Impl;

@@ -51,11 +51,14 @@ double secondsPerTile(const SegmentationModel& model) {
 
 }  // namespace
 
-const char* toString(Precision p) { return p == Precision::BFloat16 ? "bf16" : "fp32"; }
+const char* toString(Precision p) {
+  return p == Precision::BFloat16 ? "bf16" : p == Precision::Int8 ? "int8" : "fp32";
+}
 
 bool parsePrecision(const std::string& text, Precision& out) {
   if (text == "fp32") out = Precision::Float32;
   else if (text == "bf16") out = Precision::BFloat16;
+  else if (text == "int8") out = Precision::Int8;
   else return false;
   return true;
 }
@@ -63,8 +66,12 @@ bool parsePrecision(const std::string& text, Precision& out) {
 std::vector<Precision> allowedPrecisions(const BundleSpec& spec) {
   std::vector<Precision> allowed{Precision::Float32};
   const auto& guard = spec.metrics.contains("precision_guard") ? spec.metrics["precision_guard"] : nlohmann::ordered_json();
-  if (guard.is_object() && guard.contains("bf16") && guard["bf16"].is_object() && guard["bf16"].value("passed", false))
-    allowed.push_back(Precision::BFloat16);
+  auto passed = [&](const char* name) {
+    return guard.is_object() && guard.contains(name) && guard[name].is_object() && guard[name].value("passed", false);
+  };
+  if (passed("bf16")) allowed.push_back(Precision::BFloat16);
+  // int8 also needs the calibration it was guarded with.
+  if (passed("int8") && !spec.inference.int8.activationAbsmax.empty()) allowed.push_back(Precision::Int8);
   return allowed;
 }
 
@@ -123,7 +130,7 @@ PrecisionChoice choosePrecision(const BundleSpec& spec, const std::filesystem::p
   double best = 1e300;
   for (Precision p : allowed) {
     auto model = SegmentationModel::load(spec, defaultBackend(), p);
-    if (model->precision() != p) continue;  // bf16 without native support runs as fp32: nothing to time
+    if (model->precision() != p) continue;  // bf16 or int8 without native support run as fp32: nothing to time
     double s = secondsPerTile(*model);
     c.secondsPerTile.emplace_back(p, s);
     if (s < best) best = s, c.chosen = p;

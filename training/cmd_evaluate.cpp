@@ -164,7 +164,7 @@ int evaluateBundles(const EvaluateArgs& args) {
     auto spec = engine::loadBundleSpec(dir);
     engine::Precision precision = spec.inference.precision;
     if (!args.precision.empty() && !engine::parsePrecision(args.precision, precision))
-      throw Error(ErrorCode::InvalidArgument, "--precision: fp32 or bf16");
+      throw Error(ErrorCode::InvalidArgument, "--precision: fp32, bf16 or int8");
     auto model = engine::SegmentationModel::load(spec, engine::defaultBackend(), precision);
     if (model->precision() != precision)
       throw Error(ErrorCode::Unsupported, std::string("this CPU does not compute ") + engine::toString(precision) +
@@ -360,8 +360,8 @@ void addEvaluate(CLI::App& app) {
   evaluate->add_option("--out", e->out, "report folder")->required();
   evaluate->add_option("--threads", e->threads, "CPU threads")->check(CLI::Range(1, 1024));
   evaluate->add_option("--data-root", e->dataRoot, "relative case paths against this (default: the cases file's folder)");
-  evaluate->add_option("--precision", e->precision, "fp32 or bf16 for every bundle (default: each bundle's own)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  evaluate->add_option("--precision", e->precision, "fp32, bf16 or int8 (calibrated bundles) for every bundle (default: each bundle's own)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   evaluate->add_option("--step", e->step, "sliding-window step for every bundle (default: each bundle's)")
       ->check(CLI::Range(0.05, 1.0));
   evaluate->add_option("--teacher", e->teacher, "bundle name retention is measured against (default: the one named *teacher*)");
@@ -378,8 +378,8 @@ void addEvaluate(CLI::App& app) {
   install->add_option("--models-dir", x->modelsDir, "where to install");
   install->add_option("--tile-step", x->tileStep, "the bundle's default sliding-window step (its --metrics measured with it)")
       ->check(CLI::Range(0.05, 1.0));
-  install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16; recorded as "
-                                            "metrics.precision_guard (the node runs bf16 only where it passed)")
+  install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16 or int8; recorded as "
+                                            "metrics.precision_guard (the node runs a precision only where it passed)")
       ->delimiter(',');
   install->callback([x] { exportBundle(*x); });
 }

@@ -9,5 +9,8 @@ int main(int argc, char** argv) {
   segnode::distill::addPlan(app);
   segnode::distill::addTrain(app);
   segnode::distill::addEvaluate(app);
+#ifdef SEGNODE_WITH_ONEDNN
+  segnode::distill::addCalibrate(app);
+#endif
   return segnode::cli::run(app, argc, argv);
 }

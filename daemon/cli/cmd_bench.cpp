@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <sstream>
 
@@ -23,6 +24,7 @@ namespace {
 struct Entry {
   std::string label;  // as given on the command line
   std::shared_ptr<engine::SegmentationModel> model;
+  std::optional<double> step;  // :stepS, else --step, else the bundle's
   double loadSeconds = 0;
   std::vector<double> seconds, preSeconds, inferSeconds, postSeconds;  // per run: whole, then stages
   std::vector<int64_t> peakRss;
@@ -44,6 +46,17 @@ void warmUp(const engine::SegmentationModel& m, int passes) {
   for (int i = 0; i < passes; ++i) m.forward(x);
 }
 
+// ":step0.5" -> 0.5, in the range --step accepts.
+double stepPart(const std::string& part) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(part.substr(4), &used);
+    if (used == part.size() - 4 && v >= 0.05 && v <= 1.0) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(ErrorCode::InvalidArgument, "'" + part + "': a model's step is written stepS with S in 0.05..1, e.g. step0.5");
+}
+
 struct BenchArgs : RunOptions {
   std::vector<std::string> models;
   int repeat = 3, warmup = 3;
@@ -58,12 +71,15 @@ void bench(BenchArgs& a, const char* argv0) {
 
   std::vector<Entry> entries;
   for (const auto& item : a.models) {
-    // NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16]
+    // NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16|:int8][:stepS]
     std::istringstream parts(item);
     std::string ref, part, backend = engine::toString(engine::defaultBackend()), precision;
-    std::getline(parts, ref, ':');
-    while (std::getline(parts, part, ':')) (part == "fp32" || part == "bf16" ? precision : backend) = part;
     Entry e;
+    std::getline(parts, ref, ':');
+    while (std::getline(parts, part, ':')) {
+      if (part.rfind("step", 0) == 0) e.step = stepPart(part);
+      else (part == "fp32" || part == "bf16" || part == "int8" ? precision : backend) = part;
+    }
     e.label = item;
     auto t0 = std::chrono::steady_clock::now();
     auto spec = store.resolve(ref);
@@ -80,8 +96,10 @@ void bench(BenchArgs& a, const char* argv0) {
       ProgressLine progress("bench " + e.label + " run " + std::to_string(r + 1) + "/" + std::to_string(a.repeat));
       options.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
       engine::SegmentStats stats;
+      engine::SegmentOptions entryOptions = options;
+      if (e.step) entryOptions.tileStep = e.step;
       auto t0 = std::chrono::steady_clock::now();
-      engine::segment(*e.model, image, options, &stats);
+      engine::segment(*e.model, image, entryOptions, &stats);
       e.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       progress.finish();
       e.preSeconds.push_back(stats.preprocessSeconds);
@@ -127,7 +145,7 @@ void bench(BenchArgs& a, const char* argv0) {
 void addBench(CLI::App& app, const char* argv0) {
   auto a = std::make_shared<BenchArgs>();
   auto* sub = app.add_subcommand("bench", "time models side by side on one volume, interleaved, after warm-up");
-  sub->add_option("--models", a->models, "NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16],...")->required()->delimiter(',');
+  sub->add_option("--models", a->models, "NAME[@VERSION][:onednn|:script|:eager][:fp32|:bf16|:int8][:stepS],...")->required()->delimiter(',');
   addRunOptions(*sub, *a);
   sub->add_option("--repeat", a->repeat, "timed runs per model")->check(CLI::Range(1, 1000));
   sub->add_option("--warmup", a->warmup, "forward passes per model before timing")->check(CLI::Range(0, 100));

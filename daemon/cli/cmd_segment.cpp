@@ -12,6 +12,7 @@
 #include "common/Terminal.h"
 #include "daemon/cli/InputVolume.h"
 #include "engine/Nifti.h"
+#include "engine/PrecisionChoice.h"
 #include "engine/Segmenter.h"
 
 namespace segnode::cli {
@@ -37,7 +38,10 @@ engine::Backend backendOption(const std::string& text) {
 
 engine::Precision precisionOption(const std::string& text, const engine::BundleSpec& spec) {
   if (text.empty()) return spec.inference.precision;
-  return text == "bf16" ? engine::Precision::BFloat16 : engine::Precision::Float32;
+  engine::Precision p = engine::Precision::Float32;
+  if (!engine::parsePrecision(text, p))
+    throw Error(ErrorCode::InvalidArgument, "precision must be 'fp32', 'bf16' or 'int8', got '" + text + "'");
+  return p;
 }
 
 void warnIfUntrained(const engine::BundleSpec& spec) {
@@ -95,7 +99,7 @@ void addSegment(CLI::App& app, const char* argv0) {
   sub->add_option("--output", a->output, "the label NIfTI to write (.nii or .nii.gz)")->required();
   sub->add_flag("--mirror", a->mirror, "average over mirrored copies (test-time augmentation)");
   sub->add_option("--backend", a->backend, "inference backend")->check(CLI::IsMember({"onednn", "script", "eager"}));
-  sub->add_option("--precision", a->precision, "compute precision (default: the bundle's)")->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--precision", a->precision, "compute precision (default: the bundle's)")->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   sub->callback([a, argv0] { segmentVolume(*a, argv0); });
 
   auto files = std::make_shared<std::pair<std::string, std::string>>();

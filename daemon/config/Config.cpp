@@ -50,9 +50,9 @@ void readProcessing(yaml::Reader& k, NodeConfig& c) {
   if (c.threadsPerWorker < 0 || c.threadsPerWorker > 256) k.problem("processing.threads_per_worker", "must be 0..256", "use 0");
   k.read("processing.max_job_attempts", c.maxJobAttempts, "an integer");
   if (c.maxJobAttempts < 1 || c.maxJobAttempts > 100) k.problem("processing.max_job_attempts", "must be 1..100", "use 2");
-  k.read("processing.precision", c.precision, "auto, fp32 or bf16");
-  if (c.precision != "auto" && c.precision != "fp32" && c.precision != "bf16")
-    k.problem("processing.precision", "'" + c.precision + "' is not a precision", "use auto (measured on this CPU), fp32 or bf16");
+  k.read("processing.precision", c.precision, "auto, fp32, bf16 or int8");
+  if (c.precision != "auto" && c.precision != "fp32" && c.precision != "bf16" && c.precision != "int8")
+    k.problem("processing.precision", "'" + c.precision + "' is not a precision", "use auto (measured on this CPU), fp32, bf16 or int8");
   k.read("processing.tile_step", c.tileStep, "a fraction of the tile (0: each bundle's)");
   if (c.tileStep != 0 && !(c.tileStep >= 0.1 && c.tileStep <= 1.0))
     k.problem("processing.tile_step", "must be 0 or 0.1..1", "use 0: each bundle's default, measured against its Dice guard");

@@ -76,7 +76,7 @@ struct NodeConfig {
   int threadsPerWorker = 0;                     // 0: cores / workers
   int maxJobAttempts = 2;                       // a job the process died in this often fails (poison series)
   double stopTimeoutSeconds = 60;               // at SIGTERM, a running job past this is stopped and re-queued
-  std::string precision = "auto";               // auto (measured per CPU and bundle), fp32 or bf16 (pinned)
+  std::string precision = "auto";               // auto (measured per CPU and bundle), fp32, bf16 or int8 (pinned)
   double tileStep = 0;                          // sliding-window step; 0: each bundle's (measured) default
   int64_t maxVoxels = 160'000'000;              // a larger series is refused at routing (512 x 512 x 600 fits)
   std::vector<Route> routes;

@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -106,9 +107,18 @@ Network buildNetwork(const ArchitectureSpec& a, const TensorMap& weights) {
 
 // ---- Primitives and buffers for one tile shape, used by one thread ----------------------------
 
+// How a context computes: in float32, in bf16, with 8-bit convolutions (int8: the activations
+// stay float32 and each convolution's input is quantised by a reorder), or in float32 recording
+// each would-be-quantised input's largest |value| (calibration).
+enum class Mode { F32, Bf16, Int8, Calibrate };
+
 class Context {
  public:
-  Context(const Network& net, const Triple& size, bool bf16) : act_(bf16 ? dt::bf16 : dt::f32) {
+  // absmax: Int8's calibration (one entry a quantised convolution), or Calibrate's running maxima.
+  Context(const Network& net, const Triple& size, Mode mode, std::vector<std::vector<double>>* absmax,
+          double percentile = 100)
+      : act_(mode == Mode::Bf16 ? dt::bf16 : dt::f32), mode_(mode), absmax_(absmax), percentile_(percentile) {
+    const bool bf16 = mode == Mode::Bf16;
     dims in{1, net.inChannels, size[0], size[1], size[2]};
     input_ = dnnl::memory({in, dt::f32, tag::ndhwc}, eng_, DNNL_MEMORY_NONE);
     dnnl::memory x = input_;
@@ -119,16 +129,18 @@ class Context {
     }
     std::vector<dnnl::memory> skips;
     for (const auto& stage : net.encoder) {
-      for (const auto& c : stage) x = addConv(c, x, act_);
+      for (const auto& c : stage) x = addConv(c, x, act_, false, /*quantisable=*/&c != &net.encoder[0][0]);
       skips.push_back(x);
     }
     skips.pop_back();  // the deepest stage feeds the decoder directly
     for (size_t d = 0; d < net.up.size(); ++d) {
       x = addUpConcat(net.up[d], x, skips[skips.size() - 1 - d]);
-      for (const auto& c : net.decoder[d]) x = addConv(c, x, act_);
+      for (const auto& c : net.decoder[d]) x = addConv(c, x, act_, false, true);
     }
     logits_ = addConv(net.head, x, dt::f32, /*userDst=*/true);
     assignBlocks();
+    if (mode_ == Mode::Int8 && quantised_ != absmax_->size()) throwCalibrationCount();
+    if (mode_ == Mode::Calibrate) absmax_->resize(quantised_);
   }
 
   // input: [z, y, x, in_channels] float32; logits: [z, y, x, classes] float32.
@@ -136,7 +148,7 @@ class Context {
     input_.set_data_handle(const_cast<float*>(input));
     logits_.set_data_handle(logits);
     for (auto& s : steps_) {
-      s.primitive.execute(stream_, s.args);
+      if (s.primitive) s.primitive->execute(stream_, s.args);
       if (s.then) {
         stream_.wait();
         s.then();
@@ -147,7 +159,7 @@ class Context {
 
  private:
   struct Step {
-    dnnl::primitive primitive;
+    std::optional<dnnl::primitive> primitive;  // none: our own kernel alone
     std::unordered_map<int, dnnl::memory> args;
     std::function<void()> then;  // our own kernel on the primitive's output
   };
@@ -234,8 +246,10 @@ class Context {
   }
 
   // Convolution with nnU-Net's padding (kernel / 2), then instance norm + leaky ReLU unless this
-  // is the head. The head writes into the caller's logits buffer (set per run).
-  dnnl::memory addConv(const ConvParams& p, const dnnl::memory& src, dt outType, bool userDst = false) {
+  // is the head. The head writes into the caller's logits buffer (set per run). `quantisable`:
+  // in Int8 mode the input is quantised and the convolution runs on 8 bits, without its bias:
+  // instance norm follows, and a per-channel constant is exactly what its mean subtracts.
+  dnnl::memory addConv(const ConvParams& p, dnnl::memory src, dt outType, bool userDst = false, bool quantisable = false) {
     const dims s = src.get_desc().dims();
     dims out{1, p.out}, strides, pad;
     for (int a = 0; a < 3; ++a) {
@@ -244,20 +258,45 @@ class Context {
       strides.push_back(st);
       pad.push_back(pd);
     }
+    if (quantisable && mode_ == Mode::Calibrate) {
+      if (absmax_->size() <= quantised_) absmax_->resize(quantised_ + 1);
+      observeAbsmax(src, quantised_);
+    }
+    const bool int8 = quantisable && mode_ == Mode::Int8 && p.gamma.defined();
+    const bool withBias = p.bias.defined() && !int8;
+    const size_t point = quantisable ? quantised_++ : 0;
+    dnnl::primitive_attr attr;
+    torch::Tensor weightScales, foldedWeight;  // int8: per output channel; the weights times the input steps
+    if (int8) {
+      // Per input channel: q_c = x_c * 127 / absmax_c; the step absmax_c / 127 is folded into the
+      // weights, which are then quantised per output channel.
+      if (point >= absmax_->size()) throwCalibrationCount();
+      const auto& absmax = (*absmax_)[point];
+      if (int64_t(absmax.size()) != p.in)
+        throw Error(ErrorCode::BadBundle, "inference.int8_calibration: convolution " + std::to_string(point) + " lists " +
+                                              std::to_string(absmax.size()) + " channels, it has " + std::to_string(p.in));
+      torch::Tensor step = torch::tensor(std::vector<float>(absmax.begin(), absmax.end())).clamp_min(1e-6) / 127.0;
+      src = quantise(src, (1.0 / step).contiguous());
+      foldedWeight = p.weight * step.view({1, -1, 1, 1, 1});
+      weightScales = foldedWeight.abs().amax({1, 2, 3, 4}).clamp_min(1e-12) / 127.0;
+      torch::Tensor outScales = weightScales.contiguous();
+      attr.set_output_scales(1 << 1, std::vector<float>(outScales.data_ptr<float>(), outScales.data_ptr<float>() + p.out));
+    }
     dims wdims{p.out, p.in, p.kernel[0], p.kernel[1], p.kernel[2]};
-    auto desc = p.bias.defined()
+    const dt weightType = int8 ? dt::s8 : act_;
+    auto desc = withBias
                     ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                      src.get_desc(), {wdims, act_, tag::any}, {{p.out}, dt::f32, tag::a},
+                                                      src.get_desc(), {wdims, weightType, tag::any}, {{p.out}, dt::f32, tag::a},
                                                       ndhwc(out, outType), strides, pad, pad)
                     : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                      src.get_desc(), {wdims, act_, tag::any}, ndhwc(out, outType), strides,
+                                                      src.get_desc(), {wdims, weightType, tag::any}, ndhwc(out, outType), strides,
                                                       pad, pad);
-    dnnl::convolution_forward::primitive_desc pd(desc, eng_);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng_);
     dnnl::memory dst = userDst ? dnnl::memory(pd.dst_desc(), eng_, DNNL_MEMORY_NONE) : activation(pd.dst_desc());
-    Step step{dnnl::convolution_forward(pd),
-              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, prepareWeights(p.weight, pd.weights_desc())}, {DNNL_ARG_DST, dst}},
-              {}};
-    if (p.bias.defined()) step.args[DNNL_ARG_BIAS] = bias(p.bias);
+    dnnl::memory weights = int8 ? prepareInt8Weights(foldedWeight, weightScales, pd.weights_desc())
+                                : prepareWeights(p.weight, pd.weights_desc());
+    Step step{dnnl::convolution_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}, {}};
+    if (withBias) step.args[DNNL_ARG_BIAS] = bias(p.bias);
     if (p.gamma.defined())
       step.then = [this, dst, voxels = out[2] * out[3] * out[4], &p] {
         typed([&](auto t) {
@@ -267,6 +306,50 @@ class Context {
       };
     push(std::move(step));
     return dst;
+  }
+
+  [[noreturn]] void throwCalibrationCount() const {
+    throw Error(ErrorCode::BadBundle, "inference.int8_calibration lists " + std::to_string(absmax_->size()) +
+                                          " convolutions, another network than this one (run segnode-distill calibrate)");
+  }
+
+  // float32 -> int8, q = saturate(round(x * scale_c)): a oneDNN reorder with per-channel scales.
+  dnnl::memory quantise(const dnnl::memory& src, const torch::Tensor& scales) {
+    dnnl::memory q = activation(ndhwc(src.get_desc().dims(), dt::s8));
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(1 << 1, std::vector<float>(scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel()));
+    dnnl::reorder::primitive_desc pd(eng_, src.get_desc(), eng_, q.get_desc(), attr);
+    push({dnnl::reorder(pd), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, q}}, {}});
+    return q;
+  }
+
+  // Weights quantised per output channel (symmetric, scale = max |w| / 127), then reordered into
+  // the primitive's layout (which adds the compensation oneDNN needs for signed input).
+  dnnl::memory prepareInt8Weights(const torch::Tensor& w, const torch::Tensor& scales, const dnnl::memory::desc& want) {
+    torch::Tensor q = (w / scales.view({-1, 1, 1, 1, 1})).round().clamp(-127, 127).to(torch::kChar).contiguous();
+    dims wd(w.sizes().begin(), w.sizes().end());
+    dnnl::memory user({wd, dt::s8, tag::oidhw}, eng_, q.data_ptr<int8_t>());
+    dnnl::memory out(want, eng_);
+    dnnl::reorder(user, out).execute(stream_, user, out);
+    stream_.wait();
+    return out;
+  }
+
+  // Calibration: each channel's |value| at the calibration percentile (100: the largest) in this
+  // tile, kept as a running maximum over tiles.
+  void observeAbsmax(const dnnl::memory& src, size_t point) {
+    const dims d = src.get_desc().dims();
+    const int64_t channels = d[1], voxels = d[2] * d[3] * d[4];
+    (*absmax_)[point].resize(size_t(channels), 0.0);
+    push({std::nullopt, {}, [this, src, point, channels, voxels] {
+            // NDHWC: [voxels, channels]
+            torch::Tensor x = torch::from_blob(src.get_data_handle(), {voxels, channels}).abs();
+            const int64_t k = std::clamp<int64_t>(int64_t(std::ceil(percentile_ / 100.0 * double(voxels))), 1, voxels);
+            torch::Tensor q = k == voxels ? std::get<0>(x.max(0)) : std::get<0>(x.kthvalue(k, 0));
+            auto& out = (*absmax_)[point];
+            for (int64_t c = 0; c < channels; ++c) out[size_t(c)] = std::max(out[size_t(c)], double(q[c].item<float>()));
+          }},
+         {src});
   }
 
   // Upsampling (transposed convolution, kernel = stride) and the skip concatenation: a oneDNN
@@ -309,6 +392,10 @@ class Context {
   dnnl::engine eng_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{eng_};
   dt act_;
+  Mode mode_;
+  std::vector<std::vector<double>>* absmax_;
+  size_t quantised_ = 0;  // quantisable convolutions so far
+  double percentile_ = 100;  // Calibrate: of |x| per channel
   std::vector<Step> steps_;
   std::vector<Slot> slots_;
   std::map<dnnl_memory_t, size_t> slotOf_;
@@ -320,44 +407,64 @@ class Context {
 
 struct DnnlUNet::Impl {
   Network net;
-  bool bf16 = false;
+  Mode mode = Mode::F32;
+  std::vector<std::vector<double>> int8Absmax;  // the bundle's calibration (Int8)
   std::mutex mutex;
-  // Per calling thread, tile shape and thread count: oneDNN picks its kernels for both.
-  std::map<std::tuple<std::thread::id, int64_t, int64_t, int64_t, int>, std::unique_ptr<Context>> contexts;
+  // Per calling thread, tile shape, thread count and mode: oneDNN picks its kernels for each.
+  std::map<std::tuple<std::thread::id, int64_t, int64_t, int64_t, int, Mode>, std::unique_ptr<Context>> contexts;
 
-  Context& context(const Triple& size) {
+  Context& context(const Triple& size, Mode m, std::vector<std::vector<double>>* absmax) {
     std::lock_guard<std::mutex> lock(mutex);
-    auto& slot = contexts[{std::this_thread::get_id(), size[0], size[1], size[2], at::get_num_threads()}];
+    auto& slot = contexts[{std::this_thread::get_id(), size[0], size[1], size[2], at::get_num_threads(), m}];
     if (!slot) {
       try {
-        slot = std::make_unique<Context>(net, size, bf16);
+        slot = std::make_unique<Context>(net, size, m, absmax);
       } catch (const dnnl::error& e) {
         throw Error(ErrorCode::Unsupported, std::string("oneDNN cannot run this network on this CPU") +
-                                                (bf16 ? " in bf16" : "") + ": " + e.what());
+                                                (m == Mode::Bf16 ? " in bf16" : m == Mode::Int8 ? " in int8" : "") + ": " + e.what());
       }
     }
     return *slot;
   }
+
+  torch::Tensor run(const torch::Tensor& x, Mode m, std::vector<std::vector<double>>* absmax) {
+    if (x.dim() != 5 || x.size(1) != net.inChannels || x.scalar_type() != torch::kFloat)
+      throw Error(ErrorCode::InvalidArgument, "network input must be float32 [N, " + std::to_string(net.inChannels) + ", z, y, x]");
+    const Triple size{x.size(2), x.size(3), x.size(4)};
+    torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();  // NDHWC (no copy for one channel)
+    Context& ctx = context(size, m, absmax);
+    torch::Tensor out = torch::empty({x.size(0), size[0], size[1], size[2], net.classes});
+    for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
+    return out.permute({0, 4, 1, 2, 3});
+  }
 };
 
-DnnlUNet::DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision)
+DnnlUNet::DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision,
+                   const std::vector<std::vector<double>>& int8Absmax)
     : impl_(std::make_unique<Impl>()) {
   impl_->net = buildNetwork(spec, weights);
-  impl_->bf16 = precision == Precision::BFloat16;
+  impl_->mode = precision == Precision::BFloat16 ? Mode::Bf16 : precision == Precision::Int8 ? Mode::Int8 : Mode::F32;
+  impl_->int8Absmax = int8Absmax;
+  if (impl_->mode == Mode::Int8 && int8Absmax.empty())
+    throw Error(ErrorCode::BadBundle, "int8 needs inference.int8_calibration (segnode-distill calibrate)");
 }
 
 DnnlUNet::~DnnlUNet() = default;
 
+std::vector<std::vector<double>> DnnlUNet::calibrationAbsmax(const torch::Tensor& x, double percentile) const {
+  std::vector<std::vector<double>> absmax;
+  {
+    // The calibration context keeps a pointer to `absmax`: one context per call, dropped after.
+    Context ctx(impl_->net, {x.size(2), x.size(3), x.size(4)}, Mode::Calibrate, &absmax, percentile);
+    torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();
+    torch::Tensor out = torch::empty({x.size(0), x.size(2), x.size(3), x.size(4), impl_->net.classes});
+    for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
+  }
+  return absmax;
+}
+
 torch::Tensor DnnlUNet::forward(const torch::Tensor& x) const {
-  const auto& net = impl_->net;
-  if (x.dim() != 5 || x.size(1) != net.inChannels || x.scalar_type() != torch::kFloat)
-    throw Error(ErrorCode::InvalidArgument, "network input must be float32 [N, " + std::to_string(net.inChannels) + ", z, y, x]");
-  const Triple size{x.size(2), x.size(3), x.size(4)};
-  torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();  // NDHWC (no copy for one channel)
-  Context& ctx = impl_->context(size);
-  torch::Tensor out = torch::empty({x.size(0), size[0], size[1], size[2], net.classes});
-  for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
-  return out.permute({0, 4, 1, 2, 3});
+  return impl_->run(x, impl_->mode, &impl_->int8Absmax);
 }
 
 }  // namespace segnode::engine

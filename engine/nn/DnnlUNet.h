@@ -9,11 +9,16 @@
 // channels-last (NDHWC) from the first convolution to the logits; convolutions, transposed
 // convolutions and the concatenation are oneDNN primitives made once per tile shape; instance
 // norm and leaky ReLU are one fused two-pass kernel; bf16 runs the same graph in bf16 where the
-// CPU has the instructions.
+// CPU has the instructions. int8 quantises the input of every convolution but the first and the
+// head (a oneDNN reorder, scale from the bundle's calibration), runs the convolution on 8-bit
+// weights scaled per output channel into a float32 result, and keeps norms, upsampling and the
+// concatenation in float32: the norms need float statistics, and every 8-bit tensor is then
+// one convolution's input alone.
 //
 // The arithmetic is the network's own (same weights, float32 statistics), so outputs match the
 // eager network to float rounding (tests/engine/test_network.cpp).
 #include <memory>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -25,8 +30,9 @@ namespace segnode::engine {
 class DnnlUNet {
  public:
   // weights: as the bundle stores them (PlainConvUNet's parameter names). Throws Error(BadBundle)
-  // for a missing tensor.
-  DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision);
+  // for a missing tensor. int8Absmax: the bundle's inference.int8_calibration (Int8 needs it).
+  DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision,
+           const std::vector<std::vector<double>>& int8Absmax = {});
   ~DnnlUNet();
   DnnlUNet(const DnnlUNet&) = delete;
   DnnlUNet& operator=(const DnnlUNet&) = delete;
@@ -36,6 +42,10 @@ class DnnlUNet {
   // Safe to call from several threads at once: each thread gets its own primitives and buffers
   // per input shape, made on its first call.
   torch::Tensor forward(const torch::Tensor& x) const;
+
+  // Calibration for int8 (`segnode-distill calibrate`): runs x in float32 and returns, for each
+  // convolution that int8 quantises (network order), each input channel's |input| at `percentile` (100: the largest).
+  std::vector<std::vector<double>> calibrationAbsmax(const torch::Tensor& x, double percentile = 100) const;
 
   struct Impl;
 

@@ -112,6 +112,44 @@ TEST_CASE("the oneDNN network in bf16 stays close to float32", "[network][onednn
   CHECK((a.argmax(1) == b.argmax(1)).to(torch::kFloat).mean().item<double>() > 0.9);
 }
 
+TEST_CASE("the oneDNN network in int8, calibrated, stays close to float32 and its calibration round-trips", "[network][onednn][int8]") {
+  TempDir dir;
+  BundleSpec written = writeRandomBundle(segnode::test::tinySpec(3), dir / "b", 31);
+  CHECK_THROWS_WITH(SegmentationModel::load(written, Backend::OneDnn, Precision::Int8),
+                    Catch::Contains("int8_calibration"));  // no calibration, no int8
+  auto fp32 = SegmentationModel::load(written, Backend::OneDnn, Precision::Float32);
+  c10::InferenceMode guard;
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({1, 1, 32, 32, 32});
+  written.inference.int8.activationAbsmax = fp32->calibrationAbsmax(x);
+  written.inference.int8.images = "one random tile";
+  // Every convolution but the first and the head: 3 stages x 2 encoder + 2 x 2 decoder - 1.
+  REQUIRE(written.inference.int8.activationAbsmax.size() == 9);
+  CHECK(written.inference.int8.activationAbsmax[0].size() == 4);  // stage 0's 4 channels
+  for (const auto& conv : written.inference.int8.activationAbsmax)
+    for (double v : conv) CHECK(v > 0);
+  saveBundleSpec(written, dir / "b" / "bundle.yaml");
+  BundleSpec reread = loadBundleSpec(dir / "b");
+  REQUIRE(reread.inference.int8.activationAbsmax.size() == 9);
+  CHECK(reread.inference.int8.activationAbsmax[0][1] == Approx(written.inference.int8.activationAbsmax[0][1]).epsilon(1e-4));
+  auto int8 = SegmentationModel::load(reread, Backend::OneDnn, Precision::Int8);
+  if (!cpuHasInt8Dot()) {  // no VNNI / AMX-INT8: emulated int8 is pointless, the model falls back
+    CHECK(int8->precision() == Precision::Float32);
+    return;
+  }
+  REQUIRE(int8->precision() == Precision::Int8);
+  torch::Tensor a = fp32->forward(x), b = int8->forward(x);
+  REQUIRE(a.sizes() == b.sizes());
+  const double scale = a.abs().max().item<double>();
+  CHECK((a - b).abs().max().item<double>() < 0.1 * scale);
+  CHECK((a - b).abs().max().item<double>() > 0);  // it really ran on 8 bits
+  CHECK((a.argmax(1) == b.argmax(1)).to(torch::kFloat).mean().item<double>() > 0.9);
+  // A calibration for another network is refused with the counts, not run.
+  reread.inference.int8.activationAbsmax.pop_back();
+  auto wrong = SegmentationModel::load(reread, Backend::OneDnn, Precision::Int8);
+  CHECK_THROWS_WITH(wrong->forward(x), Catch::Contains("lists 8 convolutions, another network"));
+}
+
 TEST_CASE("the oneDNN network serves several threads at once", "[network][onednn]") {
   TempDir dir;
   BundleSpec written = writeRandomBundle(segnode::test::tinySpec(3), dir / "b", 8);

@@ -46,6 +46,12 @@ TEST_CASE("a bundle allows bf16 only with a passed Dice guard - fp32 always", "[
   auto failed = test::tinySpec();
   failed.metrics["precision_guard"]["bf16"] = {{"passed", false}};
   CHECK(engine::allowedPrecisions(failed).size() == 1);
+  // int8 needs both its passed guard and the calibration it was guarded with.
+  auto int8 = test::tinySpec();
+  int8.metrics["precision_guard"]["int8"] = {{"passed", true}};
+  CHECK(names(engine::allowedPrecisions(int8)) == "fp32");
+  int8.inference.int8.activationAbsmax = {{1.0, 2.0}};
+  CHECK(names(engine::allowedPrecisions(int8)) == "fp32,int8");
 }
 
 TEST_CASE("the precision is measured once per CPU and bundle, cached, and a pin wins", "[engine][precision]") {
