@@ -91,6 +91,11 @@ PreprocessingSpec readPreprocessing(yaml::Reader& r) {
   else if (interp == "cubic") p.imageInterpolation = Interpolation::Cubic;
   else r.fail("preprocessing.image_interpolation", "must be 'linear' or 'cubic', got '" + interp + "'");
   p.cropNonzero = r.getOr<bool>("preprocessing.crop_nonzero", "true or false", true);
+  p.cropForeground = r.getOr<double>("preprocessing.crop_foreground.fraction", "a fraction of the 99th percentile", 0);
+  p.cropForegroundMarginMm = r.getOr<double>("preprocessing.crop_foreground.margin_mm", "millimetres", 8);
+  if (!(p.cropForeground >= 0 && p.cropForeground < 1))
+    r.fail("preprocessing.crop_foreground.fraction", "must be in [0, 1)", "use 0 (off) or about 0.1");
+  if (!(p.cropForegroundMarginMm >= 0)) r.fail("preprocessing.crop_foreground.margin_mm", "must be >= 0");
   return p;
 }
 
@@ -306,6 +311,13 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   }
   root["preprocessing"]["image_interpolation"] = p.imageInterpolation == Interpolation::Cubic ? "cubic" : "linear";
   root["preprocessing"]["crop_nonzero"] = p.cropNonzero;
+  if (p.cropForeground > 0) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%.6g", p.cropForeground);
+    root["preprocessing"]["crop_foreground"]["fraction"] = std::string(v);
+    std::snprintf(v, sizeof v, "%.6g", p.cropForegroundMarginMm);
+    root["preprocessing"]["crop_foreground"]["margin_mm"] = std::string(v);
+  }
   const auto& a = b.architecture;
   YAML::Node arch;
   arch["in_channels"] = a.inChannels;

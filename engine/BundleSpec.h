@@ -52,6 +52,10 @@ struct PreprocessingSpec {
   double clipLow = 0, clipHigh = 0, mean = 0, std = 1;  // CT only
   Interpolation imageInterpolation = Interpolation::Linear;
   bool cropNonzero = true;
+  // preprocessing.crop_foreground (0: off): crop also to the subject's box (Preprocess.h,
+  // foregroundBox) at this fraction of the 99th percentile, widened by the margin in mm.
+  double cropForeground = 0;
+  double cropForegroundMarginMm = 8;
 };
 
 // nnU-Net's PlainConvUNet, described by its plan. Acts as the network's options struct.

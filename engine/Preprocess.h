@@ -1,6 +1,7 @@
 #pragma once
 // nnU-Net's preprocessing, recorded so that it can be undone in exact reverse order:
-//   reorient to canonical axes -> crop to the non-zero box -> resample to the bundle spacing
+//   reorient to canonical axes -> crop to the non-zero box (and, where the bundle asks, to the
+//   foreground box) -> resample to the bundle spacing
 //   -> normalise (MR z-score, CT clip + dataset statistics).
 // The inverse maps network logits back to class indices on the input's own grid.
 #include <torch/types.h>
@@ -17,6 +18,13 @@ struct CropBox {
 
 // Bounding box of voxels != 0 of a [z, y, x] tensor; the whole grid when nothing is non-zero.
 CropBox nonzeroBox(const torch::Tensor& image);
+
+// The subject inside an MR field of view whose background is noise, not zero (issue 14): a
+// slice along each axis belongs to the subject when more than 1 % of its voxels exceed
+// `fraction` of the image's 99th percentile; the box spans those slices, widened by `marginVoxels`
+// per axis (x, y, z) and clamped to the grid. Scattered bright noise voxels never fill 1 % of a
+// slice, so they do not stretch the box. The whole grid when no slice qualifies.
+CropBox foregroundBox(const torch::Tensor& image, double fraction, const Size3& marginVoxels);
 
 struct PreprocessRecord {
   Geometry input;             // the grid labels must come back to

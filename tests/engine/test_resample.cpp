@@ -106,3 +106,30 @@ TEST_CASE("preprocessing crops, normalises and is undone onto the input grid", "
   // The caller's voxels are untouched.
   CHECK(v.data.min().item<float>() == 0);
 }
+
+TEST_CASE("the foreground box finds the subject in a noisy field of view and ignores stray bright voxels", "[preprocess]") {
+  torch::manual_seed(3);
+  torch::Tensor image = torch::rand({40, 50, 60}) * 20;               // [z, y, x] background noise
+  image.slice(0, 10, 30).slice(1, 5, 45).slice(2, 20, 50) += 500;    // the subject
+  image.index_put_({2, 2, 2}, 900.0);                                 // a few stray bright voxels
+  image.index_put_({38, 48, 58}, 900.0);
+  CropBox box = foregroundBox(image, 0.1, {2, 2, 2});
+  CHECK(box.begin == Size3{18, 3, 8});
+  CHECK(box.end == Size3{52, 47, 32});
+  CropBox none = foregroundBox(torch::zeros({4, 5, 6}), 0.1, {1, 1, 1});
+  CHECK(none.end == Size3{6, 5, 4});  // nothing bright: the whole grid
+  // Through preprocessing: the network sees the box, labels come back on the whole grid.
+  Volume v;
+  v.geometry.size = {60, 50, 40};
+  v.geometry.spacing = {1, 1, 1};
+  v.data = image;
+  PreprocessingSpec spec;
+  spec.cropForeground = 0.1;
+  spec.cropForegroundMarginMm = 2;
+  Preprocessed p = preprocess(v, spec);
+  CHECK(p.record.networkSize == Size3{34, 44, 24});
+  torch::Tensor logits = torch::stack({torch::zeros_like(p.image), torch::ones_like(p.image)});
+  torch::Tensor back = classesOnInputGrid(logits, p.record);
+  REQUIRE(back.sizes() == image.sizes());
+  CHECK(back.sum().item<int64_t>() == 34 * 44 * 24);  // class 1 exactly on the box, 0 outside
+}
