@@ -36,9 +36,12 @@ for line in sys.stdin:
     allowed = ["fp32"]
     for p in ("bf16", "int8"):
         g = m.get("precision_guard", {}).get(p)
-        print(f"  {p} Dice guard:", "not recorded" if g is None else
-              f"{'passed' if g['passed'] else 'FAILED'}: worst group drop {g['worst_group_drop']}, "
-              f"worst structure drop {g['worst_structure_drop']} ({g['worst_structure']})", file=sys.stderr)
+        if g is None:
+            print(f"  {p} Dice guard: not recorded", file=sys.stderr)
+        else:
+            state = "passed" if g["passed"] else "FAILED"
+            print(f"  {p} Dice guard: {state}: worst group drop", g["worst_group_drop"], "worst structure drop",
+                  g["worst_structure_drop"], "(" + g["worst_structure"] + ")", file=sys.stderr)
         if g and g["passed"]:
             allowed.append(p)
     print(",".join([f"{sys.argv[1]}:onednn:fp32:step0.5"] + [f"{sys.argv[1]}:onednn:{p}" for p in allowed]))' "$model")
