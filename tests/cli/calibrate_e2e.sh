@@ -13,12 +13,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-sed -e 's/features_per_stage: .*/features_per_stage: [4, 8, 16]/' -e 's/n_stages: 6/n_stages: 3/' \
-    -e 's/kernel_sizes: .*/kernel_sizes: [[3, 3, 3], [3, 3, 3], [3, 3, 3]]/' \
-    -e 's/strides: .*/strides: [[1, 1, 1], [2, 2, 2], [2, 2, 2]]/' \
-    -e 's/n_conv_per_stage: .*/n_conv_per_stage: [2, 2, 2]/' -e 's/n_conv_per_stage_decoder: .*/n_conv_per_stage_decoder: [2, 2]/' \
-    -e 's/patch_size: .*/patch_size: [96, 96, 96]/' \
-    "$src/etc/templates/brain-mr-synthseg.yaml" > "$work/template.yaml"
+source "$(dirname "$0")/tiny_template.sh"
+tiny_brain_template "$src" "$work/template.yaml"
 "$segnode" models init --template "$work/template.yaml" --name q --version 0.0.1 --models-dir "$work/models" --seed 9
 bundle=$work/models/q/0.0.1
 set +e; "$segnode" segment --model q --input "$input" --output "$work/x.nii" --precision int8 --models-dir "$work/models" > "$work/out" 2>&1; rc=$?; set -e

@@ -12,13 +12,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# A small network from the real brain template, so the test stays quick on 2 cores.
-sed -e 's/features_per_stage: .*/features_per_stage: [4, 8, 16]/' -e 's/n_stages: 6/n_stages: 3/' \
-    -e 's/kernel_sizes: .*/kernel_sizes: [[3, 3, 3], [3, 3, 3], [3, 3, 3]]/' \
-    -e 's/strides: .*/strides: [[1, 1, 1], [2, 2, 2], [2, 2, 2]]/' \
-    -e 's/n_conv_per_stage: .*/n_conv_per_stage: [2, 2, 2]/' -e 's/n_conv_per_stage_decoder: .*/n_conv_per_stage_decoder: [2, 2]/' \
-    -e 's/patch_size: .*/patch_size: [96, 96, 96]/' \
-    "$src/etc/templates/brain-mr-synthseg.yaml" > "$work/template.yaml"
+source "$(dirname "$0")/tiny_template.sh"
+tiny_brain_template "$src" "$work/template.yaml"
 "$segnode" models init --template "$work/template.yaml" --name e2e-brain --version 0.0.1 --models-dir "$work/models" --seed 4
 "$segnode" models --models-dir "$work/models" | grep -q "e2e-brain .*UNTRAINED" || fail "models does not list the bundle as untrained"
 "$segnode" models --json --verify --models-dir "$work/models" | grep -q '"weights_ok":true' || fail "models --verify"
