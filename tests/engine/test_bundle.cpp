@@ -12,6 +12,7 @@
 #include "common/Sha256.h"
 #include "engine/Model.h"
 #include "engine/ModelStore.h"
+#include "engine/Nifti.h"
 #include "engine/Safetensors.h"
 
 using namespace segnode::engine;
@@ -170,4 +171,25 @@ TEST_CASE("a model store over two roots resolves the newest version across them 
   CHECK(store.resolve("tiny@1.1.0").directory.parent_path().parent_path() == dir / "package");
   CHECK(store.resolve("tiny@1.0.0").version.toString() == "1.0.0");
   CHECK_THROWS_WITH(store.resolve("other"), Catch::Contains(" or "));
+}
+
+TEST_CASE("the FLARE22 template's label table is exactly the values of the FLARE22 maps, with SCT codes", "[bundle][data]") {
+  const auto spec = loadBundleTemplate(std::filesystem::path(SEGNODE_SOURCE_DIR) / "etc/templates/abdomen-ct-flare13.yaml");
+  REQUIRE(spec.labels.size() == 14);
+  for (size_t i = 1; i < spec.labels.size(); ++i) {
+    INFO(spec.labels[i].name);
+    CHECK(spec.labels[i].value == int(i));
+    CHECK(spec.labels[i].sourceValues == std::vector<int>{int(i)});
+    CHECK(spec.labels[i].type.scheme == "SCT");
+    CHECK_FALSE(spec.labels[i].type.value.empty());
+  }
+  CHECK(spec.labels[2].name == "right kidney");  // FLARE22's order: 2 right, 13 left kidney
+  CHECK(spec.labels[2].typeModifier.value == "24028007");
+  CHECK(spec.labels[13].name == "left kidney");
+  CHECK(spec.labels[13].typeModifier.value == "7771000");
+  const auto map = segnode::test::sharedData("abdomen_ct/flare22_label_maps/FLARE22_Tr_0001.nii.gz");
+  if (segnode::test::missing(!map.empty(), "abdomen_ct/flare22_label_maps/FLARE22_Tr_0001.nii.gz")) return;
+  torch::Tensor values = std::get<0>(at::_unique(readNifti(map).data.to(torch::kInt)));
+  CHECK(values.numel() == 14);
+  CHECK(values.max().item<int>() == 13);
 }
