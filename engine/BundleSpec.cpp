@@ -136,10 +136,10 @@ InferenceSpec readInference(yaml::Reader& r) {
   }
   s.int8.images = r.getOr<std::string>("inference.int8_calibration.images", "text", "");
   auto precision = r.getOr<std::string>("inference.precision", "fp32, bf16 or int8", "fp32");
-  if (precision == "bf16") s.precision = Precision::BFloat16;
-  else if (precision == "int8" && !s.int8.activationAbsmax.empty()) s.precision = Precision::Int8;
-  else if (precision == "int8") r.fail("inference.precision", "int8 needs inference.int8_calibration", "run segnode-distill calibrate");
-  else if (precision != "fp32") r.fail("inference.precision", "must be 'fp32', 'bf16' or 'int8', got '" + precision + "'");
+  if (!parsePrecision(precision, s.precision))
+    r.fail("inference.precision", "must be 'fp32', 'bf16' or 'int8', got '" + precision + "'");
+  if (s.precision == Precision::Int8 && s.int8.activationAbsmax.empty())
+    r.fail("inference.precision", "int8 needs inference.int8_calibration", "run segnode-distill calibrate");
   if (!(s.tileStep > 0 && s.tileStep <= 1)) r.fail("inference.tile_step", "must be in (0, 1]");
   for (auto v : s.patchSize)
     if (v < 1) r.fail("inference.patch_size", "entries must be >= 1");
@@ -155,6 +155,13 @@ YAML::Node codeNode(const CodedConcept& c) {
   n["value"] = c.value;
   n["meaning"] = c.meaning;
   return n;
+}
+
+// "0.6", not yaml-cpp's round-trip digits "0.59999999999999998".
+std::string shortNumber(double v, int digits = 6) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
 }
 
 template <typename T>
@@ -281,6 +288,18 @@ BundleSpec parseBundleFile(const std::filesystem::path& file, bool isTemplate) {
   return b;
 }
 
+const char* toString(Precision p) {
+  return p == Precision::BFloat16 ? "bf16" : p == Precision::Int8 ? "int8" : "fp32";
+}
+
+bool parsePrecision(const std::string& text, Precision& out) {
+  if (text == "fp32") out = Precision::Float32;
+  else if (text == "bf16") out = Precision::BFloat16;
+  else if (text == "int8") out = Precision::Int8;
+  else return false;
+  return true;
+}
+
 void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) {
   YAML::Node root;
   root["name"] = b.name;
@@ -312,11 +331,8 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["preprocessing"]["image_interpolation"] = p.imageInterpolation == Interpolation::Cubic ? "cubic" : "linear";
   root["preprocessing"]["crop_nonzero"] = p.cropNonzero;
   if (p.cropForeground > 0) {
-    char v[32];
-    std::snprintf(v, sizeof v, "%.6g", p.cropForeground);
-    root["preprocessing"]["crop_foreground"]["fraction"] = std::string(v);
-    std::snprintf(v, sizeof v, "%.6g", p.cropForegroundMarginMm);
-    root["preprocessing"]["crop_foreground"]["margin_mm"] = std::string(v);
+    root["preprocessing"]["crop_foreground"]["fraction"] = shortNumber(p.cropForeground);
+    root["preprocessing"]["crop_foreground"]["margin_mm"] = shortNumber(p.cropForegroundMarginMm);
   }
   const auto& a = b.architecture;
   YAML::Node arch;
@@ -332,23 +348,17 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   root["architecture"] = arch;
   const auto& inf = b.inference;
   root["inference"]["patch_size"] = flowList(inf.patchSize);
-  char step[32];  // "0.6", not yaml-cpp's round-trip digits "0.59999999999999998"
-  std::snprintf(step, sizeof step, "%.10g", inf.tileStep);
-  root["inference"]["tile_step"] = std::string(step);
+  root["inference"]["tile_step"] = shortNumber(inf.tileStep, 10);
   root["inference"]["gaussian"] = inf.gaussian;
   root["inference"]["mirror_axes"] = flowList(inf.mirrorAxes);
   root["inference"]["batch_size"] = inf.batchSize;
-  root["inference"]["precision"] = inf.precision == Precision::BFloat16 ? "bf16" : inf.precision == Precision::Int8 ? "int8" : "fp32";
+  root["inference"]["precision"] = toString(inf.precision);
   if (!inf.int8.activationAbsmax.empty()) {
     YAML::Node cal;
     cal["images"] = inf.int8.images;
     for (const auto& conv : inf.int8.activationAbsmax) {
-      std::vector<std::string> absmax;  // 5 digits: the scale's precision, not yaml-cpp's 17
-      for (double v : conv) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.5g", v);
-        absmax.push_back(buf);
-      }
+      std::vector<std::string> absmax;  // 5 digits: the scale's precision
+      for (double v : conv) absmax.push_back(shortNumber(v, 5));
       cal["activation_absmax"].push_back(flowList(absmax));
     }
     root["inference"]["int8_calibration"] = cal;

@@ -23,6 +23,8 @@ enum class Interpolation { Nearest, Linear, Cubic };
 // Int8: 8-bit convolutions on oneDNN (VNNI / AMX-INT8) with the bundle's calibration
 // (InferenceSpec::int8); the first convolution, norms, upsampling and head stay float32.
 enum class Precision { Float32, BFloat16, Int8 };
+const char* toString(Precision p);  // "fp32", "bf16", "int8": the names in bundles, config and CLIs
+bool parsePrecision(const std::string& text, Precision& out);
 
 struct SemVer {
   int major = 0, minor = 0, patch = 0;

@@ -51,18 +51,6 @@ double secondsPerTile(const SegmentationModel& model) {
 
 }  // namespace
 
-const char* toString(Precision p) {
-  return p == Precision::BFloat16 ? "bf16" : p == Precision::Int8 ? "int8" : "fp32";
-}
-
-bool parsePrecision(const std::string& text, Precision& out) {
-  if (text == "fp32") out = Precision::Float32;
-  else if (text == "bf16") out = Precision::BFloat16;
-  else if (text == "int8") out = Precision::Int8;
-  else return false;
-  return true;
-}
-
 std::vector<Precision> allowedPrecisions(const BundleSpec& spec) {
   std::vector<Precision> allowed{Precision::Float32};
   const auto& guard = spec.metrics.contains("precision_guard") ? spec.metrics["precision_guard"] : nlohmann::ordered_json();

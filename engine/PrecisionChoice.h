@@ -15,8 +15,6 @@
 
 namespace segnode::engine {
 
-const char* toString(Precision p);                     // "fp32", "bf16", "int8"
-bool parsePrecision(const std::string& text, Precision& out);
 std::vector<Precision> allowedPrecisions(const BundleSpec& spec);  // fp32 first
 std::string cpuModelName();                                         // /proc/cpuinfo "model name"
 

@@ -21,87 +21,51 @@ double keys(double x) {
   return 0;
 }
 
-// The part of an axis a tensor holds: its first index on the whole axis, and the whole length.
-struct Extent {
-  int64_t first = 0, whole = -1;  // whole < 0: the tensor holds the whole axis
+// The taps of each output index along one axis from nIn to nOut samples: output n samples the
+// input at n * step (clamped to the axis), with 1 (nearest), 2 (linear) or 4 (cubic) taps.
+// resampleAxis and resampleArgmax both use these, so their products round alike.
+struct Taps {
+  std::vector<std::vector<int64_t>> index;  // [tap][n]
+  std::vector<std::vector<float>> weight;   // [tap][n]
 };
 
-// One axis (tensor dim `dim`) from n_in to n_out samples. `outPart` and `inPart` place the output and the
-// input within their whole axes (a slab of each): output n samples the whole input at
-// (outPart.first + n) * step, computed exactly as for the whole axis, so slabs agree with the whole.
-torch::Tensor resampleAxis(const torch::Tensor& x, int64_t dim, int64_t nOut, double step, Interpolation interp,
-                           Extent outPart = {}, Extent inPart = {}) {
-  const int64_t nIn = x.size(dim);
-  const int64_t nWhole = inPart.whole < 0 ? nIn : inPart.whole;
-  if (nOut == nIn && step == 1.0 && outPart.first == inPart.first) return x;
-  std::vector<int64_t> bcast(size_t(x.dim()), 1);
-  bcast[size_t(dim)] = nOut;
-  int taps = interp == Interpolation::Cubic ? 4 : interp == Interpolation::Linear ? 2 : 1;
-  std::vector<std::vector<int64_t>> idx(static_cast<size_t>(taps), std::vector<int64_t>(static_cast<size_t>(nOut)));
-  std::vector<std::vector<float>> w(static_cast<size_t>(taps), std::vector<float>(static_cast<size_t>(nOut)));
+Taps axisTaps(int64_t nIn, int64_t nOut, double step, Interpolation interp) {
+  const int taps = interp == Interpolation::Cubic ? 4 : interp == Interpolation::Linear ? 2 : 1;
+  Taps t{std::vector<std::vector<int64_t>>(size_t(taps), std::vector<int64_t>(size_t(nOut))),
+         std::vector<std::vector<float>>(size_t(taps), std::vector<float>(size_t(nOut)))};
   for (int64_t n = 0; n < nOut; ++n) {
-    // Subtracting the integer inPart.first from p <= nWhole is exact: the fraction, hence the
-    // weights, are those of the whole axis.
-    double p = std::clamp(double(n + outPart.first) * step, 0.0, double(nWhole - 1)) - double(inPart.first);
+    const double p = std::clamp(double(n) * step, 0.0, double(nIn - 1));
     if (interp == Interpolation::Nearest) {
-      idx[0][size_t(n)] = std::clamp<int64_t>(std::llround(p), 0, nIn - 1);
-      w[0][size_t(n)] = 1;
+      t.index[0][size_t(n)] = std::clamp<int64_t>(std::llround(p), 0, nIn - 1);
+      t.weight[0][size_t(n)] = 1;
       continue;
     }
-    int64_t i0 = int64_t(std::floor(p));
-    double t = p - double(i0);
+    const int64_t i0 = int64_t(std::floor(p));
+    const double f = p - double(i0);
     for (int k = 0; k < taps; ++k) {
-      int64_t off = interp == Interpolation::Cubic ? k - 1 : k;
-      idx[size_t(k)][size_t(n)] = std::clamp<int64_t>(i0 + off, 0, nIn - 1);
-      w[size_t(k)][size_t(n)] = float(interp == Interpolation::Cubic ? keys(t - double(off)) : (k == 0 ? 1 - t : t));
+      const int64_t off = interp == Interpolation::Cubic ? k - 1 : k;
+      t.index[size_t(k)][size_t(n)] = std::clamp<int64_t>(i0 + off, 0, nIn - 1);
+      t.weight[size_t(k)][size_t(n)] = float(interp == Interpolation::Cubic ? keys(f - double(off)) : (k == 0 ? 1 - f : f));
     }
   }
+  return t;
+}
+
+// One axis (tensor dim `dim`) from n_in to n_out samples.
+torch::Tensor resampleAxis(const torch::Tensor& x, int64_t dim, int64_t nOut, double step, Interpolation interp) {
+  const int64_t nIn = x.size(dim);
+  if (nOut == nIn && step == 1.0) return x;
+  std::vector<int64_t> bcast(size_t(x.dim()), 1);
+  bcast[size_t(dim)] = nOut;
+  const Taps t = axisTaps(nIn, nOut, step, interp);
   torch::Tensor out;
-  for (int k = 0; k < taps; ++k) {
-    auto index = torch::tensor(idx[size_t(k)], torch::kLong);
-    auto weight = torch::tensor(w[size_t(k)], torch::kFloat).view(bcast);
+  for (size_t k = 0; k < t.index.size(); ++k) {
+    auto index = torch::tensor(t.index[k], torch::kLong);
+    auto weight = torch::tensor(t.weight[k], torch::kFloat).view(bcast);
     torch::Tensor term = x.index_select(dim, index).mul_(weight);
     out = k == 0 ? term : out.add_(term);
   }
   return out;
-}
-
-}  // namespace
-
-Size3 resampledSize(const Size3& size, const Vec3& spacing, const Vec3& target) {
-  Size3 out;
-  for (int a = 0; a < 3; ++a)
-    out[size_t(a)] = std::max<int64_t>(1, std::llround(double(size[size_t(a)]) * spacing[size_t(a)] / target[size_t(a)]));
-  return out;
-}
-
-torch::Tensor resample(const torch::Tensor& input, const Size3& outSize, const Vec3& step, Interpolation interp) {
-  torch::Tensor x = input.is_floating_point() ? input : input.to(torch::kFloat);
-  for (int a = 0; a < 3; ++a) x = resampleAxis(x, x.dim() - 1 - a, outSize[size_t(a)], step[size_t(a)], interp);
-  return x;
-}
-
-namespace {
-
-// The two linear taps of each output index along one axis, computed as resampleAxis computes them
-// (same clamp, same float weights), so the products below round exactly as its passes do.
-struct LinearTaps {
-  std::vector<int64_t> i0, i1;
-  std::vector<float> w0, w1;
-};
-
-LinearTaps linearTaps(int64_t nIn, int64_t nOut, double step) {
-  LinearTaps t;
-  for (int64_t n = 0; n < nOut; ++n) {
-    const double p = std::clamp(double(n) * step, 0.0, double(nIn - 1));
-    const int64_t i0 = int64_t(std::floor(p));
-    const double f = p - double(i0);
-    t.i0.push_back(std::clamp<int64_t>(i0, 0, nIn - 1));
-    t.i1.push_back(std::clamp<int64_t>(i0 + 1, 0, nIn - 1));
-    t.w0.push_back(float(1 - f));
-    t.w1.push_back(float(f));
-  }
-  return t;
 }
 
 // Index of the first largest of the C maps at each voxel, a block of voxels at a time (the
@@ -128,6 +92,19 @@ torch::Tensor argmaxClasses(const float* maps, int64_t classes, int64_t voxels) 
 
 }  // namespace
 
+Size3 resampledSize(const Size3& size, const Vec3& spacing, const Vec3& target) {
+  Size3 out;
+  for (int a = 0; a < 3; ++a)
+    out[size_t(a)] = std::max<int64_t>(1, std::llround(double(size[size_t(a)]) * spacing[size_t(a)] / target[size_t(a)]));
+  return out;
+}
+
+torch::Tensor resample(const torch::Tensor& input, const Size3& outSize, const Vec3& step, Interpolation interp) {
+  torch::Tensor x = input.is_floating_point() ? input : input.to(torch::kFloat);
+  for (int a = 0; a < 3; ++a) x = resampleAxis(x, x.dim() - 1 - a, outSize[size_t(a)], step[size_t(a)], interp);
+  return x;
+}
+
 // Linear interpolation is a convex combination, and rounding keeps its order: where the eight
 // input voxels around an output voxel share their argmax class, that class wins the interpolated
 // maps too. Only output voxels on a class boundary (a few percent) interpolate every class, in the
@@ -141,21 +118,22 @@ torch::Tensor resampleArgmax(const torch::Tensor& input, const Size3& outSize, c
   const float* m = maps.data_ptr<float>();
   const torch::Tensor argmax = argmaxClasses(m, classes, voxels);
   const uint8_t* a = argmax.data_ptr<uint8_t>();
-  const LinearTaps tx = linearTaps(nx, outSize[0], step[0]), ty = linearTaps(ny, outSize[1], step[1]),
-                   tz = linearTaps(nz, outSize[2], step[2]);
+  const Taps tx = axisTaps(nx, outSize[0], step[0], Interpolation::Linear),
+             ty = axisTaps(ny, outSize[1], step[1], Interpolation::Linear),
+             tz = axisTaps(nz, outSize[2], step[2], Interpolation::Linear);
   torch::Tensor label = torch::empty({outSize[2], outSize[1], outSize[0]}, torch::kByte);
   uint8_t* out = label.data_ptr<uint8_t>();
   at::parallel_for(0, outSize[2], 1, [&](int64_t z0, int64_t z1) {
     for (int64_t z = z0; z < z1; ++z) {
-      const int64_t za = tz.i0[size_t(z)] * ny * nx, zb = tz.i1[size_t(z)] * ny * nx;
-      const float wza = tz.w0[size_t(z)], wzb = tz.w1[size_t(z)];
+      const int64_t za = tz.index[0][size_t(z)] * ny * nx, zb = tz.index[1][size_t(z)] * ny * nx;
+      const float wza = tz.weight[0][size_t(z)], wzb = tz.weight[1][size_t(z)];
       for (int64_t y = 0; y < outSize[1]; ++y) {
-        const int64_t ya = ty.i0[size_t(y)] * nx, yb = ty.i1[size_t(y)] * nx;
-        const float wya = ty.w0[size_t(y)], wyb = ty.w1[size_t(y)];
+        const int64_t ya = ty.index[0][size_t(y)] * nx, yb = ty.index[1][size_t(y)] * nx;
+        const float wya = ty.weight[0][size_t(y)], wyb = ty.weight[1][size_t(y)];
         const int64_t rows[4] = {za + ya, za + yb, zb + ya, zb + yb};
         uint8_t* o = out + (z * outSize[1] + y) * outSize[0];
         for (int64_t x = 0; x < outSize[0]; ++x) {
-          const int64_t xa = tx.i0[size_t(x)], xb = tx.i1[size_t(x)];
+          const int64_t xa = tx.index[0][size_t(x)], xb = tx.index[1][size_t(x)];
           const uint8_t first = a[rows[0] + xa];
           bool uniform = true;
           for (int64_t r : rows) uniform = uniform && a[r + xa] == first && a[r + xb] == first;
@@ -163,7 +141,7 @@ torch::Tensor resampleArgmax(const torch::Tensor& input, const Size3& outSize, c
             o[x] = first;
             continue;
           }
-          const float wxa = tx.w0[size_t(x)], wxb = tx.w1[size_t(x)];
+          const float wxa = tx.weight[0][size_t(x)], wxb = tx.weight[1][size_t(x)];
           float best = 0;
           uint8_t bestClass = 0;
           for (int64_t c = 0; c < classes; ++c) {

@@ -5,7 +5,6 @@
 // costs three 1D passes.
 #include <torch/types.h>
 
-#include <algorithm>
 
 #include "engine/BundleSpec.h"
 #include "engine/Geometry.h"
@@ -22,12 +21,6 @@ torch::Tensor resample(const torch::Tensor& x, const Size3& outSize, const Vec3&
 // the cost is proportional to the class-boundary voxels. Equals the per-channel resample() then
 // argmax (first largest on ties). Returns uint8 indices.
 torch::Tensor resampleArgmax(const torch::Tensor& maps, const Size3& outSize, const Vec3& step);
-// Slabs of whole slices keep full-volume passes small (64 MB a float map: 64 slices of 512 x 512).
-inline constexpr int64_t kSlabVoxels = int64_t(1) << 24;
-// Whole slices of `plane` voxels in a slab of at most `slabVoxels` (at least one).
-inline int64_t slabSlices(int64_t plane, int64_t slabVoxels = kSlabVoxels) {
-  return std::max<int64_t>(1, slabVoxels / std::max<int64_t>(1, plane));
-}
 
 // Label maps: each label's indicator is resampled linearly and the largest wins, so labels stay
 // consistent (no invented values between neighbours). Keeps the input's values and dtype.

@@ -9,25 +9,12 @@
 #include <torch/torch.h>
 
 #include "engine/Preprocess.h"
-#include "engine/Resample.h"
 
 namespace segnode::engine {
 namespace {
 
 double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& o) {
-  WindowOptions w;
-  w.tile = spec.inference.patchSize;
-  w.step = o.tileStep.value_or(spec.inference.tileStep);
-  w.gaussian = spec.inference.gaussian;
-  bool mirror = o.mirror.value_or(!spec.inference.mirrorAxes.empty());
-  if (mirror) w.mirrorAxes = spec.inference.mirrorAxes.empty() ? std::vector<int>{0, 1, 2} : spec.inference.mirrorAxes;
-  w.batchSize = spec.inference.batchSize;
-  w.progress = o.progress;
-  return w;
 }
 
 // Class index -> label value from the bundle's table, one lookup a voxel; uint8 when every value
@@ -52,6 +39,18 @@ torch::Tensor labelValues(const torch::Tensor& classIndices, const std::vector<L
 }
 
 }  // namespace
+
+WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& o) {
+  WindowOptions w;
+  w.tile = spec.inference.patchSize;
+  w.step = o.tileStep.value_or(spec.inference.tileStep);
+  w.gaussian = spec.inference.gaussian;
+  bool mirror = o.mirror.value_or(!spec.inference.mirrorAxes.empty());
+  if (mirror) w.mirrorAxes = spec.inference.mirrorAxes.empty() ? std::vector<int>{0, 1, 2} : spec.inference.mirrorAxes;
+  w.batchSize = spec.inference.batchSize;
+  w.progress = o.progress;
+  return w;
+}
 
 Volume segment(const SegmentationModel& model, const Volume& input, const SegmentOptions& options, SegmentStats* stats) {
   c10::InferenceMode inferenceMode;

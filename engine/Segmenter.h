@@ -22,6 +22,10 @@ struct SegmentStats {
   Size3 networkSize{};
 };
 
+// The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles
+// `segnode-distill calibrate` observes).
+WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& options = {});
+
 // Labels on the input's grid (same geometry object), values from the bundle's label table,
 // uint8 when every value fits, else int16.
 Volume segment(const SegmentationModel& model, const Volume& input, const SegmentOptions& options = {},

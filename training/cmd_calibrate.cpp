@@ -15,6 +15,7 @@
 #include "engine/Nifti.h"
 #include "engine/Predictor.h"
 #include "engine/Preprocess.h"
+#include "engine/Segmenter.h"
 #include "training/Commands.h"
 
 namespace segnode::distill {
@@ -32,10 +33,6 @@ void observe(const engine::SegmentationModel& model, const engine::Volume& volum
              std::vector<std::vector<double>>& absmax) {
   const auto& spec = model.spec();
   engine::Preprocessed pre = engine::preprocess(volume, spec.preprocessing);
-  engine::WindowOptions w;
-  w.tile = spec.inference.patchSize;
-  w.step = spec.inference.tileStep;
-  w.gaussian = spec.inference.gaussian;
   const int64_t classes = int64_t(spec.labels.size());
   engine::NetworkFn net = [&](const torch::Tensor& x) {
     const auto tile = model.calibrationAbsmax(x, percentile);
@@ -44,7 +41,7 @@ void observe(const engine::SegmentationModel& model, const engine::Volume& volum
       for (size_t c = 0; c < tile[i].size(); ++c) absmax[i][c] = std::max(absmax[i][c], tile[i][c]);
     return torch::zeros({x.size(0), classes, x.size(2), x.size(3), x.size(4)});
   };
-  engine::slidingWindowLogits(net, classes, pre.image, w);
+  engine::slidingWindowLogits(net, classes, pre.image, engine::windowOptions(spec));
 }
 
 void calibrate(const CalibrateArgs& a) {

@@ -12,7 +12,6 @@
 #include "common/Terminal.h"
 #include "daemon/cli/InputVolume.h"
 #include "engine/Nifti.h"
-#include "engine/PrecisionChoice.h"
 #include "engine/Segmenter.h"
 
 namespace segnode::cli {

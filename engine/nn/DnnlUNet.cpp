@@ -140,7 +140,6 @@ class Context {
     logits_ = addConv(net.head, x, dt::f32, /*userDst=*/true);
     assignBlocks();
     if (mode_ == Mode::Int8 && quantised_ != absmax_->size()) throwCalibrationCount();
-    if (mode_ == Mode::Calibrate) absmax_->resize(quantised_);
   }
 
   // input: [z, y, x, in_channels] float32; logits: [z, y, x, classes] float32.
@@ -231,14 +230,18 @@ class Context {
 
   static dnnl::memory::desc ndhwc(const dims& d, dt type) { return {d, type, tag::ndhwc}; }
 
-  // Weights from the user's float32 [out, in, k...] into the layout the primitive picked.
-  dnnl::memory prepareWeights(const torch::Tensor& w, const dnnl::memory::desc& want) {
-    dims wd(w.sizes().begin(), w.sizes().end());
-    dnnl::memory user({wd, dt::f32, tag::oidhw}, eng_, w.data_ptr<float>());
+  // A user memory (plain layout) reordered into the layout a primitive picked.
+  dnnl::memory inLayout(dnnl::memory user, const dnnl::memory::desc& want) {
     dnnl::memory out(want, eng_);
     dnnl::reorder(user, out).execute(stream_, user, out);
     stream_.wait();
     return out;
+  }
+
+  // Weights from the user's float32 [out, in, k...] into the layout the primitive picked.
+  dnnl::memory prepareWeights(const torch::Tensor& w, const dnnl::memory::desc& want) {
+    dims wd(w.sizes().begin(), w.sizes().end());
+    return inLayout(dnnl::memory({wd, dt::f32, tag::oidhw}, eng_, w.data_ptr<float>()), want);
   }
 
   dnnl::memory bias(const torch::Tensor& b) {
@@ -278,9 +281,8 @@ class Context {
       torch::Tensor step = torch::tensor(std::vector<float>(absmax.begin(), absmax.end())).clamp_min(1e-6) / 127.0;
       src = quantise(src, (1.0 / step).contiguous());
       foldedWeight = p.weight * step.view({1, -1, 1, 1, 1});
-      weightScales = foldedWeight.abs().amax({1, 2, 3, 4}).clamp_min(1e-12) / 127.0;
-      torch::Tensor outScales = weightScales.contiguous();
-      attr.set_output_scales(1 << 1, std::vector<float>(outScales.data_ptr<float>(), outScales.data_ptr<float>() + p.out));
+      weightScales = (foldedWeight.abs().amax({1, 2, 3, 4}).clamp_min(1e-12) / 127.0).contiguous();
+      attr.set_output_scales(1 << 1, std::vector<float>(weightScales.data_ptr<float>(), weightScales.data_ptr<float>() + p.out));
     }
     dims wdims{p.out, p.in, p.kernel[0], p.kernel[1], p.kernel[2]};
     const dt weightType = int8 ? dt::s8 : act_;
@@ -328,11 +330,7 @@ class Context {
   dnnl::memory prepareInt8Weights(const torch::Tensor& w, const torch::Tensor& scales, const dnnl::memory::desc& want) {
     torch::Tensor q = (w / scales.view({-1, 1, 1, 1, 1})).round().clamp(-127, 127).to(torch::kChar).contiguous();
     dims wd(w.sizes().begin(), w.sizes().end());
-    dnnl::memory user({wd, dt::s8, tag::oidhw}, eng_, q.data_ptr<int8_t>());
-    dnnl::memory out(want, eng_);
-    dnnl::reorder(user, out).execute(stream_, user, out);
-    stream_.wait();
-    return out;
+    return inLayout(dnnl::memory({wd, dt::s8, tag::oidhw}, eng_, q.data_ptr<int8_t>()), want);
   }
 
   // Calibration: each channel's |value| at the calibration percentile (100: the largest) in this
@@ -368,9 +366,7 @@ class Context {
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, {{p.in, n}, act_, tag::any}, {{1, n}, dt::f32, tag::ab}, dstMd),
                                     eng_);
     dnnl::memory srcMat = view(src, srcMd), product = activation(dstMd), cat = activation(ndhwc(out, act_));
-    dnnl::memory user({{p.in, n}, dt::f32, tag::ab}, eng_, p.weight.data_ptr<float>()), w(pd.weights_desc(), eng_);
-    dnnl::reorder(user, w).execute(stream_, user, w);
-    stream_.wait();
+    dnnl::memory w = inLayout(dnnl::memory({{p.in, n}, dt::f32, tag::ab}, eng_, p.weight.data_ptr<float>()), pd.weights_desc());
     Step step{dnnl::matmul(pd),
               {{DNNL_ARG_SRC, srcMat},
                {DNNL_ARG_WEIGHTS, w},
@@ -403,6 +399,14 @@ class Context {
   dnnl::memory input_, logits_;
 };
 
+// x: [N, in_channels, z, y, x] float32 -> logits [N, classes, z, y, x], channels-last.
+torch::Tensor runContext(Context& ctx, const torch::Tensor& x, int64_t classes) {
+  torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();  // NDHWC (no copy for one channel)
+  torch::Tensor out = torch::empty({x.size(0), x.size(2), x.size(3), x.size(4), classes});
+  for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
+  return out.permute({0, 4, 1, 2, 3});
+}
+
 }  // namespace
 
 struct DnnlUNet::Impl {
@@ -410,33 +414,23 @@ struct DnnlUNet::Impl {
   Mode mode = Mode::F32;
   std::vector<std::vector<double>> int8Absmax;  // the bundle's calibration (Int8)
   std::mutex mutex;
-  // Per calling thread, tile shape, thread count and mode: oneDNN picks its kernels for each.
-  std::map<std::tuple<std::thread::id, int64_t, int64_t, int64_t, int, Mode>, std::unique_ptr<Context>> contexts;
+  // Per calling thread, tile shape and thread count: oneDNN picks its kernels for both.
+  std::map<std::tuple<std::thread::id, int64_t, int64_t, int64_t, int>, std::unique_ptr<Context>> contexts;
 
-  Context& context(const Triple& size, Mode m, std::vector<std::vector<double>>* absmax) {
+  Context& context(const Triple& size) {
     std::lock_guard<std::mutex> lock(mutex);
-    auto& slot = contexts[{std::this_thread::get_id(), size[0], size[1], size[2], at::get_num_threads(), m}];
+    auto& slot = contexts[{std::this_thread::get_id(), size[0], size[1], size[2], at::get_num_threads()}];
     if (!slot) {
       try {
-        slot = std::make_unique<Context>(net, size, m, absmax);
+        slot = std::make_unique<Context>(net, size, mode, &int8Absmax);
       } catch (const dnnl::error& e) {
         throw Error(ErrorCode::Unsupported, std::string("oneDNN cannot run this network on this CPU") +
-                                                (m == Mode::Bf16 ? " in bf16" : m == Mode::Int8 ? " in int8" : "") + ": " + e.what());
+                                                (mode == Mode::Bf16 ? " in bf16" : mode == Mode::Int8 ? " in int8" : "") + ": " + e.what());
       }
     }
     return *slot;
   }
 
-  torch::Tensor run(const torch::Tensor& x, Mode m, std::vector<std::vector<double>>* absmax) {
-    if (x.dim() != 5 || x.size(1) != net.inChannels || x.scalar_type() != torch::kFloat)
-      throw Error(ErrorCode::InvalidArgument, "network input must be float32 [N, " + std::to_string(net.inChannels) + ", z, y, x]");
-    const Triple size{x.size(2), x.size(3), x.size(4)};
-    torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();  // NDHWC (no copy for one channel)
-    Context& ctx = context(size, m, absmax);
-    torch::Tensor out = torch::empty({x.size(0), size[0], size[1], size[2], net.classes});
-    for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
-    return out.permute({0, 4, 1, 2, 3});
-  }
 };
 
 DnnlUNet::DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Precision precision,
@@ -451,20 +445,24 @@ DnnlUNet::DnnlUNet(const ArchitectureSpec& spec, const TensorMap& weights, Preci
 
 DnnlUNet::~DnnlUNet() = default;
 
+void DnnlUNet::checkInput(const torch::Tensor& x) const {
+  if (x.dim() != 5 || x.size(1) != impl_->net.inChannels || x.scalar_type() != torch::kFloat)
+    throw Error(ErrorCode::InvalidArgument,
+                "network input must be float32 [N, " + std::to_string(impl_->net.inChannels) + ", z, y, x]");
+}
+
 std::vector<std::vector<double>> DnnlUNet::calibrationAbsmax(const torch::Tensor& x, double percentile) const {
+  checkInput(x);
   std::vector<std::vector<double>> absmax;
-  {
-    // The calibration context keeps a pointer to `absmax`: one context per call, dropped after.
-    Context ctx(impl_->net, {x.size(2), x.size(3), x.size(4)}, Mode::Calibrate, &absmax, percentile);
-    torch::Tensor in = x.permute({0, 2, 3, 4, 1}).contiguous();
-    torch::Tensor out = torch::empty({x.size(0), x.size(2), x.size(3), x.size(4), impl_->net.classes});
-    for (int64_t n = 0; n < x.size(0); ++n) ctx.run(in[n].data_ptr<float>(), out[n].data_ptr<float>());
-  }
+  // The calibration context keeps a pointer to `absmax`: one context per call, dropped after.
+  Context ctx(impl_->net, {x.size(2), x.size(3), x.size(4)}, Mode::Calibrate, &absmax, percentile);
+  runContext(ctx, x, impl_->net.classes);
   return absmax;
 }
 
 torch::Tensor DnnlUNet::forward(const torch::Tensor& x) const {
-  return impl_->run(x, impl_->mode, &impl_->int8Absmax);
+  checkInput(x);
+  return runContext(impl_->context({x.size(2), x.size(3), x.size(4)}), x, impl_->net.classes);
 }
 
 }  // namespace segnode::engine

@@ -50,6 +50,7 @@ class DnnlUNet {
   struct Impl;
 
  private:
+  void checkInput(const torch::Tensor& x) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -7,13 +7,10 @@
 set -euo pipefail
 segnode=$1 distill=$2 data=$3 src=$4
 input=$data/brain_mr/colin27_mricron/ch2.nii.gz
-if [[ ! -f $input ]]; then
-  echo "SKIPPED: $input is absent (../shared/data not laid out)"; [[ -n ${SEGNODE_TESTS_REQUIRE_ALL:-} ]] && exit 1; exit 77
-fi
+source "$(dirname "$0")/e2e_common.sh"
+require_file "$input"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-source "$(dirname "$0")/tiny_template.sh"
 tiny_brain_template "$src" "$work/template.yaml"
 "$segnode" models init --template "$work/template.yaml" --name q --version 0.0.1 --models-dir "$work/models" --seed 9
 bundle=$work/models/q/0.0.1
