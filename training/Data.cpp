@@ -46,6 +46,16 @@ std::unique_ptr<training::Synthesizer> makeSynthesizer(const DataOptions& o, con
   so.priorProbability = o.priorProbability;
   so.realProbability = o.realProbability.value_or(images.empty() ? 0 : 0.5);
   if (validation) so.spatial = false;
+  if (!table.phases.empty()) {
+    for (const auto& ph : o.phases) so.phases.push_back(table.phaseIndex(ph));
+    so.maxBodyBlobs = o.bodyBlobs;
+    // A CT region reaches past the organs into the body wall and the air around it, as a tile of
+    // a real CT does.
+    so.regionMargin = 16;
+    so.maxSliceThickness = 5;  // mm: abdominal CT is read at 1-5 mm
+  } else if (!o.phases.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "--phases needs a CT generation table (--table training/ct/...)");
+  }
   return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, so);
 }
 
@@ -55,11 +65,15 @@ std::unique_ptr<training::Validator> makeValidator(const DataOptions& o, const e
   DataOptions held = o;
   held.labels = o.valLabels, held.images.clear();
   auto synth = makeSynthesizer(held, spec, device, /*validation=*/true);
+  // Brain: T1-like pairs (group synth-t1); CT: portal-venous pairs (synth-ct-portal-venous), the
+  // recipes `segnode-distill synth --seed 2000` writes for the release evaluation.
+  const auto& table = synth->table();
+  const int phase = table.phases.empty() ? -1 : table.phaseIndex("portal_venous");
   std::vector<training::SynthBatch> cases;
   for (size_t i = 0; i < synth->subjects().size(); ++i)
     cases.push_back(synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing,
-                                  training::Synthesizer::wholeSeed(2000, i)));
-  return std::make_unique<training::Validator>(std::move(cases), "synth-t1");
+                                  training::Synthesizer::wholeSeed(2000, i), 8, phase));
+  return std::make_unique<training::Validator>(std::move(cases), phase < 0 ? "synth-t1" : "synth-ct-portal-venous");
 }
 
 }  // namespace segnode::distill

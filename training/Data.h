@@ -19,6 +19,10 @@ struct DataOptions {
   std::string device;  // cpu | cuda; empty: cuda when available
   double priorProbability = 0.5;
   std::optional<double> realProbability;  // default: 0.5 with images, else 0
+  // CT tables only: the contrast phases training draws (default: all the table has) and the most
+  // tissue blobs in the unlabelled body (0: one Gaussian, the ablation's plain arm).
+  std::vector<std::string> phases;
+  int bodyBlobs = 10;
 };
 
 torch::Device deviceFrom(const DataOptions& o);

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "common/Error.h"
@@ -21,9 +23,108 @@ int GenerationTable::numClasses() const {
   return n;
 }
 
+int GenerationTable::phaseIndex(const std::string& name) const {
+  for (size_t i = 0; i < phases.size(); ++i)
+    if (phases[i] == name) return int(i);
+  std::string known;
+  for (const auto& p : phases) known += (known.empty() ? "" : ", ") + p;
+  throw Error(ErrorCode::InvalidArgument, "contrast phase '" + name + "' is not in the CT table (it has: " +
+                                              (known.empty() ? "none, not a CT table" : known) + ")");
+}
+
+namespace {
+
+// A CT table: one row per (kind, value, name, phase) with the Gaussian prior of that phase;
+// phase "all" fills every phase. Kinds: label (a generation label of the maps, its own class),
+// body (the value the body hull gives unlabelled voxels), tissue (a blob of the body's palette,
+// `weight` its share). The phases are those named in the file, in order of appearance.
+GenerationTable readCtTsv(const std::vector<std::string>& lines, size_t header, const std::filesystem::path& path) {
+  struct Row { std::string kind, value, name, phase; IntensityPrior p; double weight; int line; };
+  std::vector<Row> rows;
+  std::vector<std::string> phases;
+  std::string aorta;
+  for (size_t i = header + 1; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    const int lineNo = int(i) + 1;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    Row r;
+    r.line = lineNo;
+    if (!std::getline(ss, r.kind, '\t') || !std::getline(ss, r.value, '\t') || !std::getline(ss, r.name, '\t') ||
+        !std::getline(ss, r.phase, '\t') || !(ss >> r.p.meanMu >> r.p.meanSd >> r.p.stdMu >> r.p.stdSd >> r.weight))
+      throw Error(ErrorCode::BadInput, path.string() + ":" + std::to_string(lineNo) +
+                                           ": expected kind, value, name, phase (tab-separated), mean, mean_sd, std, std_sd, weight");
+    if (r.kind != "label" && r.kind != "body" && r.kind != "tissue")
+      throw Error(ErrorCode::BadInput, path.string() + ":" + std::to_string(lineNo) + ": kind '" + r.kind +
+                                           "' is not label, body or tissue");
+    if (r.kind == "label" && r.name == "aorta") aorta = r.value;
+    if (r.phase != "all" && std::find(phases.begin(), phases.end(), r.phase) == phases.end()) phases.push_back(r.phase);
+    rows.push_back(r);
+  }
+  if (phases.empty()) throw Error(ErrorCode::BadInput, path.string() + ": no row names a contrast phase");
+  GenerationTable t;
+  t.phases = phases;
+  t.phasePriors.assign(phases.size(), {});
+  // Entries in order of first appearance; each must end with a prior in every phase.
+  std::vector<std::string> keys;
+  std::map<std::string, std::vector<std::optional<IntensityPrior>>> priors;
+  std::map<std::string, const Row*> first;
+  for (const auto& r : rows) {
+    std::string key = r.kind == "tissue" ? "tissue:" + r.name : "value:" + r.value;
+    if (!priors.count(key)) keys.push_back(key), priors[key].resize(phases.size()), first[key] = &r;
+    for (size_t ph = 0; ph < phases.size(); ++ph)
+      if (r.phase == "all" || r.phase == phases[ph]) priors[key][ph] = r.p;
+  }
+  for (const auto& key : keys) {
+    const Row& r = *first[key];
+    std::vector<IntensityPrior> byPhase;
+    for (size_t ph = 0; ph < phases.size(); ++ph) {
+      if (!priors[key][ph])
+        throw Error(ErrorCode::BadInput, path.string() + ":" + std::to_string(r.line) + ": " + r.kind + " '" + r.name +
+                                             "' has no prior for phase " + phases[ph]);
+      byPhase.push_back(*priors[key][ph]);
+    }
+    if (r.kind == "tissue") {
+      t.tissues.push_back({r.name, r.weight, byPhase});
+      continue;
+    }
+    int value = 0;
+    try { value = std::stoi(r.value); } catch (...) {
+      throw Error(ErrorCode::BadInput, path.string() + ":" + std::to_string(r.line) + ": value '" + r.value + "' is not a label value");
+    }
+    if (r.kind == "body") t.bodyLabel = value;
+    t.labels.push_back(value);
+    t.classes.push_back(int(t.labels.size()) - 1);
+    t.priors.push_back(byPhase[0]);
+    for (size_t ph = 0; ph < phases.size(); ++ph) t.phasePriors[ph].push_back(byPhase[ph]);
+  }
+  if (!aorta.empty()) t.aortaLabel = std::stoi(aorta);
+  if (t.bodyLabel >= 0) {
+    for (int k = 1; k <= 3; ++k)
+      if (std::find(t.labels.begin(), t.labels.end(), t.bodyLabel + k) == t.labels.end())
+        throw Error(ErrorCode::BadInput, path.string() + ": the body hull needs rows for values " +
+                                             std::to_string(t.bodyLabel + 1) + ".." + std::to_string(t.bodyLabel + 3) +
+                                             " (subcutaneous fat, wall muscle, vertebral body)");
+  }
+  if (t.bodyLabel >= 0 && t.tissues.empty())
+    throw Error(ErrorCode::BadInput, path.string() + ": a body row needs tissue rows (the palette of its blobs)");
+  return t;
+}
+
+}  // namespace
+
 GenerationTable GenerationTable::readTsv(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::NotFound, path.string() + ": cannot open the generation label table");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (!lines[i].empty() && lines[i][0] != '#') {
+      if (lines[i].rfind("kind", 0) == 0) return readCtTsv(lines, i, path);
+      break;
+    }
+  in.clear();
+  in.seekg(0);
   GenerationTable t;
   std::string line;
   int lineNo = 0;
@@ -132,6 +233,39 @@ torch::Tensor normalised(const torch::Tensor& pos, const Subject& s) {
   return pos / size * 2 - 1;
 }
 
+// Maps such as FLARE22's label only the organs: air and the rest of the body are both 0. The
+// body is taken as a rounded box (superellipse, exponent 3) around the organs' axial extent, the
+// same on every slice, with margins of typical adult abdominal anatomy: 30 mm to each side
+// (ribs, muscle, fat), 35 mm in front (wall, fat), 70 mm behind the organs (spine, back
+// muscles). Its 0 voxels become, from the outside in: subcutaneous fat (the outer 15 mm, label
+// bodyLabel + 1), the muscle of the wall (the next 12 mm, + 2), and the inside (bodyLabel,
+// painted as tissue blobs), with a vertebral body (a 20 mm radius column 35 mm behind the
+// aorta's mean position, + 3). A 0 outside the hull stays air; organs are never overwritten.
+torch::Tensor withBodyHull(const Subject& s, int bodyLabel, int aortaLabel) {
+  const auto& fb = s.foregroundBox;  // z0, z1, y0, y1, x0, x1; canonical y runs to posterior
+  const auto& sp = s.geometry.spacing;
+  const double cx = double(fb[4] + fb[5] - 1) / 2, cy = double(fb[2] + fb[3] - 1) / 2;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
+  auto dx = torch::arange(s.labels.size(2), opts).sub(cx).view({1, -1});
+  auto dy = torch::arange(s.labels.size(1), opts).sub(cy).view({-1, 1});
+  // Inside the hull shrunk by `inset` mm on every side.
+  auto hull = [&](double inset) {
+    const double side = double(fb[5] - fb[4]) / 2 + (30 - inset) / sp[0];
+    const double front = cy - double(fb[2]) + (35 - inset) / sp[1], back = double(fb[3]) - cy + (70 - inset) / sp[1];
+    auto y = torch::where(dy < 0, dy / front, dy / back).abs().pow(3);
+    return ((dx / side).abs().pow(3) + y <= 1).unsqueeze(0);  // [1, y, x], every slice
+  };
+  auto region = torch::full(s.labels.sizes(), 0, s.labels.options());
+  region.masked_fill_(hull(0), bodyLabel + 1).masked_fill_(hull(15), bodyLabel + 2).masked_fill_(hull(27), bodyLabel);
+  auto aorta = (s.labels == aortaLabel).nonzero();  // [n, 3] (z, y, x)
+  if (aorta.size(0) > 0) {
+    auto c = aorta.to(torch::kFloat).mean(0);
+    auto vx = (dx + cx - c[2]).mul(sp[0]), vy = (dy + cy - c[1]).mul(sp[1]).sub(35);
+    region.masked_fill_((vx * vx + vy * vy <= 400).unsqueeze(0), bodyLabel + 3);
+  }
+  return torch::where(s.labels == 0, region, s.labels);
+}
+
 }  // namespace
 
 Subject loadSubject(const std::filesystem::path& labelsPath, const std::filesystem::path& imagePath, const Vec3& spacing,
@@ -185,12 +319,49 @@ Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, s
   for (size_t v = 0; v < targetLut.size(); ++v) tgt[v] = targetLut[v];
   classOf_ = torch::tensor(cls).to(device);
   targetOf_ = torch::tensor(tgt).to(device);
+  if (table_.bodyLabel >= 0)
+    for (auto& s : subjects_) s.labels = withBodyHull(s, table_.bodyLabel, table_.aortaLabel);
   for (const auto& s : subjects_) labelsAsFloat_.push_back(s.labels.to(torch::kFloat).unsqueeze(0).unsqueeze(0));
 }
 
 // One image on the positions `grid` ([1, z, y, x, 3], normalised); fills `target` [z, y, x].
-torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contrast contrast, const Vec3& acquisition,
-                               std::mt19937_64& rng, torch::Tensor& target) const {
+// Hounsfield intensities of one contrast phase: each generation label a Gaussian drawn around
+// the table's prior; the body label painted as 3..maxBodyBlobs smooth random blobs, each a tissue
+// drawn from the palette by weight (SynthMorph-style), or one Gaussian of its own prior when
+// maxBodyBlobs is 0.
+torch::Tensor Synthesizer::ctIntensities(const torch::Tensor& labels, int phase, std::mt19937_64& rng) const {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(labels.device());
+  const int n = table_.numClasses();
+  // At least three blobs where allowed: one blob of one tissue fills the whole inside.
+  const int most = options_.maxBodyBlobs, fewest = std::min(3, most);
+  const int blobs = table_.bodyLabel >= 0 && most > 0 ? fewest + int(rng() % uint64_t(most - fewest + 1)) : 0;
+  std::vector<float> mean(size_t(n + blobs), 0), sd(size_t(n + blobs), 1);
+  auto draw = [&](size_t at, const IntensityPrior& p) {
+    mean[at] = float(normal(rng, p.meanMu, p.meanSd));
+    sd[at] = float(std::max(1.0, normal(rng, p.stdMu, p.stdSd)));
+  };
+  const auto& priors = table_.phasePriors.at(size_t(phase));
+  for (size_t i = 0; i < table_.labels.size(); ++i) draw(size_t(table_.classes[i]), priors[i]);
+  std::vector<double> weights;
+  for (const auto& t : table_.tissues) weights.push_back(t.weight);
+  std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
+  for (int k = 0; k < blobs; ++k) draw(size_t(n + k), table_.tissues[pick(rng)].byPhase[size_t(phase)]);
+  auto cls = classOf_.index({labels});
+  if (blobs > 0) {
+    const int64_t g = 3 + int64_t(rng() % 6);  // blob scale: a 3..8 coarse grid over the region
+    auto field = F::interpolate(torch::randn({1, blobs, g, g, g}, opts),
+                                F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{labels.size(0), labels.size(1), labels.size(2)})
+                                    .mode(torch::kTrilinear)
+                                    .align_corners(true));
+    cls = torch::where(labels == table_.bodyLabel, field[0].argmax(0) + n, cls);
+  }
+  auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
+  return m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), opts);
+}
+
+torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contrast contrast, int phase,
+                               const Vec3& acquisition, std::mt19937_64& rng, torch::Tensor& target, bool raw) const {
   const auto opts = grid.options();
   const Subject& s = subjects_[subject];
   auto labels = torch::grid_sampler(labelsAsFloat_[subject], grid, /*nearest*/ 1,
@@ -205,6 +376,8 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
   if (contrast == Contrast::Real && s.image.defined()) {
     img = torch::grid_sampler(s.image.unsqueeze(0).unsqueeze(0), grid, 0, /*border*/ 1, true)[0][0];
     img = img * uniform(rng, 0.9, 1.1) + uniform(rng, -20, 20);
+  } else if (!table_.phases.empty()) {  // a CT table: HU priors (no random contrast in HU)
+    img = ctIntensities(labels, phase, rng);
   } else {
     const int n = table_.numClasses();
     std::vector<float> mean(size_t(n), 0), sd(size_t(n), 1);
@@ -252,8 +425,20 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     auto o = F::InterpolateFuncOptions().mode(torch::kTrilinear).align_corners(true);
     img = F::interpolate(F::interpolate(img, o.size(low)), F::InterpolateFuncOptions().size(full).mode(torch::kTrilinear).align_corners(true));
   }
-  img = img + torch::randn_like(img) * uniform(rng, 0, options_.maxNoiseStd);
+  if (ct) {
+    // The scanner's point spread (partial volume at organ edges), then noise as a reconstruction
+    // kernel leaves it: spatially correlated, of a standard deviation in HU.
+    const double psf = uniform(rng, options_.minBlurSigma, options_.maxBlurSigma);
+    for (int dim = 2; dim <= 4; ++dim) img = blurAxis(img, dim, psf);
+    auto noise = torch::randn_like(img);
+    const double grain = uniform(rng, 0, 1);
+    for (int dim = 2; dim <= 4; ++dim) noise = blurAxis(noise, dim, grain);
+    img = img + noise / noise.std().clamp_min(1e-6) * uniform(rng, options_.minCtNoiseHu, options_.maxCtNoiseHu);
+  } else {
+    img = img + torch::randn_like(img) * uniform(rng, 0, options_.maxNoiseStd);
+  }
 
+  if (ct && raw) return img[0];
   if (ct) {
     engine::PreprocessingSpec p = preprocessing_;
     img = img.clamp(p.clipLow, p.clipHigh).sub(p.mean).div(std::max(p.std, 1e-8));
@@ -359,8 +544,12 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
       int thick = int(uniform(rng, 0, 3));
       acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
     }
+    int phase = -1;
+    if (!table_.phases.empty())
+      phase = options_.phases.empty() ? int(rng() % table_.phases.size())
+                                      : options_.phases[size_t(rng() % options_.phases.size())];
     torch::Tensor target;
-    auto image = one(index, grid, c, acq, rng, target);  // normalised over the whole region
+    auto image = one(index, grid, c, phase, acq, rng, target, /*raw=*/false);  // normalised over the whole region
     auto origin = patchOrigin(s, target, size, rng);
     images.push_back(cropPadded(image, origin, size));
     targets.push_back(cropPadded(target, origin, size));
@@ -368,7 +557,11 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
   return {torch::stack(images), torch::stack(targets)};
 }
 
-SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquisition, uint64_t seed, int64_t margin) const {
+SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquisition, uint64_t seed, int64_t margin,
+                              int phase, bool raw) const {
+  if (!table_.phases.empty() && phase < 0) phase = options_.phases.empty() ? 0 : options_.phases[0];
+  if (!table_.phases.empty() && phase >= int(table_.phases.size()))
+    throw Error(ErrorCode::InvalidArgument, "contrast phase " + std::to_string(phase) + " is not in the CT table");
   const Subject& s = subjects_.at(size_t(subject));
   std::mt19937_64 rng(seed);
   torch::manual_seed(seed);
@@ -383,7 +576,7 @@ SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquis
   pos = torch::stack({pos[2], pos[1], pos[0]}, -1);         // (x, y, z) last
   auto grid = normalised(pos, s).unsqueeze(0);
   torch::Tensor target;
-  auto img = one(size_t(subject), grid, contrast, acquisition, rng, target);
+  auto img = one(size_t(subject), grid, contrast, phase, acquisition, rng, target, raw);
   return {img.unsqueeze(0), target.unsqueeze(0)};
 }
 

@@ -24,12 +24,27 @@ namespace segnode::training {
 struct IntensityPrior {
   float meanMu = 0, meanSd = 0, stdMu = 0, stdSd = 0;
 };
+// A tissue the CT synthesiser paints into the unlabelled body as random smooth blobs.
+struct BodyTissue {
+  std::string name;
+  double weight = 1;                   // share of blobs drawn as this tissue
+  std::vector<IntensityPrior> byPhase;  // per phase of the table
+};
 struct GenerationTable {
   std::vector<int> labels;     // generation label values
   std::vector<int> classes;    // class per label (labels sharing a class share the Gaussian)
   std::vector<IntensityPrior> priors;  // per label (T1 prior of its class)
+  // CT tables (training/ct/*.tsv): Hounsfield priors per contrast phase. Empty `phases`: not CT.
+  std::vector<std::string> phases;                     // e.g. noncontrast, portal_venous, arterial
+  std::vector<std::vector<IntensityPrior>> phasePriors;  // [phase][label index]
+  std::vector<BodyTissue> tissues;  // the palette of the unlabelled body
+  int bodyLabel = -1;   // generation label of unlabelled voxels inside the body hull (+1..+3: its shell
+                        // and spine, Synth.cpp withBodyHull)
+  int aortaLabel = -1;  // the row named "aorta": where the spine is placed
   int numClasses() const;
-  // SynthSeg's table (synthseg_generation_label_table.tsv). Errors name the file and line.
+  int phaseIndex(const std::string& name) const;  // throws, naming the phases the table has
+  // SynthSeg's table (synthseg_generation_label_table.tsv), or a CT table (its header row starts
+  // with "kind"). Errors name the file and line.
   static GenerationTable readTsv(const std::filesystem::path& path);
   // Every value in `labels` its own class; priors from the image's per-label statistics (CT).
   static GenerationTable fromImage(const torch::Tensor& labels, const torch::Tensor& image);
@@ -37,7 +52,8 @@ struct GenerationTable {
 
 enum class Contrast {
   Random,   // per class: mean ~ U(0, 255), std ~ U(1, 25) (SynthSeg's domain randomisation)
-  Prior,    // per class: mean ~ N(prior), std ~ N(prior) (T1-like for the brain table)
+  Prior,    // per class: mean ~ N(prior), std ~ N(prior) (T1-like for the brain table; for a CT
+            // table, the priors of one contrast phase)
   Inverted, // T2-like: the prior's means reflected (255 - mean); validation only
   Real,     // the subject's own image (CT), with intensity augmentation
 };
@@ -56,6 +72,13 @@ struct SynthOptions {
   // Patches are cut from an image synthesised (and normalised) over the whole foreground box plus
   // this margin, as the validation pairs and, at inference, the cropped volume are normalised.
   int64_t regionMargin = 8;
+  // CT tables: the phases training draws from (indices into GenerationTable::phases; empty: all),
+  // the most tissue blobs painted into the unlabelled body (1: one tissue for all of it, the
+  // ablation's plain arm), and the scanner's in-plane and through-plane blur (sigma, voxels).
+  std::vector<int> phases;
+  int maxBodyBlobs = 10;
+  double minBlurSigma = 0.3, maxBlurSigma = 0.8;
+  double minCtNoiseHu = 3, maxCtNoiseHu = 25;  // noise SD of soft to sharp kernels at 3 mm
   // nnU-Net's oversampling: this share of patches is centred on a voxel of a target class drawn
   // uniformly from those the subject has, so that small structures are seen as often as large.
   double classCentredProbability = 1.0 / 3;
@@ -98,14 +121,18 @@ class Synthesizer {
   // and slice thickness (x, y, z in mm): validation pairs. wholeSeed gives pair i of a set made
   // with base seed S its seed (segnode-distill synth and the training's validation curves agree).
   static uint64_t wholeSeed(uint64_t base, size_t subject) { return base + subject * 17; }
+  // `phase`: a CT table's phase (-1: the first training phase); `raw`: CT images in HU, not
+  // normalised (written pairs, the plan's intensity statistics).
   SynthBatch whole(int subject, Contrast contrast, const engine::Vec3& acquisition, uint64_t seed,
-                   int64_t margin = 8) const;
+                   int64_t margin = 8, int phase = -1, bool raw = false) const;
   const std::vector<Subject>& subjects() const { return subjects_; }
+  const GenerationTable& table() const { return table_; }
 
  private:
   struct Draw;
-  torch::Tensor one(size_t subject, const torch::Tensor& grid, Contrast contrast, const engine::Vec3& acquisition,
-                    std::mt19937_64& rng, torch::Tensor& target) const;
+  torch::Tensor one(size_t subject, const torch::Tensor& grid, Contrast contrast, int phase,
+                    const engine::Vec3& acquisition, std::mt19937_64& rng, torch::Tensor& target, bool raw) const;
+  torch::Tensor ctIntensities(const torch::Tensor& labels, int phase, std::mt19937_64& rng) const;
   std::array<int64_t, 3> patchOrigin(const Subject& s, const torch::Tensor& target, const std::array<int64_t, 3>& size,
                                      std::mt19937_64& rng) const;
   std::vector<Subject> subjects_;

@@ -16,8 +16,32 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// CT from label maps only: the foreground of synthesised images (one per map and training phase,
+// fixed seeds, in HU) stands in for the images' foreground, from which nnU-Net's CTNormalization
+// takes its statistics.
+std::vector<float> synthesisedForeground(const DataOptions& data, const engine::BundleSpec& spec) {
+  auto synth = makeSynthesizer(data, spec, torch::kCPU, /*validation=*/true);
+  const auto& table = synth->table();
+  if (table.phases.empty()) return {};
+  std::vector<int> phases;
+  for (const auto& p : data.phases) phases.push_back(table.phaseIndex(p));
+  if (phases.empty())
+    for (size_t p = 0; p < table.phases.size(); ++p) phases.push_back(int(p));
+  std::vector<float> foreground;
+  for (size_t i = 0; i < synth->subjects().size(); ++i)
+    for (int p : phases) {
+      auto b = synth->whole(int(i), training::Contrast::Prior, synth->subjects()[i].geometry.spacing,
+                            training::Synthesizer::wholeSeed(3000 + uint64_t(p), i), 8, p, /*raw=*/true);
+      auto fg = b.image[0][0].masked_select(b.target[0] > 0).contiguous();
+      foreground.insert(foreground.end(), fg.data_ptr<float>(), fg.data_ptr<float>() + fg.numel());
+    }
+  std::fprintf(stderr, "CT statistics from %zu synthesised foreground voxels (%zu maps x %zu phases)\n",
+               foreground.size(), synth->subjects().size(), phases.size());
+  return foreground;
+}
+
 training::Fingerprint fingerprint(const std::vector<std::string>& labels, const std::vector<std::string>& images,
-                                  const engine::BundleSpec& spec) {
+                                  const engine::BundleSpec& spec, const DataOptions& synthesis) {
   training::Fingerprint fp;
   fp.numLabels = int(spec.labels.size());
   fp.inputChannels = spec.architecture.inChannels;
@@ -39,6 +63,8 @@ training::Fingerprint fingerprint(const std::vector<std::string>& labels, const 
       foreground.insert(foreground.end(), fg.data_ptr<float>(), fg.data_ptr<float>() + fg.numel());
     }
   }
+  if (images.empty() && !synthesis.table.empty() && spec.preprocessing.normalization == engine::Normalization::CT)
+    foreground = synthesisedForeground(synthesis, spec);
   if (!foreground.empty()) {
     auto t = torch::from_blob(foreground.data(), {int64_t(foreground.size())}, torch::kFloat).to(torch::kDouble);
     auto sorted = std::get<0>(t.sort());
@@ -54,12 +80,15 @@ training::Fingerprint fingerprint(const std::vector<std::string>& labels, const 
 struct PlanArgs {
   std::string templateFile, out;
   std::vector<std::string> labels, images;
+  DataOptions synthesis;  // CT label maps without images: --table, --phases, --body-blobs
   training::PlanOptions plan;
 };
 
 void writePlan(const PlanArgs& a) {
   auto spec = engine::loadBundleTemplate(a.templateFile);
-  auto fp = fingerprint(a.labels, a.images, spec);
+  DataOptions synthesis = a.synthesis;
+  synthesis.labels = a.labels, synthesis.device = "cpu";
+  auto fp = fingerprint(a.labels, a.images, spec, synthesis);
   auto plan = training::makePlan(fp, a.plan);
   std::string text = training::planToYaml(plan, fp);
   if (!a.out.empty()) {
@@ -70,13 +99,21 @@ void writePlan(const PlanArgs& a) {
   std::fputs(text.c_str(), stdout);
 }
 
-// Recipes: contrast + acquisition (mm). Default: what validation uses.
-struct Recipe { std::string name; training::Contrast contrast; engine::Vec3 acq; };
-const std::vector<Recipe> kRecipes{{"t1-1mm", training::Contrast::Prior, {1, 1, 1}},
-                                   {"t2like-1mm", training::Contrast::Inverted, {1, 1, 1}},
-                                   {"t1-3mm-axial", training::Contrast::Prior, {1, 1, 3}},
-                                   {"random-1x1x4mm", training::Contrast::Random, {1, 4, 1}},
-                                   {"real", training::Contrast::Real, {0, 0, 0}}};
+// Recipes: contrast (+ CT phase) + acquisition (mm; 0: the map's spacing). Default: what
+// validation uses. The CT recipes are written in HU; the arterial phase and 6 mm slices are
+// outside what CT training draws (training/eval/abdomen-ct-cases.yaml).
+struct Recipe { std::string name; training::Contrast contrast; engine::Vec3 acq; std::string phase; };
+const std::vector<Recipe> kRecipes{{"t1-1mm", training::Contrast::Prior, {1, 1, 1}, ""},
+                                   {"t2like-1mm", training::Contrast::Inverted, {1, 1, 1}, ""},
+                                   {"t1-3mm-axial", training::Contrast::Prior, {1, 1, 3}, ""},
+                                   {"random-1x1x4mm", training::Contrast::Random, {1, 4, 1}, ""},
+                                   {"real", training::Contrast::Real, {0, 0, 0}, ""},
+                                   {"ct-noncontrast", training::Contrast::Prior, {0, 0, 0}, "noncontrast"},
+                                   {"ct-portal-venous", training::Contrast::Prior, {0, 0, 0}, "portal_venous"},
+                                   {"ct-arterial", training::Contrast::Prior, {0, 0, 0}, "arterial"},
+                                   {"ct-portal-venous-6mm", training::Contrast::Prior, {0, 0, 6}, "portal_venous"}};
+
+const int64_t kMargin = 8;  // voxels around the foreground box that a written pair keeps
 
 struct SynthArgs {
   DataOptions data;
@@ -103,10 +140,15 @@ void writeSynthPairs(const SynthArgs& a) {
       if (!wanted.count(r.name)) continue;
       engine::Vec3 acq = r.acq;
       for (int a = 0; a < 3; ++a) acq[size_t(a)] = std::max(acq[size_t(a)], s.geometry.spacing[size_t(a)]);
-      auto b = synth->whole(int(i), r.contrast, acq, training::Synthesizer::wholeSeed(seed, i));
+      const bool ct = !r.phase.empty();
+      if (ct != !synth->table().phases.empty())
+        throw Error(ErrorCode::InvalidArgument, "recipe " + r.name + (ct ? " needs a CT table (--table training/ct/...)"
+                                                                          : " is not for a CT table"));
+      auto b = synth->whole(int(i), r.contrast, acq, training::Synthesizer::wholeSeed(seed, i), kMargin,
+                            ct ? synth->table().phaseIndex(r.phase) : -1, /*raw=*/ct);
       // Geometry of the cropped box: same axes, origin moved to the box corner.
       const auto& fb = s.foregroundBox;
-      const int64_t m = 8;
+      const int64_t m = kMargin;
       engine::Vec3 corner{double(std::max<int64_t>(0, fb[4] - m)), double(std::max<int64_t>(0, fb[2] - m)),
                           double(std::max<int64_t>(0, fb[0] - m))};
       engine::Geometry g = s.geometry;
@@ -133,6 +175,9 @@ void addDataOptions(CLI::App& sub, DataOptions& o) {
   g->add_option("--real-probability", o.realProbability, "(default: 0.5 with --images, else 0)")->check(CLI::Range(0.0, 1.0));
   g->add_option("--device", o.device, "training device (default: cuda when available)")->check(CLI::IsMember({"cpu", "cuda"}));
   g->add_option("--val-labels", o.valLabels, "held-out label maps for validation curves")->delimiter(',');
+  g->add_option("--phases", o.phases, "CT: contrast phases to draw (default: all in the table)")->delimiter(',');
+  g->add_option("--body-blobs", o.bodyBlobs, "CT: most tissue blobs in the unlabelled body (0: one Gaussian)")
+      ->check(CLI::Range(0, 64));
 }
 
 void addPlan(CLI::App& app) {
@@ -141,6 +186,9 @@ void addPlan(CLI::App& app) {
   plan->add_option("--template", p->templateFile, "bundle template T.yaml")->required();
   plan->add_option("--labels", p->labels, "label maps A,B,...")->required()->delimiter(',');
   plan->add_option("--images", p->images, "their images A,B,...")->delimiter(',');
+  plan->add_option("--table", p->synthesis.table, "CT label maps without images: the CT generation table whose "
+                                                  "synthesised foreground gives the CT statistics");
+  plan->add_option("--phases", p->synthesis.phases, "CT: the training phases of the statistics (default: all)")->delimiter(',');
   plan->add_option("--gpu-memory-gb", p->plan.gpuMemoryTargetGb, "GPU memory to plan for")->check(CLI::Range(0.5, 1024.0));
   plan->add_option("--out", p->out, "also write the plan here");
   plan->callback([p] { writePlan(*p); });
