@@ -148,7 +148,7 @@ Plan makePlan(const Fingerprint& fp, const PlanOptions& o) {
   if (fp.spacings.empty() || fp.spacings.size() != fp.shapesAfterCrop.size())
     throw Error(ErrorCode::BadInput, "plan: the fingerprint needs one spacing and one shape per case");
   Plan p;
-  p.spacing = targetSpacing(fp);
+  p.spacing = o.targetSpacing ? *o.targetSpacing : targetSpacing(fp);
   // Median shape after resampling to the target spacing (nnU-Net's compute_new_shape).
   Real3 median3{};
   for (int a = 0; a < 3; ++a) {

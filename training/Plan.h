@@ -5,6 +5,7 @@
 //
 // All per-axis triples are (x, y, z) in the canonical orientation, as in bundle.yaml.
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct PlanOptions {
   double gpuMemoryTargetGb = 8;  // nnU-Net's gpu_memory_target_in_gb
   int minFeatureMapEdge = 4;     // bottleneck edge length
   int baseFeatures = 32, maxFeatures = 320;
+  // nnU-Net's overwrite_target_spacing: a coarser grid than the data's (CPU speed; the 3 mm CT plans).
+  std::optional<Real3> targetSpacing;
 };
 
 struct Plan {

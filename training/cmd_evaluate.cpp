@@ -197,7 +197,8 @@ int evaluateBundles(const EvaluateArgs& args) {
       std::vector<double> caseDice;
       for (const auto& s : structures) {
         auto pm = torch::isin(p, torch::tensor(s.predicted)), rm = torch::isin(r, torch::tensor(s.reference));
-        if (!rm.any().item<bool>() && c.structures.empty()) continue;  // label absent from this reference
+        // Absent from this reference (e.g. the oesophagus above a CT's field of view): no Dice.
+        if (!rm.any().item<bool>()) continue;
         double d = training::dice(pm, rm), h = training::hd95(pm, rm, image.geometry.spacing);
         rows.push_back({spec.reference(), c.name, c.group, s.name, d, h});
         caseDice.push_back(d);

@@ -81,15 +81,23 @@ struct PlanArgs {
   std::string templateFile, out;
   std::vector<std::string> labels, images;
   DataOptions synthesis;  // CT label maps without images: --table, --phases, --body-blobs
+  std::vector<double> targetSpacing;
   training::PlanOptions plan;
 };
 
 void writePlan(const PlanArgs& a) {
   auto spec = engine::loadBundleTemplate(a.templateFile);
+  training::PlanOptions options = a.plan;
+  if (!a.targetSpacing.empty()) {
+    for (double v : a.targetSpacing)
+      if (!(v > 0.1 && v < 20)) throw Error(ErrorCode::InvalidArgument, "--target-spacing: each value in 0.1..20 mm");
+    options.targetSpacing = training::Real3{a.targetSpacing[0], a.targetSpacing[1], a.targetSpacing[2]};
+    spec.preprocessing.targetSpacing = *options.targetSpacing;  // CT statistics synthesised on that grid
+  }
   DataOptions synthesis = a.synthesis;
   synthesis.labels = a.labels, synthesis.device = "cpu";
   auto fp = fingerprint(a.labels, a.images, spec, synthesis);
-  auto plan = training::makePlan(fp, a.plan);
+  auto plan = training::makePlan(fp, options);
   std::string text = training::planToYaml(plan, fp);
   if (!a.out.empty()) {
     std::ofstream f(a.out);
@@ -189,6 +197,9 @@ void addPlan(CLI::App& app) {
   plan->add_option("--table", p->synthesis.table, "CT label maps without images: the CT generation table whose "
                                                   "synthesised foreground gives the CT statistics");
   plan->add_option("--phases", p->synthesis.phases, "CT: the training phases of the statistics (default: all)")->delimiter(',');
+  plan->add_option("--target-spacing", p->targetSpacing, "X,Y,Z mm instead of the data's (nnU-Net's overwrite_target_spacing)")
+      ->delimiter(',')
+      ->expected(3);
   plan->add_option("--gpu-memory-gb", p->plan.gpuMemoryTargetGb, "GPU memory to plan for")->check(CLI::Range(0.5, 1024.0));
   plan->add_option("--out", p->out, "also write the plan here");
   plan->callback([p] { writePlan(*p); });

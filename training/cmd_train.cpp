@@ -76,6 +76,8 @@ nlohmann::ordered_json provenanceOf(const RunArgs& a, const training::TrainResul
   p["data"]["label_maps"] = CLI::detail::join(a.data.labels);
   if (!a.data.images.empty()) p["data"]["images"] = CLI::detail::join(a.data.images);
   if (!a.data.table.empty()) p["data"]["generation_table"] = a.data.table;
+  if (!a.data.phases.empty()) p["data"]["contrast_phases"] = CLI::detail::join(a.data.phases);
+  if (a.data.table.find("/ct/") != std::string::npos) p["data"]["body_blobs"] = a.data.bodyBlobs;
   p["training"]["iterations"] = r.iterations;
   p["training"]["planned_iterations"] = s.iterations;
   p["training"]["seconds"] = r.seconds;

@@ -3,7 +3,9 @@
 # `aside` moves every bundle but the brain teacher (which distillation reads) and the committed
 # training state out of the tree, to ../segnode-aside; `back` returns them. Run `back` as soon as
 # the device calls are over: tests and the node need the bundles.
-#   bash training/gpu/device-tree.sh aside|back
+# `aside all` moves the brain teacher too (a call that carries only a large training state, which
+# `students.sh receive` keeps on the machine for the next call).
+#   bash training/gpu/device-tree.sh aside [all] | back
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 aside=../segnode-aside
@@ -12,7 +14,7 @@ aside)
   mkdir -p $aside/models
   for d in etc/models/*/; do
     name=$(basename "$d")
-    [ "$name" = brain-mr-teacher ] && continue
+    [ "$name" = brain-mr-teacher ] && [ "${2:-}" != all ] && continue
     mv "$d" $aside/models/
   done
   [ -d training/state ] && mv training/state $aside/state

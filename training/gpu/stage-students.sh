@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stages .gpu-carry/ (git-ignored) for training/gpu/students.sh: every brain label map as int16 in
-# one xz tar (about a third of the gzip size; 18 and 19 are the validation maps, used only for the
-# validation curves), the generation table, state/<run>/ for each run that continues
+# Stages .gpu-carry/ (git-ignored) for training/gpu/students.sh: for brain runs every brain label
+# map as int16 in one xz tar (about a third of the gzip size; 18 and 19 are the validation maps,
+# used only for the validation curves) and the generation table; for FLARE22 runs (DATA=flare) its
+# 50 maps in one tar; state/<run>/ for each run that continues
 # (training/state/<run>/ in the repo, or DIR given as RUN=DIR), and prefix/ with Debian's
 # nlohmann-json and CLI11 headers and CMake packages and OpenSSL 3 headers (the GPU box has none).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
@@ -18,6 +19,15 @@ cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-carry/prefix/include/openssl/
 cp -r /usr/share/cmake/nlohmann_json .gpu-carry/prefix/share/cmake/
 cp -r /usr/include/CLI .gpu-carry/prefix/include/
 cp -r /usr/share/cmake/CLI11 .gpu-carry/prefix/share/cmake/
+# Which label maps the runs need (DATA in each run's .env: brain, the default, or flare).
+need_brain='' need_flare=''
+for spec in "$@"; do
+  DATA=brain
+  # shellcheck source=/dev/null
+  source "training/gpu/runs/${spec%%=*}.env"
+  [ "$DATA" = flare ] && need_flare=1 || need_brain=1
+done
+if [ -n "$need_brain" ]; then
 /usr/bin/python3 - "$src" .gpu-carry/maps <<'PY'
 import glob, os, sys
 import nibabel as nib, numpy as np
@@ -35,9 +45,13 @@ PY
 cp "$src"/synthseg_generation_label_table.tsv .gpu-carry/maps/
 tar cf - -C .gpu-carry/maps . | xz -9 -T2 >.gpu-carry/brain-maps.tar.xz
 rm -rf .gpu-carry/maps
+fi
+# FLARE22 (issue 15): the gzip maps as they are, in one tar (the held-out split is in the tree).
+[ -n "$need_flare" ] && tar cf .gpu-carry/flare-maps.tar -C ../shared/data/abdomen_ct/flare22_label_maps .
 for spec in "$@"; do
   run=${spec%%=*} dir=training/state/${spec%%=*}
   [[ $spec == *=* ]] && dir=${spec#*=}
+  [ -d "$dir" ] || continue  # a new run: nothing to continue
   mkdir -p ".gpu-carry/state/$run" && cp -r "$dir/." ".gpu-carry/state/$run/"
 done
 du -sh .gpu-carry .gpu-carry/*

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Distils brain students on the GPU machine as runs that outlive the device calls: the machine
-# stays held between calls (30 s), so one call starts the runs in the background and later calls
-# watch them and bring back their state.
+# Trains on the GPU machine (brain students; CT teachers, MODE=train) as runs that outlive the
+# device calls: the machine stays held between calls (30 s), so one call starts the runs in the
+# background and later calls watch them and bring back their state.
 #   bash training/gpu/students.sh start DEADLINE_S RUN...  unpack, build, probe, start, watch until 580 s
 #   bash training/gpu/students.sh watch SECONDS             show progress; pack the latest checkpoint
 #   bash training/gpu/students.sh collect                    wait for the runs to end; pack their state
 #   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
+#   bash training/gpu/students.sh receive                    keep .gpu-carry/state on the machine for
+#                                                            the next call (a state too big to travel
+#                                                            with the teacher and the maps: w2's 50 MB)
 # DEADLINE_S: seconds after `start` began at which every run stops (wall clock, never the learning
 # rate: each run's schedule is fixed by its planned total, training/Trainer.h).
 # RUN: a file in training/gpu/runs/ (NAME.env) that defines the distill options of one run; runs go
@@ -33,25 +36,46 @@ build() {  # incremental: a warm machine keeps build-gpu/
   ninja -C build-gpu segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
 }
 
-unpack() {  # label maps travel as one xz tar (a third of their gzip size)
-  [ -d $G/brain ] && return 0
-  mkdir -p $G/brain && tar xJf $C/brain-maps.tar.xz -C $G/brain
+unpack() {  # label maps travel as tars: brain as int16 xz (a third of the gzip size), FLARE22 as is
+  if [ -f $C/brain-maps.tar.xz ] && [ ! -d $G/brain ]; then mkdir -p $G/brain && tar xJf $C/brain-maps.tar.xz -C $G/brain; fi
+  if [ -f $C/flare-maps.tar ] && [ ! -d $G/flare ]; then mkdir -p $G/flare && tar xf $C/flare-maps.tar -C $G/flare; fi
+  return 0
 }
 
-# One run, in the background: the options come from training/gpu/runs/$1.env.
+# The data of a run (DATA in its .env): training maps, held-out validation maps, generation table.
+# brain: SynthSeg's maps, 18 and 19 held out; flare: FLARE22's, training/ct/flare22-split.txt held out.
+data_of() {
+  case ${DATA:-brain} in
+  brain)
+    train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
+    val=$(ls $G/brain/training_seg_1[89].nii | paste -sd,)
+    table=$G/brain/synthseg_generation_label_table.tsv ;;
+  flare)
+    local held; held=$(grep -v '^#' training/ct/flare22-split.txt | paste -sd'|')
+    train=$(ls $G/flare/*.nii.gz | grep -v -E "$held" | paste -sd,)
+    val=$(ls $G/flare/*.nii.gz | grep -E "$held" | paste -sd,)
+    table=training/ct/abdomen-ct-generation.tsv ;;
+  esac
+}
+
+# One run, in the background: the options come from training/gpu/runs/$1.env. MODE=distill (the
+# default) distils students from the brain teacher; MODE=train trains a teacher (its OPTIONS name
+# the template, plan and bundle).
 launch() {
   local run=$1 gpu=$2 budget=$3
   local work=$G/runs/$run
   mkdir -p "$work"
-  [ -d "$C/state/$run" ] && [ ! -e "$work/work/state.yaml" ] && mkdir -p "$work/work" && cp -r "$C/state/$run/." "$work/work/"
+  local from=$C/state/$run
+  [ -d "$from" ] || from=$G/received/$run  # state carried by an earlier `receive` call
+  [ -d "$from" ] && [ ! -e "$work/work/state.yaml" ] && mkdir -p "$work/work" && cp -r "$from/." "$work/work/"
   # shellcheck source=/dev/null
-  source "training/gpu/runs/$run.env"   # sets OPTIONS (an array) and BATCH_SAMPLES
-  local train val
-  train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
-  val=$(ls $G/brain/training_seg_1[89].nii | paste -sd,)
+  source "training/gpu/runs/$run.env"   # sets OPTIONS (an array), TOTAL_SAMPLES, ...; MODE, DATA
+  local train val table mode=${MODE:-distill} teacher=()
+  data_of
+  [ "$mode" = distill ] && teacher=(--teacher etc/models/brain-mr-teacher/0.3.0)
   local batch=${BATCH:-2}
-  CUDA_VISIBLE_DEVICES=$gpu setsid nohup build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
-    --labels "$train" --val-labels "$val" --table $G/brain/synthseg_generation_label_table.tsv \
+  CUDA_VISIBLE_DEVICES=$gpu setsid nohup build-gpu/bin/segnode-distill "$mode" "${teacher[@]}" \
+    --labels "$train" --val-labels "$val" --table "$table" \
     --batch "$batch" --iterations $(( TOTAL_SAMPLES / batch )) --lr-warmup $(( WARMUP_SAMPLES / batch )) \
     --validate-every $(( VALIDATE_SAMPLES / batch )) --checkpoint-every $(( VALIDATE_SAMPLES / batch )) \
     --log-every 100 --time-budget "$budget" --resume --out "$work" "${OPTIONS[@]}" \
@@ -71,6 +95,9 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
 
 case $1 in
+receive)
+  mkdir -p $G/received && cp -r $C/state/. $G/received/ && du -sh $G/received/*
+  ;;
 build)  # a build check: compile segnode-distill against PyTorch's LibTorch, print its usage
   t0=$(date +%s); build || exit 1; echo "build: $(( $(date +%s) - t0 )) s"; build-gpu/bin/segnode-distill --help | head -3
   ;;
@@ -83,20 +110,20 @@ start)
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
-    unset PROBE_BATCHES
+    unset PROBE_BATCHES MODE DATA BATCH
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
     if [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ]; then
-      train=$(ls $G/brain/training_seg_*.nii | grep -v -e _18 -e _19 | paste -sd,)
+      data_of
       CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
-        --labels "$train" --table $G/brain/synthseg_generation_label_table.tsv --probe-batches "${PROBE_BATCHES:-2,4,8}" \
+        --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-2,4,8}" \
         --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
       [ -n "${BATCH:-}" ] || BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
     fi
     launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
-    unset BATCH; i=$(( i + 1 ))
+    i=$(( i + 1 ))
   done
   while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
   pack
