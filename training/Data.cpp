@@ -56,7 +56,12 @@ std::unique_ptr<training::Synthesizer> makeSynthesizer(const DataOptions& o, con
   } else if (!o.phases.empty()) {
     throw Error(ErrorCode::InvalidArgument, "--phases needs a CT generation table (--table training/ct/...)");
   }
-  return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, so);
+  std::vector<training::Subject> context;
+  for (const auto& path : o.contextMaps) context.push_back(training::loadSubject(path, "", spec.preprocessing.targetSpacing, lut, device));
+  if (!context.empty() && table.bodyLabel < 0)
+    throw Error(ErrorCode::InvalidArgument, "--context-maps needs a CT table with a body row (training/ct/...)");
+  return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, so,
+                                                 std::move(context));
 }
 
 std::unique_ptr<training::Validator> makeValidator(const DataOptions& o, const engine::BundleSpec& spec,

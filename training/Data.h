@@ -23,6 +23,8 @@ struct DataOptions {
   // tissue blobs in the unlabelled body (0: one Gaussian, the ablation's plain arm).
   std::vector<std::string> phases;
   int bodyBlobs = 10;
+  // CT: fully labelled maps (training/ct/totalseg-context.py) whose body context fills the hull.
+  std::vector<std::string> contextMaps;
 };
 
 torch::Device deviceFrom(const DataOptions& o);

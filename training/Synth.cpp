@@ -266,6 +266,77 @@ torch::Tensor withBodyHull(const Subject& s, int bodyLabel, int aortaLabel) {
   return torch::where(s.labels == 0, region, s.labels);
 }
 
+// Centroid (world mm) of `label` in a subject; nullopt when it has fewer than 10 voxels.
+std::optional<Vec3> centroidOf(const Subject& s, int label) {
+  auto idx = (s.labels == label).nonzero();  // [n, 3] (z, y, x)
+  if (idx.size(0) < 10) return std::nullopt;
+  auto m = idx.to(torch::kDouble).mean(0).to(torch::kCPU);
+  return s.geometry.indexToWorld({m[2].item<double>(), m[1].item<double>(), m[0].item<double>()});
+}
+
+// Index (x, y, z) -> world of a geometry, as a matrix and an offset.
+std::pair<engine::Mat3, Vec3> indexToWorldMap(const engine::Geometry& g) {
+  engine::Mat3 m{};
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) m[size_t(r)][size_t(c)] = g.direction[size_t(r)][size_t(c)] * g.spacing[size_t(c)];
+  return {m, g.origin};
+}
+
+// The body context of a fully labelled subject (TotalSegmentator, training/ct/totalseg-context.py)
+// moved onto an organ-only map: per world axis a scale and a shift fitted by least squares to the
+// centroids of the organs both have (FLARE22 values 1..13), then each voxel of the hull's inside
+// (bodyLabel) takes the context's value there when that is a context class (bodyLabel + 10 and
+// above: bone, muscle, bowel, lung, fluid, blood pool). Organs, the hull's shell and spine stay;
+// what the context leaves is painted as blobs. A per-axis fit, not a full affine: 13 centroids
+// would fit 12 affine parameters almost exactly, and the two bodies differ by more than that.
+torch::Tensor withContext(const Subject& s, const Subject& context, int bodyLabel) {
+  std::vector<std::array<Vec3, 2>> pairs;
+  for (int organ = 1; organ <= 13; ++organ) {
+    auto a = centroidOf(s, organ), b = centroidOf(context, organ);
+    if (a && b) pairs.push_back({*a, *b});
+  }
+  if (pairs.size() < 4) return s.labels;  // too few to align by: the blobs alone
+  Vec3 scale{}, shift{};
+  for (int ax = 0; ax < 3; ++ax) {  // ordinary least squares of b on a, per axis
+    double n = double(pairs.size()), sa = 0, sb = 0, saa = 0, sab = 0;
+    for (const auto& p : pairs) {
+      const double a = p[0][size_t(ax)], b = p[1][size_t(ax)];
+      sa += a, sb += b, saa += a * a, sab += a * b;
+    }
+    const double var = saa - sa * sa / n;
+    scale[size_t(ax)] = var > 1e-6 ? std::clamp((sab - sa * sb / n) / var, 0.7, 1.4) : 1.0;
+    shift[size_t(ax)] = (sb - scale[size_t(ax)] * sa) / n;
+  }
+  // Voxel (x, y, z) of s -> voxel of the context: K * ijk + t.
+  auto [ms, os] = indexToWorldMap(s.geometry);
+  auto [mc, oc] = indexToWorldMap(context.geometry);
+  auto mcInv = torch::tensor({mc[0][0], mc[0][1], mc[0][2], mc[1][0], mc[1][1], mc[1][2], mc[2][0], mc[2][1], mc[2][2]},
+                             torch::kDouble).view({3, 3}).inverse();
+  auto msT = torch::tensor({ms[0][0], ms[0][1], ms[0][2], ms[1][0], ms[1][1], ms[1][2], ms[2][0], ms[2][1], ms[2][2]},
+                           torch::kDouble).view({3, 3});
+  auto sc = torch::tensor({scale[0], scale[1], scale[2]}, torch::kDouble);
+  auto K = mcInv.matmul(sc.view({3, 1}) * msT);
+  auto t = mcInv.matmul(sc * torch::tensor({os[0], os[1], os[2]}, torch::kDouble) +
+                        torch::tensor({shift[0], shift[1], shift[2]}, torch::kDouble) -
+                        torch::tensor({oc[0], oc[1], oc[2]}, torch::kDouble));
+  auto inside = (s.labels == bodyLabel).nonzero();  // [n, 3] (z, y, x)
+  if (inside.size(0) == 0) return s.labels;
+  auto ijk = inside.flip({1}).to(torch::kDouble);     // (x, y, z)
+  auto dev = s.labels.device();
+  auto q = (ijk.matmul(K.t().to(dev)) + t.to(dev)).round().to(torch::kLong);  // context (x, y, z)
+  const auto& cl = context.labels;
+  auto ok = (q.select(1, 0) >= 0) & (q.select(1, 0) < cl.size(2)) & (q.select(1, 1) >= 0) & (q.select(1, 1) < cl.size(1)) &
+            (q.select(1, 2) >= 0) & (q.select(1, 2) < cl.size(0));
+  auto flat = (q.select(1, 2).clamp(0, cl.size(0) - 1) * cl.size(1) + q.select(1, 1).clamp(0, cl.size(1) - 1)) * cl.size(2) +
+              q.select(1, 0).clamp(0, cl.size(2) - 1);
+  auto value = cl.flatten().index({flat});
+  auto take = ok & (value >= bodyLabel + 10);
+  auto out = s.labels.clone();
+  auto at = inside.index({take});
+  out.index_put_({at.select(1, 0), at.select(1, 1), at.select(1, 2)}, value.index({take}));
+  return out;
+}
+
 }  // namespace
 
 Subject loadSubject(const std::filesystem::path& labelsPath, const std::filesystem::path& imagePath, const Vec3& spacing,
@@ -308,7 +379,7 @@ Subject loadSubject(const std::filesystem::path& labelsPath, const std::filesyst
 }
 
 Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, std::vector<int> targetLut,
-                         engine::PreprocessingSpec preprocessing, SynthOptions options)
+                         engine::PreprocessingSpec preprocessing, SynthOptions options, std::vector<Subject> context)
     : subjects_(std::move(subjects)), table_(std::move(table)), preprocessing_(preprocessing), options_(options) {
   if (subjects_.empty()) throw Error(ErrorCode::InvalidArgument, "synthesis needs at least one label map");
   auto device = subjects_[0].labels.device();
@@ -320,7 +391,11 @@ Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, s
   classOf_ = torch::tensor(cls).to(device);
   targetOf_ = torch::tensor(tgt).to(device);
   if (table_.bodyLabel >= 0)
-    for (auto& s : subjects_) s.labels = withBodyHull(s, table_.bodyLabel, table_.aortaLabel);
+    for (size_t i = 0; i < subjects_.size(); ++i) {
+      auto& s = subjects_[i];
+      s.labels = withBodyHull(s, table_.bodyLabel, table_.aortaLabel);
+      if (!context.empty()) s.labels = withContext(s, context[i % context.size()], table_.bodyLabel);
+    }
   for (const auto& s : subjects_) labelsAsFloat_.push_back(s.labels.to(torch::kFloat).unsqueeze(0).unsqueeze(0));
 }
 

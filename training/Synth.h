@@ -110,8 +110,11 @@ struct SynthBatch {
 
 class Synthesizer {
  public:
+  // `context` (CT tables with a body hull): fully labelled subjects whose body context (bone,
+  // muscle, bowel, lung, ...) is moved into the hull of subject i from context[i % n] (Synth.cpp,
+  // withContext); empty: the hull's inside is blobs alone.
   Synthesizer(std::vector<Subject> subjects, GenerationTable table, std::vector<int> targetLut,
-              engine::PreprocessingSpec preprocessing, SynthOptions options);
+              engine::PreprocessingSpec preprocessing, SynthOptions options, std::vector<Subject> context = {});
 
   // `size` is (x, y, z). Sample i of the batch uses subject (seed + i) mod n unless `subject` >= 0.
   // Each sample is synthesised over the subject's foreground box (+ margin) under a random spatial

@@ -186,6 +186,8 @@ void addDataOptions(CLI::App& sub, DataOptions& o) {
   g->add_option("--phases", o.phases, "CT: contrast phases to draw (default: all in the table)")->delimiter(',');
   g->add_option("--body-blobs", o.bodyBlobs, "CT: most tissue blobs in the unlabelled body (0: one Gaussian)")
       ->check(CLI::Range(0, 64));
+  g->add_option("--context-maps", o.contextMaps, "CT: fully labelled maps whose body context fills the hull "
+                                                 "(training/ct/totalseg-context.py)")->delimiter(',');
 }
 
 void addPlan(CLI::App& app) {

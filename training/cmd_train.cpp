@@ -78,6 +78,9 @@ nlohmann::ordered_json provenanceOf(const RunArgs& a, const training::TrainResul
   if (!a.data.table.empty()) p["data"]["generation_table"] = a.data.table;
   if (!a.data.phases.empty()) p["data"]["contrast_phases"] = CLI::detail::join(a.data.phases);
   if (a.data.table.find("/ct/") != std::string::npos) p["data"]["body_blobs"] = a.data.bodyBlobs;
+  if (!a.data.contextMaps.empty())
+    p["data"]["body_context"] = CLI::detail::join(a.data.contextMaps) +
+                                " (TotalSegmentator dataset masks, CC BY 4.0, Wasserthal et al. 2023)";
   p["training"]["iterations"] = r.iterations;
   p["training"]["planned_iterations"] = s.iterations;
   p["training"]["seconds"] = r.seconds;

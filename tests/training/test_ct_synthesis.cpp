@@ -21,7 +21,8 @@ namespace {
 const std::string kTable = std::string(SEGNODE_SOURCE_DIR) + "/training/ct/abdomen-ct-generation.tsv";
 
 // 48 x 40 x 24 voxels of 3 mm: a liver (1) block, a kidney (2) ellipsoid, an aorta (5) tube
-// through every slice, the rest 0 (air and body alike, as in FLARE22).
+// through every slice, spleen (3) and stomach (11) blocks, the rest 0 (air and body alike, as in
+// FLARE22).
 Subject flareLike() {
   Subject s;
   s.name = "flare-like";
@@ -30,6 +31,8 @@ Subject flareLike() {
   labels.slice(0, 4, 20).slice(1, 10, 24).slice(2, 8, 22).fill_(1);
   labels.masked_fill_(((z - 12).pow(2) + (y - 26).pow(2) * 2 + (x - 34).pow(2)) < 25, 2);
   labels.masked_fill_(((y - 22).pow(2) + (x - 26).pow(2)) < 5, 5);
+  labels.slice(0, 6, 14).slice(1, 10, 16).slice(2, 38, 44).fill_(3);   // spleen
+  labels.slice(0, 8, 16).slice(1, 4, 8).slice(2, 24, 30).fill_(11);    // stomach
   s.labels = labels;
   s.geometry.size = {48, 40, 24};
   s.geometry.spacing = {3, 3, 3};
@@ -37,18 +40,18 @@ Subject flareLike() {
   auto lo = std::get<0>(box.min(0)), hi = std::get<0>(box.max(0));
   s.foregroundBox = {lo[0].item<int64_t>(), hi[0].item<int64_t>() + 1, lo[1].item<int64_t>(), hi[1].item<int64_t>() + 1,
                      lo[2].item<int64_t>(), hi[2].item<int64_t>() + 1};
-  s.targetClasses = {1, 2, 5};
+  s.targetClasses = {1, 2, 3, 5, 11};
   return s;
 }
 
-Synthesizer ctSynthesizer(SynthOptions o = {}) {
+Synthesizer ctSynthesizer(SynthOptions o = {}, std::vector<Subject> context = {}) {
   std::vector<int> lut(14);
   for (int v = 0; v < 14; ++v) lut[size_t(v)] = v;
   engine::PreprocessingSpec p;
   p.normalization = engine::Normalization::CT;
   p.clipLow = -200, p.clipHigh = 300, p.mean = 80, p.std = 60;
   o.spatial = false;
-  return Synthesizer({flareLike()}, GenerationTable::readTsv(kTable), lut, p, o);
+  return Synthesizer({flareLike()}, GenerationTable::readTsv(kTable), lut, p, o, std::move(context));
 }
 
 double medianWhere(const torch::Tensor& image, const torch::Tensor& mask) {
@@ -129,4 +132,20 @@ TEST_CASE("CT training batches draw only the phases asked for", "[training][ct]"
     auto aorta = b.target[i] == 5;
     if (aorta.any().item<bool>()) CHECK(medianWhere(b.image[i][0], aorta) > (150.0 - 80) / 60);
   }
+}
+
+TEST_CASE("body context moves into the hull by the organs' centroids and never over an organ", "[training][ct]") {
+  // The context: the same anatomy with bowel (112) behind the kidney, where the map has 0.
+  Subject context = flareLike();
+  context.labels.slice(0, 8, 16).slice(1, 32, 37).slice(2, 34, 40).fill_(112);
+  context.labels.slice(0, 4, 20).slice(1, 10, 24).slice(2, 8, 22).fill_(112);  // and over the liver
+  auto synth = ctSynthesizer({}, {context});
+  auto labels = synth.subjects()[0].labels;
+  auto original = flareLike().labels;
+  CHECK(torch::equal(labels.masked_select(original > 0), original.masked_select(original > 0)));
+  auto block = labels.slice(0, 8, 16).slice(1, 32, 37).slice(2, 34, 40);
+  CHECK((block == 112).sum().item<int64_t>() == block.numel());
+  // Without context the same voxels are the hull's inside, painted as blobs.
+  auto plain = ctSynthesizer().subjects()[0].labels.slice(0, 8, 16).slice(1, 32, 37).slice(2, 34, 40);
+  CHECK((plain == 100).all().item<bool>());
 }

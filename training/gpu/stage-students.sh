@@ -47,7 +47,14 @@ tar cf - -C .gpu-carry/maps . | xz -9 -T2 >.gpu-carry/brain-maps.tar.xz
 rm -rf .gpu-carry/maps
 fi
 # FLARE22 (issue 15): the gzip maps as they are, in one tar (the held-out split is in the tree).
-[ -n "$need_flare" ] && tar cf .gpu-carry/flare-maps.tar -C ../shared/data/abdomen_ct/flare22_label_maps .
+# and the body context of the two TotalSegmentator subjects, one label map each (--context-maps).
+if [ -n "$need_flare" ]; then
+  tar cf .gpu-carry/flare-maps.tar -C ../shared/data/abdomen_ct/flare22_label_maps .
+  mkdir -p .gpu-carry/context
+  for s in s0327 s0328; do
+    /usr/bin/python3 training/ct/totalseg-context.py ../shared/data/abdomen_ct/totalseg_dataset_masks/$s .gpu-carry/context/$s.nii.gz
+  done
+fi
 for spec in "$@"; do
   run=${spec%%=*} dir=training/state/${spec%%=*}
   [[ $spec == *=* ]] && dir=${spec#*=}

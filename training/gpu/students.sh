@@ -59,8 +59,8 @@ data_of() {
 }
 
 # One run, in the background: the options come from training/gpu/runs/$1.env. MODE=distill (the
-# default) distils students from the brain teacher; MODE=train trains a teacher (its OPTIONS name
-# the template, plan and bundle).
+# default) distils students from TEACHER (default: the brain teacher); MODE=train trains a
+# teacher (its OPTIONS name the template, plan and bundle).
 launch() {
   local run=$1 gpu=$2 budget=$3
   local work=$G/runs/$run
@@ -72,7 +72,7 @@ launch() {
   source "training/gpu/runs/$run.env"   # sets OPTIONS (an array), TOTAL_SAMPLES, ...; MODE, DATA
   local train val table mode=${MODE:-distill} teacher=()
   data_of
-  [ "$mode" = distill ] && teacher=(--teacher etc/models/brain-mr-teacher/0.3.0)
+  [ "$mode" = distill ] && teacher=(--teacher "${TEACHER:-etc/models/brain-mr-teacher/0.3.0}")
   local batch=${BATCH:-2}
   CUDA_VISIBLE_DEVICES=$gpu setsid nohup build-gpu/bin/segnode-distill "$mode" "${teacher[@]}" \
     --labels "$train" --val-labels "$val" --table "$table" \
@@ -110,7 +110,7 @@ start)
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
-    unset PROBE_BATCHES MODE DATA BATCH
+    unset PROBE_BATCHES MODE DATA BATCH TEACHER
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
