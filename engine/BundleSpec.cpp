@@ -149,6 +149,37 @@ InferenceSpec readInference(yaml::Reader& r) {
   return s;
 }
 
+PlausibilitySpec readPlausibility(yaml::Reader& r, const std::vector<LabelInfo>& labels) {
+  PlausibilitySpec p;
+  if (!r.has("plausibility")) return p;
+  p.declared = true;
+  auto range = [&](const std::string& key) {
+    if (!r.has(key)) return PlausibilitySpec::Range{0, 0};
+    auto v = r.list<double>(key, "a number");
+    if (v.size() != 2 || !(v[0] >= 0) || !(v[1] >= v[0])) r.fail(key, "must be [low, high] with 0 <= low <= high");
+    return PlausibilitySpec::Range{v[0], v[1]};
+  };
+  p.labelledVolumeMl = range("plausibility.labelled_volume_ml");
+  p.structuresPresent = r.getOr<double>("plausibility.structures_present", "a fraction 0..1", 0);
+  p.minStructureMl = r.getOr<double>("plausibility.min_structure_ml", "millilitres", 0);
+  p.leftRightRatio = range("plausibility.left_right_ratio");
+  const std::string per = "plausibility.structure_volume_ml";
+  if (r.has(per))
+    for (const auto& kv : r.at(per)) {
+      auto name = kv.first.as<std::string>();
+      bool known = false;
+      for (const auto& l : labels) known |= l.name == name;
+      if (!known) r.fail(per + "." + name, "names no label of this bundle");
+      p.structureVolumeMl.emplace_back(name, range(per + "." + name));
+    }
+  p.minConfidence = r.getOr<double>("plausibility.min_confidence", "a probability 0..1", 0);
+  p.source = r.getOr<std::string>("plausibility.source", "text", "");
+  if (!(p.structuresPresent >= 0 && p.structuresPresent <= 1))
+    r.fail("plausibility.structures_present", "must be a fraction in [0, 1]");
+  if (!(p.minConfidence >= 0 && p.minConfidence <= 1)) r.fail("plausibility.min_confidence", "must be in [0, 1]");
+  return p;
+}
+
 YAML::Node codeNode(const CodedConcept& c) {
   YAML::Node n;
   n["scheme"] = c.scheme;
@@ -275,6 +306,7 @@ BundleSpec parseBundleFile(const std::filesystem::path& file, bool isTemplate) {
   b.preprocessing = readPreprocessing(r);
   b.architecture = readArchitecture(r, int(b.labels.size()));
   b.inference = readInference(r);
+  b.plausibility = readPlausibility(r, b.labels);
   b.provenance = r.has("provenance") ? yaml::toJson(r.at("provenance")) : nlohmann::ordered_json::object();
   b.metrics = r.has("metrics") ? yaml::toJson(r.at("metrics")) : nlohmann::ordered_json::object();
   if (!isTemplate) {
@@ -362,6 +394,22 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
       cal["activation_absmax"].push_back(flowList(absmax));
     }
     root["inference"]["int8_calibration"] = cal;
+  }
+  if (const auto& q = b.plausibility; q.declared) {
+    YAML::Node n;
+    auto range = [](const PlausibilitySpec::Range& v) {
+      return flowList(std::vector<std::string>{shortNumber(v[0], 4), shortNumber(v[1], 4)});
+    };
+    if (q.labelledVolumeMl[1] > 0) n["labelled_volume_ml"] = range(q.labelledVolumeMl);
+    if (q.structuresPresent > 0) {
+      n["structures_present"] = shortNumber(q.structuresPresent, 3);
+      n["min_structure_ml"] = shortNumber(q.minStructureMl, 3);
+    }
+    if (q.leftRightRatio[1] > 0) n["left_right_ratio"] = range(q.leftRightRatio);
+    for (const auto& [name, v] : q.structureVolumeMl) n["structure_volume_ml"][name] = range(v);
+    if (q.minConfidence > 0) n["min_confidence"] = shortNumber(q.minConfidence, 3);
+    if (!q.source.empty()) n["source"] = q.source;
+    root["plausibility"] = n;
   }
   YAML::Emitter out;
   out << YAML::BeginMap;

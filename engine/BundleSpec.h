@@ -9,6 +9,7 @@
 #include <array>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/Geometry.h"
@@ -102,6 +103,21 @@ struct InferenceSpec {
   } int8;
 };
 
+// bundle.yaml `plausibility:` (issue 16, engine/Plausibility.h): what a result of this model
+// must look like to be sent as it is. Written by `segnode-distill export` from the training label
+// maps and the validation cases; a range of [0, 0] is not checked.
+struct PlausibilitySpec {
+  using Range = std::array<double, 2>;
+  bool declared = false;
+  Range labelledVolumeMl{0, 0};  // all foreground labels together
+  double structuresPresent = 0;  // least share of the foreground labels present...
+  double minStructureMl = 0;     // ...a label counting as present from this volume
+  Range leftRightRatio{0, 0};    // left / right volume of each "left X" / "right X" pair present
+  std::vector<std::pair<std::string, Range>> structureVolumeMl;  // per label name (CT organs)
+  double minConfidence = 0;      // mean top-class probability; below it: LOW CONFIDENCE
+  std::string source;            // how the ranges were derived, free text
+};
+
 struct BundleSpec {
   std::string name;
   SemVer version;
@@ -113,6 +129,7 @@ struct BundleSpec {
   PreprocessingSpec preprocessing;
   ArchitectureSpec architecture;
   InferenceSpec inference;
+  PlausibilitySpec plausibility;
   nlohmann::ordered_json provenance = nlohmann::ordered_json::object();  // free-form: teacher, distillation, data, untrained flag
   nlohmann::ordered_json metrics = nlohmann::ordered_json::object();     // free-form: params, dice per label, cpu seconds
   std::string weightsFile = "weights.safetensors";

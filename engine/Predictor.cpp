@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "engine/Confidence.h"
 #include "engine/SlidingWindow.h"
 
 namespace segnode::engine {
@@ -125,6 +126,7 @@ torch::Tensor slidingWindowLogits(const NetworkFn& net, int64_t numClasses, cons
   torch::Tensor out = torch::empty({numClasses, input.size(0), input.size(1), input.size(2)});
   accumulateTiles(net, numClasses, input, o, input.size(0), [&](int64_t z0, const torch::Tensor& slab) {
     out.slice(1, z0, z0 + slab.size(1)).copy_(slab);
+    if (o.confidence) o.confidence->add(slab);
   });
   return unpad(out, lo, image);
 }
@@ -136,6 +138,7 @@ torch::Tensor slidingWindowClasses(const NetworkFn& net, int64_t numClasses, con
   torch::Tensor out = torch::empty({input.size(0), input.size(1), input.size(2)}, torch::kByte);
   accumulateTiles(net, numClasses, input, o, std::min(input.size(0), o.tile[2]), [&](int64_t z0, const torch::Tensor& slab) {
     out.slice(0, z0, z0 + slab.size(1)).copy_(slab.argmax(0));
+    if (o.confidence) o.confidence->add(slab);
   });
   return unpad(out, lo, image);
 }

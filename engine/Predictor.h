@@ -7,6 +7,10 @@
 #include "engine/Geometry.h"
 
 namespace segnode::engine {
+class ConfidenceAccumulator;
+}
+
+namespace segnode::engine {
 
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 using NetworkFn = std::function<torch::Tensor(const torch::Tensor&)>;  // [N,1,z,y,x] -> [N,C,z,y,x]
@@ -18,6 +22,7 @@ struct WindowOptions {
   std::vector<int> mirrorAxes;  // (x, y, z) axes; every subset is averaged (test-time augmentation)
   int batchSize = 1;
   ProgressFn progress;
+  ConfidenceAccumulator* confidence = nullptr;  // fed the averaged logits slab by slab (Confidence.h)
 };
 
 // image: [z, y, x] float32. Returns the importance-weighted average logits [C, z, y, x] float32

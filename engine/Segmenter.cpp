@@ -65,6 +65,8 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
 
   t0 = std::chrono::steady_clock::now();
   WindowOptions w = windowOptions(spec, options);
+  ConfidenceAccumulator confidence;
+  w.confidence = &confidence;
   st.tiles = countTiles(pre.record.networkSize, w);
   NetworkFn net = [&](const torch::Tensor& x) { return model.forward(x); };
   const int64_t numClasses = int64_t(spec.labels.size());
@@ -74,6 +76,7 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
   if (pre.record.resampled) logits = slidingWindowLogits(net, numClasses, pre.image, w);
   else cropClasses = slidingWindowClasses(net, numClasses, pre.image, w);
   pre.image = torch::Tensor();
+  st.confidence = confidence.result();
   st.inferenceSeconds = secondsSince(t0);
 
   t0 = std::chrono::steady_clock::now();

@@ -4,6 +4,7 @@
 // daemon's workers alike.
 #include <optional>
 
+#include "engine/Confidence.h"
 #include "engine/Model.h"
 #include "engine/Predictor.h"
 #include "engine/Volume.h"
@@ -20,6 +21,7 @@ struct SegmentStats {
   double preprocessSeconds = 0, inferenceSeconds = 0, postprocessSeconds = 0;
   int64_t tiles = 0;
   Size3 networkSize{};
+  Confidence confidence;  // of this result, from the window's own outputs (Confidence.h)
 };
 
 // The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles

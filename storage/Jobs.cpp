@@ -13,7 +13,8 @@ using namespace transition;
 
 constexpr const char* kJobColumns =
     "SELECT id, series_uid, route, model, state, COALESCE(reason, ''), generation, seg_series_uid, seg_sop_uid,"
-    " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]'), attempts FROM jobs";
+    " COALESCE(seg_path, ''), seg_series_number, COALESCE(destinations, '[]'), attempts,"
+    " COALESCE(on_implausible, 'reject'), confidence, COALESCE(plausibility, '') FROM jobs";
 
 std::string toJson(const std::vector<std::string>& names) { return nlohmann::json(names).dump(); }
 
@@ -36,6 +37,9 @@ Job readJob(SQLite::Statement& q) {
   j.segSeriesNumber = q.getColumn(10).getInt64();
   j.destinations = fromJson(q.getColumn(11).getString());
   j.attempts = q.getColumn(12).getInt();
+  j.sendImplausible = q.getColumn(13).getString() == "send_flagged";
+  if (!q.getColumn(14).isNull()) j.confidence = q.getColumn(14).getDouble();
+  j.plausibility = q.getColumn(15).getString();
   return j;
 }
 
@@ -60,7 +64,7 @@ OutboxItem readOutbox(SQLite::Statement& q) {
 
 Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::string& route, const std::string& model,
                  const std::vector<std::string>& destinations, const std::string& segSeriesUid,
-                 const std::string& segSopUid) {
+                 const std::string& segSopUid, bool sendImplausible) {
   std::lock_guard<std::mutex> lock(mutex_);
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   // A superseding SEG gets the next series number after the one it replaces.
@@ -76,7 +80,8 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   sup.bind(2, seriesUid);
   sup.exec();
   SQLite::Statement ins(db_, "INSERT INTO jobs (series_uid, generation, route, model, seg_series_uid, seg_sop_uid,"
-                             " seg_series_number, created_ms, destinations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                             " seg_series_number, created_ms, destinations, on_implausible)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   ins.bind(1, seriesUid);
   ins.bind(2, generation);
   ins.bind(3, route);
@@ -86,6 +91,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   ins.bind(7, number);
   ins.bind(8, nowMs());
   ins.bind(9, toJson(destinations));
+  ins.bind(10, sendImplausible ? "send_flagged" : "reject");
   ins.exec();
   Job j;
   j.id = db_.getLastInsertRowid();
@@ -103,6 +109,7 @@ Job Jobs::create(const std::string& seriesUid, int64_t generation, const std::st
   j.segSopUid = segSopUid;
   j.segSeriesNumber = number;
   j.destinations = destinations;
+  j.sendImplausible = sendImplausible;
   return j;
 }
 
@@ -151,7 +158,7 @@ std::optional<Job> Jobs::claimNext() {
 }
 
 JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
-                      const std::string& timingsJson) {
+                      const std::string& timingsJson, std::optional<double> confidence, const std::string& plausibility) {
   if (outcome != JobState::Done && outcome != JobState::Failed && outcome != JobState::Rejected)
     throw Error(ErrorCode::InvalidArgument, std::string("a job cannot finish as ") + sqlName(outcome));
   std::lock_guard<std::mutex> lock(mutex_);
@@ -162,12 +169,16 @@ JobState Jobs::finish(int64_t jobId, JobState outcome, const std::string& reason
   newer.executeStep();
   const JobState finalState = newer.getColumn(0).getInt() > 0 ? JobState::Superseded : outcome;
   const auto& t = *std::find_if(kJobFinished.begin(), kJobFinished.end(), [&](const auto& x) { return x.to == finalState; });
-  SQLite::Statement u(db_, sqlMove("jobs", t, ", reason = ?, seg_path = ?, timings = ?, finished_ms = ?", "id = ?"));
+  SQLite::Statement u(db_, sqlMove("jobs", t, ", reason = ?, seg_path = ?, timings = ?, finished_ms = ?, confidence = ?,"
+                                             " plausibility = ?", "id = ?"));
   bindText(u, 1, reason);
   bindText(u, 2, segPath);
   u.bind(3, timingsJson);
   u.bind(4, nowMs());
-  u.bind(5, jobId);
+  if (confidence) u.bind(5, *confidence);
+  else u.bind(5);
+  bindText(u, 6, plausibility);
+  u.bind(7, jobId);
   if (u.exec() != 1) throw Error(ErrorCode::Internal, "job " + std::to_string(jobId) + " is not running");
   if (finalState == JobState::Done) {
     SQLite::Statement dq(db_, "SELECT COALESCE(destinations, '[]') FROM jobs WHERE id = ?");

@@ -23,6 +23,9 @@ struct Job {
   int64_t segSeriesNumber = 0;
   std::vector<std::string> destinations;  // fixed when the job is made (its route's, then)
   int attempts = 0;                       // times a worker claimed it
+  bool sendImplausible = false;           // its route's on_implausible: send_flagged (else reject)
+  std::optional<double> confidence;       // of the result (engine/Confidence.h), once finished
+  std::string plausibility;               // the check's verdict and reasons, once finished
 };
 
 struct OutboxItem {
@@ -41,7 +44,7 @@ class Jobs {
   // Older jobs of the series that are not running become superseded. The series moves to processing.
   Job create(const std::string& seriesUid, int64_t generation, const std::string& route, const std::string& model,
              const std::vector<std::string>& destinations, const std::string& segSeriesUid,
-             const std::string& segSopUid);
+             const std::string& segSopUid, bool sendImplausible = false);
   // Jobs made before destinations were stored (NULL): filled from `routeDestinations(route)`
   // (std::nullopt: the route is gone, the job keeps none). Returns the jobs filled.
   int fillLegacyDestinations(
@@ -53,8 +56,11 @@ class Jobs {
   // running -> outcome (done, failed or rejected); a job whose series has a newer job meanwhile
   // becomes superseded instead. Returns the state written. A done job gets one outbox row per
   // destination it was made with.
+  // `confidence` and `plausibility`: what the plausibility check measured (none for a job that
+  // failed before it).
   JobState finish(int64_t jobId, JobState outcome, const std::string& reason, const std::string& segPath,
-                  const std::string& timingsJson);
+                  const std::string& timingsJson, std::optional<double> confidence = std::nullopt,
+                  const std::string& plausibility = "");
   // At start: jobs left running by a process that ended go back to the queue, except those that
   // had maxAttempts attempts already: they fail with that reason (a poison series).
   struct Requeued { int requeued = 0, givenUp = 0; };

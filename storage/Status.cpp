@@ -51,7 +51,10 @@ nlohmann::json toJson(const Job& j) {
           {"reason", j.reason},
           {"seg_series_uid", j.segSeriesUid},
           {"seg_series_number", j.segSeriesNumber},
-          {"destinations", j.destinations}};
+          {"destinations", j.destinations},
+          {"on_implausible", j.sendImplausible ? "send_flagged" : "reject"},
+          {"confidence", j.confidence ? nlohmann::json(*j.confidence) : nlohmann::json(nullptr)},
+          {"plausibility", j.plausibility}};
 }
 
 bool probeWritable(SQLite::Database& db, std::string& why) {

@@ -30,10 +30,12 @@
 #include "engine/ModelStore.h"
 #include "engine/PrecisionChoice.h"
 #include "engine/Nifti.h"
+#include "engine/Plausibility.h"
 #include "engine/Segmenter.h"
 #include "training/Commands.h"
 #include "training/Data.h"
 #include "training/Metrics.h"
+#include "training/PlausibilityRanges.h"
 #include "training/PrecisionGuard.h"
 
 namespace segnode::distill {
@@ -113,6 +115,8 @@ struct BundleSummary {
   int64_t tiles = 0;  // network evaluations, over all cases
   std::map<std::string, std::vector<double>> diceByGroup;
   std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
+  // Per case, for the plausibility thresholds export derives (issue 16).
+  std::vector<double> confidence, labelledMl, leftRight;
 };
 
 double mean(const std::vector<double>& v) {
@@ -205,7 +209,12 @@ int evaluateBundles(const EvaluateArgs& args) {
         sum.diceByStructure[c.group][s.name].push_back(d);
       }
       sum.diceByGroup[c.group].push_back(mean(caseDice));
-      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s\n", spec.name.c_str(), c.name.c_str(), mean(caseDice), sec);
+      auto plausibility = engine::checkPlausibility(spec, pred, stats.confidence);
+      sum.confidence.push_back(stats.confidence.meanMaxProbability);
+      sum.labelledMl.push_back(plausibility.labelledMl);
+      sum.leftRight.push_back(plausibility.leftRightRatio);
+      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s\n", spec.name.c_str(), c.name.c_str(), mean(caseDice), sec,
+                   plausibility.summary().c_str());
     }
     summaries.push_back(sum);
   }
@@ -257,6 +266,14 @@ int evaluateBundles(const EvaluateArgs& args) {
         for (const auto& [name, v] : s.diceByStructure.at(g)) m["dice"][g][name] = std::round(10000 * mean(v)) / 10000;
       }
     if (t) m["teacher"] = t->name;
+    // What the validation cases look like to the plausibility checks: export sets min_confidence
+    // below the lowest of them, so that no validation case would be flagged.
+    if (!s.confidence.empty()) {
+      auto lo = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+      auto hi = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+      m["validation_cases"]["confidence"] = {std::round(1000 * lo(s.confidence)) / 1000, std::round(1000 * hi(s.confidence)) / 1000};
+      m["validation_cases"]["labelled_volume_ml"] = {std::round(lo(s.labelledMl)), std::round(hi(s.labelledMl))};
+    }
     // Name and version: two versions of one model evaluated side by side keep separate files.
     YAML::Emitter e;
     yaml::emit(e, m);
@@ -304,6 +321,8 @@ struct ExportArgs {
   std::vector<std::string> guards;  // PRECISION=FILE: evaluate's metrics in another precision
   std::optional<double> tileStep;     // the bundle's default sliding-window step, when measured
   bool fp16 = false;
+  std::vector<std::string> plausibilityLabels;  // training label maps: bundle.yaml `plausibility:`
+  training::RangeOptions ranges;
 };
 
 int exportBundle(const ExportArgs& args) {
@@ -331,6 +350,12 @@ int exportBundle(const ExportArgs& args) {
     if (args.metrics.empty()) throw Error(ErrorCode::InvalidArgument, "--guard needs --metrics: the fp32 reference");
     auto candidate = yaml::toJson(yaml::Reader(g.substr(eq + 1), ErrorCode::BadInput).at(""));
     spec.metrics["precision_guard"][engine::toString(p)] = training::precisionGuard(spec.metrics, candidate).toJson();
+  }
+  if (!args.plausibilityLabels.empty()) {
+    std::optional<double> lowest;
+    if (spec.metrics.contains("validation_cases")) lowest = spec.metrics["validation_cases"]["confidence"][0].get<double>();
+    else std::fprintf(stderr, "no validation confidence in --metrics (evaluate it again): min_confidence not set\n");
+    spec.plausibility = training::plausibilityFromLabelMaps(spec, args.plausibilityLabels, lowest, args.ranges);
   }
   fs::path models = args.modelsDir;
   fs::path dest = models / spec.name / spec.version.toString();
@@ -382,6 +407,11 @@ void addEvaluate(CLI::App& app) {
   install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16 or int8; recorded as "
                                             "metrics.precision_guard (the node runs a precision only where it passed)")
       ->delimiter(',');
+  install->add_option("--plausibility-labels", x->plausibilityLabels,
+                       "the training label maps A,B,...: derive bundle.yaml `plausibility:` from them and the "
+                       "validation confidence in --metrics")
+      ->delimiter(',');
+  install->add_option("--plausibility-margin", x->ranges.margin, "widen the ranges by this share")->check(CLI::Range(0.0, 2.0));
   install->callback([x] { exportBundle(*x); });
 }
 

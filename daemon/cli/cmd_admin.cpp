@@ -61,8 +61,10 @@ void printJobs(const AdminArgs& a) {
   for (const auto& j : list) {
     if (a.json) std::printf("%s\n", storage::toJson(j).dump().c_str());
     else
-      std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s\n", (long long)j.id, storage::sqlName(j.state), j.route.c_str(), j.model.c_str(),
-                  (long long)j.generation, j.seriesUid.c_str(), j.reason.empty() ? "" : ("\n         " + j.reason).c_str());
+      std::printf("%6lld %-10s %-14s %-28s %4lld  %s%s%s\n", (long long)j.id, storage::sqlName(j.state), j.route.c_str(),
+                  j.model.c_str(), (long long)j.generation, j.seriesUid.c_str(),
+                  j.reason.empty() ? "" : ("\n         " + j.reason).c_str(),
+                  j.plausibility.empty() || !j.reason.empty() ? "" : ("\n         " + j.plausibility).c_str());
   }
 }
 

@@ -1,4 +1,5 @@
 // segnode models: what is installed, and (models init) random-weight bundles for tests/benchmarks.
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <ctime>
@@ -81,6 +82,28 @@ std::optional<config::NodeConfig> nodeConfig(const ModelsArgs& a) {
   return std::nullopt;
 }
 
+// The bundle's plausibility ranges in one line (engine/Plausibility.h).
+std::string plausibilityLine(const engine::PlausibilitySpec& p) {
+  if (!p.declared) return "none declared (results are measured, never rejected)";
+  auto range = [](const engine::PlausibilitySpec::Range& r) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.3g-%.3g", r[0], r[1]);
+    return std::string(b);
+  };
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (p.labelledVolumeMl[1] > 0) add("labelled " + range(p.labelledVolumeMl) + " mL");
+  if (p.structuresPresent > 0) add(">= " + std::to_string(int(std::lround(100 * p.structuresPresent))) + " % of structures");
+  if (p.leftRightRatio[1] > 0) add("left/right " + range(p.leftRightRatio));
+  if (!p.structureVolumeMl.empty()) add(std::to_string(p.structureVolumeMl.size()) + " structure volume ranges");
+  if (p.minConfidence > 0) {
+    char b[32];
+    std::snprintf(b, sizeof b, "confidence >= %.2f", p.minConfidence);
+    add(b);
+  }
+  return s;
+}
+
 int listModels(const ModelsArgs& a, const char* argv0) {
   const auto cfg = nodeConfig(a);
   const auto cache = cfg ? config::precisionCacheFile(*cfg) : std::filesystem::path();
@@ -94,6 +117,7 @@ int listModels(const ModelsArgs& a, const char* argv0) {
     for (const auto& b : all) {
       nlohmann::json j = bundleJson(b, verify && b.ok);
       if (b.ok) j["precision"] = precisionLine(b.spec, cache);
+      if (b.ok) j["plausibility"] = plausibilityLine(b.spec.plausibility);
       if (!b.ok || (verify && j.contains("weights_ok") && !j.at("weights_ok").get<bool>())) ++broken;
       std::printf("%s\n", j.dump().c_str());
     }
@@ -117,6 +141,7 @@ int listModels(const ModelsArgs& a, const char* argv0) {
                 engine::toString(s.modality), s.bodyPart.c_str(), s.labels.size() - 1,
                 (long long)s.architecture.parameterCount(), metrics.c_str());
     std::printf("%-28s precision: %s\n", "", precisionLine(s, cache).c_str());
+    std::printf("%-28s plausibility: %s\n", "", plausibilityLine(s.plausibility).c_str());
   }
   if (all.empty()) std::printf("(none installed)\n");
   return broken ? 65 : 0;

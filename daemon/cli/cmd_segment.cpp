@@ -12,6 +12,7 @@
 #include "common/Terminal.h"
 #include "daemon/cli/InputVolume.h"
 #include "engine/Nifti.h"
+#include "engine/Plausibility.h"
 #include "engine/Segmenter.h"
 
 namespace segnode::cli {
@@ -78,6 +79,11 @@ void segmentVolume(const SegmentArgs& a, const char* argv0) {
                "back to input grid %.2f s\n",
                a.input.c_str(), a.output.c_str(), spec.reference().c_str(), a.threads, total, stats.preprocessSeconds,
                (long long)stats.tiles, stats.inferenceSeconds, stats.postprocessSeconds);
+  // What the node would decide (issue 16): the bundle's plausibility ranges and the confidence.
+  auto check = engine::checkPlausibility(spec, labels, stats.confidence);
+  std::fprintf(stderr, "segnode: %s (labelled %.0f mL, %.0f %% of structures, low-margin voxels %.0f %%)%s\n",
+               check.summary().c_str(), check.labelledMl, 100 * check.structuresPresent,
+               100 * stats.confidence.lowMarginFraction, check.checked ? "" : "; this bundle declares no plausibility ranges");
 }
 
 void convertVolume(const std::string& input, const std::string& output) {

@@ -145,7 +145,7 @@ void readRoutes(yaml::Reader& k, NodeConfig& c) {
   static const std::regex modelRe("[a-z0-9][a-z0-9._-]*(@[0-9]+\\.[0-9]+\\.[0-9]+)?");
   for (size_t i = 0, n = k.size("routes", "see etc/segnode.yaml"); i < n; ++i) {
     std::string key = yaml::Reader::item("routes", i);
-    k.unknownKeys(key, {"name", "match", "model", "destinations"});
+    k.unknownKeys(key, {"name", "match", "model", "destinations", "on_implausible"});
     if (!k.has(key + ".name") || !k.has(key + ".model") || !k.has(key + ".destinations")) {
       k.problem(key, "needs name, model, destinations (and optionally match)", "see etc/segnode.yaml");
       continue;
@@ -162,6 +162,12 @@ void readRoutes(yaml::Reader& k, NodeConfig& c) {
       for (const auto& dest : c.destinations) known |= dest.name == d;
       if (!known) k.problem(key + ".destinations", "'" + d + "' is not defined under destinations", "add it or fix the name");
     }
+    std::string onImplausible = "reject";
+    if (k.has(key + ".on_implausible")) k.read(key + ".on_implausible", onImplausible, "reject or send_flagged");
+    if (onImplausible != "reject" && onImplausible != "send_flagged")
+      k.problem(key + ".on_implausible", "'" + onImplausible + "' is not reject or send_flagged",
+                "reject (record why, send nothing) or send_flagged (send the SEG marked IMPLAUSIBLE)");
+    route.sendImplausible = onImplausible == "send_flagged";
     readMatch(k, key + ".match", route.match);
     c.routes.push_back(route);
   }

@@ -38,6 +38,9 @@ struct Route {
   RouteMatch match;
   std::string model;                      // name or name@version
   std::vector<std::string> destinations;  // Destination names
+  // on_implausible: what to do with a result outside its model's plausibility ranges
+  // (engine/Plausibility.h): reject (the default: record why, send nothing) or send_flagged.
+  bool sendImplausible = false;
 };
 
 struct RetryPolicy {  // exponential backoff per destination, then dead letter

@@ -59,7 +59,10 @@ int writeSegmentation(const SeriesImage& src, const std::vector<uint16_t>& label
   if (labels.size() != plane * size_t(g.size[2])) throw Error(ErrorCode::Internal, "DICOM-SEG: label volume size differs from the series");
 
   IODGeneralEquipmentModule::EquipmentInfo equipment("segnode", "segnode", "1", out.modelName + " " + out.modelVersion);
-  ContentIdentificationMacro content("1", "SEGMENTATION", (out.modelName + " " + out.modelVersion).substr(0, 64).c_str(), "");
+  // ContentDescription (LO, 64 characters): the model, or the flag and what was measured.
+  const std::string contentDescription = out.flag.empty() ? out.modelName + " " + out.modelVersion
+                                                          : out.flag + ": " + out.note;
+  ContentIdentificationMacro content("1", "SEGMENTATION", contentDescription.substr(0, 64).c_str(), "");
   DcmSegmentation* rawSeg = nullptr;
   check(DcmSegmentation::createBinarySegmentation(rawSeg, Uint16(g.size[1]), Uint16(g.size[0]), equipment, content),
         "create");
@@ -71,6 +74,7 @@ int writeSegmentation(const SeriesImage& src, const std::vector<uint16_t>& label
   check(seg->getSeries().setSeriesNumber(std::to_string(out.seriesNumber).c_str()), "SeriesNumber");
   std::string description = out.seriesDescription.empty() ? out.modelName + " " + out.modelVersion + " segmentation"
                                                           : out.seriesDescription;
+  if (!out.flag.empty()) description = out.flag + " " + description;
   check(seg->getSeries().setSeriesDescription(description.substr(0, 64).c_str()), "SeriesDescription");
   check(seg->getSOPCommon().setSOPInstanceUID(out.sopInstanceUid.c_str()), "SOPInstanceUID");
   check(seg->getFrameOfReference().setFrameOfReferenceUID(src.frameOfReferenceUid.c_str()), "FrameOfReferenceUID");

@@ -19,6 +19,10 @@ struct SegOutput {
   std::string seriesDescription;                  // default: "<model> <version> segmentation"
   std::string modelName, modelVersion;
   std::string uidRoot;  // for the UIDs made here (Dimension Organization); "" = 2.25 UUID-based
+  // A warning for the reader (issue 16), e.g. "IMPLAUSIBLE" or "LOW CONFIDENCE": it leads the
+  // SeriesDescription and the ContentDescription, where a viewer shows it; `note` follows it in
+  // the ContentDescription (what was measured).
+  std::string flag, note;
 };
 
 // labels: one value per voxel of `source` ([k][j][i]), values from `table` (0 = background).

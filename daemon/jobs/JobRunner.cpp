@@ -17,6 +17,7 @@
 #include "storage/Spool.h"
 #include "engine/ModelStore.h"
 #include "engine/PrecisionChoice.h"
+#include "engine/Plausibility.h"
 #include "engine/Segmenter.h"
 #include "engine/TensorCache.h"
 
@@ -135,7 +136,7 @@ void JobRunner::run(const storage::Job& job, int worker) {
   }
   storage::JobState written{};
   std::string error;
-  if (!storage::recordWithRetry([&] { written = jobs_.finish(job.id, o.state, o.reason, o.segPath, timings.dump()); }, error)) {
+  if (!storage::recordWithRetry([&] { written = jobs_.finish(job.id, o.state, o.reason, o.segPath, timings.dump(), o.confidence, o.plausibility); }, error)) {
     SEGNODE_LOG(Error, Infer, "job " << job.id << ": its outcome (" << storage::sqlName(o.state) << ") could not be recorded: "
                                      << error << "; it stays running and is taken up again at the next start");
     return;
@@ -176,6 +177,14 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     timings["preprocess_s"] = stats.preprocessSeconds;
     timings["inference_s"] = stats.inferenceSeconds;
     timings["postprocess_s"] = stats.postprocessSeconds;
+    const auto& spec = net->spec();
+    // Is this what the model's anatomy looks like? A phantom or another body part is rejected
+    // with what was measured, or sent flagged where the route says so (issue 16).
+    const auto check = engine::checkPlausibility(spec, labels, stats.confidence);
+    const std::optional<double> confidence = stats.confidence.meanMaxProbability;
+    if (!check.plausible && !job.sendImplausible)
+      return {JobState::Rejected, "implausible result of " + spec.reference() + ": " + check.reasonText(), "", false,
+              confidence, check.summary()};
     t0 = std::chrono::steady_clock::now();
     // Straight into the SEG writer's buffer (label values are < 32768): no int32 copy of the
     // volume on the way (600 MB for a 512 x 512 x 600 CT).
@@ -183,13 +192,16 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     torch::from_blob(values.data(), labels.data.sizes(), torch::kShort).copy_(labels.data);
     std::filesystem::create_directories(options_.outputDir);
     auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
-    const auto& spec = net->spec();
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString(),
                          options_.uidRoot};
+    if (!check.plausible || check.lowConfidence) {
+      out.flag = !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE";
+      out.note = check.summary();
+    }
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);
-    return {JobState::Done, "", path.string()};
+    return {JobState::Done, "", path.string(), false, confidence, check.summary()};
   } catch (const Stopped&) {
     return {JobState::Queued, "", "", true};
   } catch (const Error& e) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +66,8 @@ class JobRunner {
     storage::JobState state;
     std::string reason, segPath;
     bool stopped = false;  // by stop()'s deadline: the job goes back to the queue
+    std::optional<double> confidence;  // what the plausibility check measured, once it ran
+    std::string plausibility;
   };
   struct Stopped {};  // thrown between tiles past the deadline
   void run(const storage::Job& job, int worker);  // process, then record the outcome (storage::recordWithRetry)

@@ -65,7 +65,7 @@ void Router::route(const std::string& seriesUid, int64_t generation) {
       return;
     }
     auto job = jobs_.create(seriesUid, generation, route.name, route.model, route.destinations,
-                            newDicomUid(options_.uidRoot), newDicomUid(options_.uidRoot));
+                            newDicomUid(options_.uidRoot), newDicomUid(options_.uidRoot), route.sendImplausible);
     SEGNODE_LOG(Info, Route, "series " << seriesUid << " (generation " << generation << ") -> route " << route.name
                                        << ", job " << job.id << ", model " << route.model);
     if (jobCreated_) jobCreated_();

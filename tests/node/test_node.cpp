@@ -478,13 +478,15 @@ TEST_CASE("segnoded --check-config reports every problem with file, key and fix 
                         "storage:\n  min_free_mb: -1\n  retension_hours: 3\n  max_dataset_mb: 0\nseries:\n  quiet_period_s: 0\n"
                         "processing:\n  max_voxels: 0\n"
                         "destinations:\n  - {name: pacs, ae_title: PACS, host: 127.0.0.1, port: [104], tls: {min_version: 1.1}}\n"
-                        "routes:\n  - {name: r, model: m, destinations: [pacs], macth: {modality: MR}}\n";
+                        "routes:\n  - {name: r, model: m, destinations: [pacs], macth: {modality: MR}}\n"
+                        "  - {name: s, model: m, destinations: [pacs], on_implausible: ignore}\n";
   auto r = runCommand({segnodedPath().string(), "--config", cfg.string(), "--check-config"});
   CHECK(r.exitCode == 78);
   for (const char* key : {"dicom.ae_title", "dicom.port", "dicom.peers", "dicom.sop_classes", "storage.min_free_mb",
                           "storage.retension_hours", "series.quiet_period_s", "destinations[0].port", "routes[0].macth",
                           "dicom.uid_root", "dicom.tls", "dicom.tls.certificate", "storage.max_dataset_mb", "processing.max_voxels",
-                          "destinations[0].tls.min_version", "destinations[0].tls.trusted_certificates"}) {
+                          "destinations[0].tls.min_version", "destinations[0].tls.trusted_certificates",
+                          "routes[1].on_implausible"}) {
     CHECK_THAT(r.output, Catch::Contains(cfg.string() + ": key '" + key + "'"));
   }
   CHECK_THAT(r.output, Catch::Contains("fix:"));

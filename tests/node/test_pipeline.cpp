@@ -51,6 +51,17 @@ struct Site {
                       "routes:\n  - {name: brain-t1, match: {modality: MR, min_slices: 20}, model: e2e-brain, destinations: [pacs]}\n");
   }
 };
+// Declares plausibility ranges in the test bundle (issue 16): a labelled volume no brain has, so
+// that every result of the random network is implausible.
+void declareImpossibleBrain(const fs::path& models) {
+  const fs::path dir = models / "e2e-brain" / "0.0.1";
+  engine::BundleSpec spec = engine::loadBundleSpec(dir);
+  spec.plausibility.declared = true;
+  spec.plausibility.labelledVolumeMl = {1e6, 2e6};
+  spec.plausibility.source = "test: a range no result reaches";
+  engine::saveBundleSpec(spec, dir / "bundle.yaml");
+}
+
 // Orthanc (Debian's package) and the series a test sends: a skip when either is not here.
 bool absent(const std::string& series) {
   return segnode::test::missing(OrthancProcess::available(), "Orthanc (/usr/sbin/Orthanc)") ||
@@ -429,4 +440,47 @@ TEST_CASE("a late instance after the SEG was sent: a new SEG supersedes the old 
   auto uids = site.node.queryStrings("SELECT seg_series_uid FROM jobs ORDER BY id");
   CHECK(uids[0] != uids[1]);
   CHECK(site.node.queryInt("SELECT generation FROM series") == 2);
+}
+
+TEST_CASE("an implausible result is rejected with what was measured - no SEG, nothing sent, the admin CLI shows why",
+          "[pipeline][plausibility][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  Site site;
+  declareImpossibleBrain(site.node.dir() / "models");
+  site.node.start();
+  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
+  REQUIRE(waitFor([&] { return site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'rejected'") == 1; }, 240));
+  const std::string reason = site.node.queryStrings("SELECT reason FROM jobs")[0];
+  CHECK_THAT(reason, Catch::StartsWith("implausible result of e2e-brain@0.0.1: labelled volume "));
+  CHECK_THAT(reason, Catch::Contains("expected 1000000-2000000 mL"));
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE confidence > 0 AND confidence <= 1") == 1);
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM outbox") == 0);
+  CHECK(site.node.queryStrings("SELECT COALESCE(seg_path, '') FROM jobs")[0].empty());
+  auto jobs = runCommand({fs::path(SEGNODED_PATH).parent_path() / "segnode", "jobs", "--config", site.node.configFile().string()});
+  CHECK(jobs.exitCode == 0);
+  CHECK_THAT(jobs.output, Catch::Contains("rejected"));
+  CHECK_THAT(jobs.output, Catch::Contains("expected 1000000-2000000 mL"));
+  site.node.stop();
+}
+
+TEST_CASE("on_implausible: send_flagged - the SEG goes out marked IMPLAUSIBLE where a viewer shows it, and stays valid",
+          "[pipeline][plausibility][orthanc][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  Site site;
+  declareImpossibleBrain(site.node.dir() / "models");
+  site.node.editConfig("destinations: [pacs]}", "destinations: [pacs], on_implausible: send_flagged}");
+  site.pacs.start();
+  site.node.start();
+  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
+  REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
+  TempDir tmp;
+  site.pacs.download(site.pacs.instancesOfModality("SEG")[0], tmp / "seg.dcm");
+  std::string report;
+  CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
+  INFO(report);
+  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", (tmp / "seg.dcm").string()}).output;
+  CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE e2e-brain 0.0.1 segmentation]"));
+  CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE: implausible: labelled volume "));
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND plausibility LIKE 'implausible: %'") == 1);
+  site.node.stop();
 }

@@ -1,0 +1,29 @@
+#include "engine/Confidence.h"
+
+#include <torch/torch.h>
+
+namespace segnode::engine {
+
+void ConfidenceAccumulator::add(const torch::Tensor& logits) {
+  if (logits.size(0) < 2) return;
+  auto l = logits.slice(2, 0, logits.size(2), 2).slice(3, 0, logits.size(3), 2).to(torch::kFloat);
+  auto [top, index] = l.topk(2, 0);                      // [2, z, y, x]
+  auto sum = (l - top[0]).exp().sum(0);                  // softmax denominator / exp(l1)
+  auto p1 = sum.reciprocal(), p2 = (top[1] - top[0]).exp() / sum;
+  auto foreground = index[0] != 0;
+  count_ += foreground.sum().item<int64_t>();
+  sumMax_ += p1.masked_select(foreground).sum().item<double>();
+  lowMargin_ += ((p1 - p2 < Confidence::kLowMargin) & foreground).sum().item<int64_t>();
+}
+
+Confidence ConfidenceAccumulator::result() const {
+  Confidence c;
+  c.labelledVoxels = count_;
+  if (count_ > 0) {
+    c.meanMaxProbability = sumMax_ / double(count_);
+    c.lowMarginFraction = double(lowMargin_) / double(count_);
+  }
+  return c;
+}
+
+}  // namespace segnode::engine

@@ -1,0 +1,32 @@
+#pragma once
+// A per-case confidence from the network's own averaged outputs, at no extra pass (issue 16):
+// over the voxels it labels foreground, the mean probability of the chosen class and the share
+// whose margin to the runner-up is small. A phantom, a CT sent to a brain model or noise gives
+// low values where the validation cases give high ones (docs/models.md, "Plausibility").
+#include <cstdint>
+
+#include <torch/types.h>
+
+namespace segnode::engine {
+
+struct Confidence {
+  double meanMaxProbability = 0;  // over foreground-labelled voxels; 0 when there are none
+  double lowMarginFraction = 0;   // share of them with p1 - p2 < kLowMargin
+  int64_t labelledVoxels = 0;     // counted voxels (every 2nd voxel in y and x)
+  static constexpr double kLowMargin = 0.2;
+};
+
+// Fed slab by slab with the sliding window's averaged logits [C, z, y, x] (WindowOptions).
+// Every second voxel in y and x is counted: the statistic is a mean, and this keeps its cost a
+// small part of the window's (one exp per counted logit).
+class ConfidenceAccumulator {
+ public:
+  void add(const torch::Tensor& logits);
+  Confidence result() const;
+
+ private:
+  double sumMax_ = 0;
+  int64_t count_ = 0, lowMargin_ = 0;
+};
+
+}  // namespace segnode::engine

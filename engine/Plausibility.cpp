@@ -1,0 +1,91 @@
+#include "engine/Plausibility.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace segnode::engine {
+namespace {
+
+std::string ml(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, v >= 10 ? "%.0f" : "%.3g", v);
+  return b;
+}
+
+std::string outside(const std::string& what, double value, const PlausibilitySpec::Range& r, const std::string& unit) {
+  return what + " " + ml(value) + unit + ", expected " + ml(r[0]) + "-" + ml(r[1]) + unit;
+}
+
+bool within(double v, const PlausibilitySpec::Range& r) { return r[1] <= 0 || (v >= r[0] && v <= r[1]); }
+
+}  // namespace
+
+std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<LabelInfo>& table) {
+  int maxValue = 0;
+  for (const auto& l : table) maxValue = std::max(maxValue, l.value);
+  auto counts = labels.data.to(torch::kLong).flatten().clamp(0, maxValue).bincount({}, maxValue + 1);
+  const auto& s = labels.geometry.spacing;
+  const double voxelMl = s[0] * s[1] * s[2] / 1000;
+  std::vector<double> out;
+  for (const auto& l : table) out.push_back(double(counts[l.value].item<int64_t>()) * voxelMl);
+  return out;
+}
+
+double leftRightRatio(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table) {
+  double left = 0, right = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (table[i].name.rfind("left ", 0) != 0) continue;
+    const std::string partner = "right " + table[i].name.substr(5);
+    for (size_t j = 0; j < table.size(); ++j)
+      if (table[j].name == partner) left += volumesMl[i], right += volumesMl[j];
+  }
+  return right > 0 ? left / right : 0;
+}
+
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence) {
+  PlausibilityReport r;
+  r.confidence = confidence;
+  const PlausibilitySpec& p = spec.plausibility;
+  r.checked = p.declared;
+  const auto volumes = labelVolumesMl(labels, spec.labels);
+  int present = 0, foreground = 0;
+  for (size_t i = 1; i < volumes.size(); ++i) {
+    r.labelledMl += volumes[i];
+    ++foreground;
+    if (volumes[i] >= std::max(p.minStructureMl, 1e-9)) ++present;
+  }
+  r.structuresPresent = foreground ? double(present) / foreground : 0;
+  r.leftRightRatio = leftRightRatio(volumes, spec.labels);
+  if (!p.declared) return r;
+  if (!within(r.labelledMl, p.labelledVolumeMl))
+    r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));
+  if (r.structuresPresent < p.structuresPresent)
+    r.reasons.push_back(std::to_string(present) + " of " + std::to_string(foreground) + " structures present, expected at least " +
+                        std::to_string(int(std::ceil(p.structuresPresent * foreground - 1e-9))));
+  if (r.leftRightRatio > 0 && !within(r.leftRightRatio, p.leftRightRatio))
+    r.reasons.push_back(outside("left/right volume ratio", r.leftRightRatio, p.leftRightRatio, ""));
+  for (const auto& [name, range] : p.structureVolumeMl)
+    for (size_t i = 0; i < spec.labels.size(); ++i)
+      if (spec.labels[i].name == name && !within(volumes[i], range))
+        r.reasons.push_back(outside(name, volumes[i], range, " mL"));
+  r.plausible = r.reasons.empty();
+  r.lowConfidence = p.minConfidence > 0 && confidence.meanMaxProbability < p.minConfidence;
+  return r;
+}
+
+std::string PlausibilityReport::reasonText() const {
+  std::string s;
+  for (size_t i = 0; i < reasons.size(); ++i) s += (i ? "; " : "") + reasons[i];
+  return s;
+}
+
+std::string PlausibilityReport::summary() const {
+  std::string s = plausible ? "plausible" : "implausible: " + reasonText();
+  char c[96];
+  std::snprintf(c, sizeof c, "; confidence %.2f%s", confidence.meanMaxProbability, lowConfidence ? " (LOW)" : "");
+  return s + c;
+}
+
+}  // namespace segnode::engine

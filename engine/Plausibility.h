@@ -1,0 +1,37 @@
+#pragma once
+// Is a result what the model's anatomy looks like? (issue 16) The bundle declares the ranges
+// (BundleSpec::plausibility, written by `segnode-distill export` from its training label maps);
+// this measures a label map against them: the labelled volume, the share of structures present,
+// the left/right volume ratio, per-structure volumes, and the confidence of the network itself.
+// A phantom, a CT sent to a brain model or a scan of another body part fails with a reason that
+// names what was measured and what was expected.
+#include <string>
+#include <vector>
+
+#include "engine/BundleSpec.h"
+#include "engine/Confidence.h"
+#include "engine/Volume.h"
+
+namespace segnode::engine {
+
+struct PlausibilityReport {
+  bool checked = false;        // the bundle declares plausibility ranges
+  bool plausible = true;       // every declared range holds
+  bool lowConfidence = false;  // confidence below the bundle's min_confidence
+  std::vector<std::string> reasons;  // one per failed range, e.g. "labelled volume 4 mL, expected 700-2000 mL"
+  double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0;
+  Confidence confidence;
+  // The failed ranges, "; "-separated ("" when plausible).
+  std::string reasonText() const;
+  // "plausible; confidence 0.93" / "implausible: <reasons>; confidence 0.41 (LOW)".
+  std::string summary() const;
+};
+
+// mL per entry of `table` (index = class) in a label map whose values are the table's values.
+std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<LabelInfo>& table);
+// Total left / total right volume over the "left X" / "right X" label pairs; 0 without pairs.
+double leftRightRatio(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table);
+
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence);
+
+}  // namespace segnode::engine

@@ -1,0 +1,150 @@
+// Plausibility checks and the per-case confidence (issue 16): the confidence of averaged logits,
+// the ranges a bundle declares (read, written, refused when wrong), and the reasons a result
+// outside them gets.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "TestSupport.h"
+#include "common/Error.h"
+#include "engine/Confidence.h"
+#include "engine/Plausibility.h"
+
+using namespace segnode;
+using namespace segnode::engine;
+using segnode::test::TempDir;
+
+namespace {
+
+// Background, "left thing", "right thing", "organ".
+BundleSpec fourLabels() {
+  BundleSpec s;
+  s.name = "t";
+  for (auto [v, n] : std::vector<std::pair<int, std::string>>{{0, "background"}, {1, "left thing"}, {2, "right thing"}, {5, "organ"}}) {
+    LabelInfo l;
+    l.value = v, l.name = n;
+    s.labels.push_back(l);
+  }
+  return s;
+}
+
+// 20 x 20 x 10 voxels of 2 mm (8 uL each = 0.008 mL): `left`, `right` and `organ` voxels of
+// each value, the rest background.
+Volume labelMap(int left, int right, int organ) {
+  Volume v;
+  v.geometry.size = {20, 20, 10};
+  v.geometry.spacing = {2, 2, 2};
+  auto flat = torch::zeros({4000}, torch::kByte);
+  flat.slice(0, 0, left).fill_(1);
+  flat.slice(0, left, left + right).fill_(2);
+  flat.slice(0, left + right, left + right + organ).fill_(5);
+  v.data = flat.view({10, 20, 20});
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("confidence: a clear winner is near 1, a tie has no margin, background is not counted", "[engine][plausibility]") {
+  ConfidenceAccumulator clear;
+  auto logits = torch::zeros({3, 2, 4, 4});
+  logits[1].fill_(10);  // class 1 everywhere, by far
+  clear.add(logits);
+  auto c = clear.result();
+  CHECK(c.labelledVoxels == 2 * 2 * 2);  // every second voxel in y and x
+  CHECK(c.meanMaxProbability > 0.999);
+  CHECK(c.lowMarginFraction == 0);
+
+  ConfidenceAccumulator tie;
+  auto even = torch::zeros({3, 2, 4, 4});
+  even[0].fill_(-5);  // classes 1 and 2 tie: p = 0.5 each
+  tie.add(even);
+  CHECK(tie.result().meanMaxProbability == Approx(0.5).epsilon(0.01));
+  CHECK(tie.result().lowMarginFraction == 1);
+
+  ConfidenceAccumulator none;
+  auto background = torch::zeros({3, 2, 4, 4});
+  background[0].fill_(4);
+  none.add(background);
+  CHECK(none.result().labelledVoxels == 0);
+  CHECK(none.result().meanMaxProbability == 0);
+}
+
+TEST_CASE("a result outside the declared ranges is implausible, with what was measured and expected", "[engine][plausibility]") {
+  BundleSpec spec = fourLabels();
+  auto& p = spec.plausibility;
+  p.declared = true;
+  p.labelledVolumeMl = {4, 20};
+  p.structuresPresent = 1;
+  p.minStructureMl = 0.05;
+  p.leftRightRatio = {0.8, 1.25};
+  p.structureVolumeMl = {{"organ", {0, 10}}};
+  p.minConfidence = 0.7;
+  Confidence sure;
+  sure.meanMaxProbability = 0.95;
+
+  auto good = checkPlausibility(spec, labelMap(500, 500, 1000), sure);  // 4 + 4 + 8 mL
+  CHECK(good.plausible);
+  CHECK_FALSE(good.lowConfidence);
+  CHECK(good.labelledMl == Approx(16));
+  CHECK(good.leftRightRatio == Approx(1));
+
+  auto lopsided = checkPlausibility(spec, labelMap(900, 300, 1000), sure);
+  CHECK_FALSE(lopsided.plausible);
+  CHECK_THAT(lopsided.reasonText(), Catch::Contains("left/right volume ratio 3, expected 0.8-1.25"));
+
+  auto tiny = checkPlausibility(spec, labelMap(2, 0, 1), sure);
+  CHECK_FALSE(tiny.plausible);
+  CHECK_THAT(tiny.reasonText(), Catch::Contains("labelled volume 0.024 mL, expected 4-20 mL"));
+  CHECK_THAT(tiny.reasonText(), Catch::Contains("0 of 3 structures present, expected at least 3"));
+
+  auto bigOrgan = checkPlausibility(spec, labelMap(100, 100, 2000), sure);
+  CHECK_THAT(bigOrgan.reasonText(), Catch::Contains("organ 16 mL, expected 0-10 mL"));
+
+  Confidence unsure;
+  unsure.meanMaxProbability = 0.4;
+  auto flagged = checkPlausibility(spec, labelMap(500, 500, 1000), unsure);
+  CHECK(flagged.plausible);
+  CHECK(flagged.lowConfidence);
+  CHECK_THAT(flagged.summary(), Catch::Contains("confidence 0.40 (LOW)"));
+
+  spec.plausibility = {};  // a bundle without the section: measured, never implausible
+  CHECK(checkPlausibility(spec, labelMap(2, 0, 1), unsure).plausible);
+}
+
+TEST_CASE("bundle.yaml plausibility: written and read back, and a wrong entry is refused by key", "[engine][plausibility][bundle]") {
+  TempDir dir;
+  BundleSpec spec = fourLabels();
+  spec.version = {0, 0, 1};
+  spec.architecture = ArchitectureSpec::nnunetDefault(3, 4);
+  spec.weightsSha256 = std::string(64, 'a');
+  auto& p = spec.plausibility;
+  p.declared = true;
+  p.labelledVolumeMl = {800, 2200};
+  p.structuresPresent = 0.75;
+  p.minStructureMl = 0.05;
+  p.leftRightRatio = {0.8, 1.25};
+  p.structureVolumeMl = {{"organ", {0, 3000}}};
+  p.minConfidence = 0.81;
+  p.source = "test";
+  saveBundleSpec(spec, dir / "bundle.yaml");
+  auto back = loadBundleSpec(dir.path()).plausibility;
+  CHECK(back.declared);
+  CHECK(back.labelledVolumeMl == PlausibilitySpec::Range{800, 2200});
+  CHECK(back.structuresPresent == Approx(0.75));
+  CHECK(back.leftRightRatio == PlausibilitySpec::Range{0.8, 1.25});
+  REQUIRE(back.structureVolumeMl.size() == 1);
+  CHECK(back.structureVolumeMl[0].first == "organ");
+  CHECK(back.minConfidence == Approx(0.81));
+
+  std::string text;
+  {
+    std::ifstream in(dir / "bundle.yaml");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto at = text.find("organ: [0, 3000]");
+  REQUIRE(at != std::string::npos);
+  std::ofstream(dir / "bundle.yaml") << text.replace(at, 5, "liver");
+  CHECK_THROWS_WITH(loadBundleSpec(dir.path()), Catch::Contains("plausibility.structure_volume_ml.liver"));
+}

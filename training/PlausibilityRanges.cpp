@@ -1,0 +1,72 @@
+#include "training/PlausibilityRanges.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "common/Error.h"
+#include "engine/Nifti.h"
+#include "engine/Plausibility.h"
+#include "training/Synth.h"
+
+namespace segnode::training {
+namespace {
+
+// A training map as the bundle's output would be: class indices, then the bundle's label values.
+engine::Volume asBundleLabels(const std::string& path, const engine::BundleSpec& spec, const std::vector<int>& lut) {
+  engine::Volume v = engine::readNifti(path);
+  std::vector<int64_t> valueOf(lut.size());
+  for (size_t i = 0; i < lut.size(); ++i) valueOf[i] = spec.labels[size_t(lut[i])].value;
+  auto values = torch::tensor(valueOf);
+  v.data = values.index({v.data.to(torch::kFloat).round().to(torch::kLong).clamp(0, int64_t(lut.size()) - 1)});
+  return v;
+}
+
+struct Extremes {
+  double lo = INFINITY, hi = 0;
+  void add(double v) { lo = std::min(lo, v), hi = std::max(hi, v); }
+};
+
+}  // namespace
+
+engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
+                                                   std::optional<double> lowestValidationConfidence,
+                                                   const RangeOptions& o) {
+  if (maps.empty()) throw Error(ErrorCode::InvalidArgument, "plausibility ranges need the training label maps");
+  const auto lut = targetLookup(spec.labels);
+  const bool ct = spec.modality == engine::Modality::CT;
+  Extremes labelled, ratio, present;
+  std::vector<Extremes> perLabel(spec.labels.size());
+  for (const auto& path : maps) {
+    engine::Volume v = asBundleLabels(path, spec, lut);
+    engine::PlausibilitySpec none;
+    engine::BundleSpec measure = spec;
+    measure.plausibility = none;
+    measure.plausibility.minStructureMl = o.minStructureMl;
+    auto r = engine::checkPlausibility(measure, v, {});
+    labelled.add(r.labelledMl);
+    present.add(r.structuresPresent);
+    if (r.leftRightRatio > 0) ratio.add(r.leftRightRatio);
+    auto volumes = engine::labelVolumesMl(v, spec.labels);
+    for (size_t i = 1; i < volumes.size(); ++i) perLabel[i].add(volumes[i]);
+  }
+  engine::PlausibilitySpec p;
+  p.declared = true;
+  const double m = o.margin;
+  p.labelledVolumeMl = {ct ? labelled.lo / 20 : labelled.lo * (1 - m), labelled.hi * (1 + m)};
+  p.structuresPresent = std::max(0.0, present.lo - m);
+  p.minStructureMl = o.minStructureMl;
+  if (ratio.hi > 0 && !ct) p.leftRightRatio = {ratio.lo / (1 + m), ratio.hi * (1 + m)};
+  if (ct)
+    for (size_t i = 1; i < spec.labels.size(); ++i)
+      if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
+  if (lowestValidationConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*lowestValidationConfidence - 0.05)) / 100);
+  p.source = std::to_string(maps.size()) + " training label maps (ranges widened by " + std::to_string(int(100 * m)) +
+             " %" + (ct ? "; CT: organ volumes bounded above only, a series may cover part of the abdomen" : "") + ")" +
+             (lowestValidationConfidence ? "; min_confidence 0.05 below the lowest validation case" : "");
+  return p;
+}
+
+}  // namespace segnode::training
