@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${1:-etc/models} out=${2:-build/plausibility}
 shared=$(cd ../shared/data && pwd)
-segnode=build/bin/segnode
+segnode=${SEGNODE:-build/bin/segnode}  # the program under test (ctest passes its own)
 mkdir -p "$out"
 # The real T1 the node gets as DICOM (Philips MPRAGE), as the volume the node would segment.
 $segnode convert --input "$shared/dicom/philips_ingenia_elitionx_t1_mprage_sag/dicom" --output "$out/philips-t1.nii.gz" 2>/dev/null
@@ -29,8 +29,10 @@ r = np.hypot((i - ci) * zooms[0], (j - cj) * zooms[1])
 stripes = np.where((np.floor(k * zooms[2] / 5) % 2) == 0, 900.0, 300.0)
 phantom = np.where(r < 80, stripes, 0) + rng.normal(0, 20, shape)
 nib.save(nib.Nifti1Image(phantom.astype(np.float32), affine), f"{out}/phantom-striped.nii.gz")
-# Pure noise on the same grid.
+# Pure noise on the same grid: MR-like intensities, and for the CT model Hounsfield units across
+# air to bone.
 nib.save(nib.Nifti1Image(rng.normal(100, 30, shape).astype(np.float32), affine), f"{out}/noise.nii.gz")
+nib.save(nib.Nifti1Image(rng.uniform(-1000, 1000, shape).astype(np.float32), affine), f"{out}/noise-hu.nii.gz")
 PY
 ct=$shared/abdomen_ct/totalseg_example_ct/example_ct.nii.gz
 run() {  # MODEL INPUT LABEL
@@ -47,4 +49,4 @@ run brain-mr-student-w4 "$ct" "abdominal CT (TotalSegmentator example)"
 run brain-mr-student-w4 "$out/noise.nii.gz" "pure noise"
 run abdomen-ct-student-w4 "$ct" "abdominal CT (its own training subject)"
 run abdomen-ct-student-w4 "$out/philips-t1.nii.gz" "brain T1 (Philips MPRAGE)"
-run abdomen-ct-student-w4 "$out/noise.nii.gz" "pure noise"
+run abdomen-ct-student-w4 "$out/noise-hu.nii.gz" "pure noise (uniform -1000 to 1000 HU)"

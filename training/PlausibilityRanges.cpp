@@ -32,8 +32,7 @@ struct Extremes {
 }  // namespace
 
 engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
-                                                   std::optional<double> lowestValidationConfidence,
-                                                   const RangeOptions& o) {
+                                                   const ValidationExtremes& validation, const RangeOptions& o) {
   if (maps.empty()) throw Error(ErrorCode::InvalidArgument, "plausibility ranges need the training label maps");
   const auto lut = targetLookup(spec.labels);
   const bool ct = spec.modality == engine::Modality::CT;
@@ -56,16 +55,19 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   p.declared = true;
   const double m = o.margin;
   p.labelledVolumeMl = {ct ? labelled.lo / 20 : labelled.lo * (1 - m), labelled.hi * (1 + m)};
-  p.structuresPresent = std::max(0.0, present.lo - m);
+  if (const auto& v = validation.labelledVolumeMl)  // no validation case may fall outside
+    p.labelledVolumeMl = {std::min(p.labelledVolumeMl[0], (*v)[0]), std::max(p.labelledVolumeMl[1], (*v)[1])};
+  p.structuresPresent = std::max(0.0, present.lo - o.structuresTolerance);
   p.minStructureMl = o.minStructureMl;
   if (ratio.hi > 0 && !ct) p.leftRightRatio = {ratio.lo / (1 + m), ratio.hi * (1 + m)};
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
-  if (lowestValidationConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*lowestValidationConfidence - 0.05)) / 100);
-  p.source = std::to_string(maps.size()) + " training label maps (ranges widened by " + std::to_string(int(100 * m)) +
+  if (const auto& c = validation.lowestConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*c - 0.05)) / 100);
+  p.source = std::to_string(maps.size()) + (maps.size() == 1 ? " training label map" : " training label maps") +
+             " (ranges widened by " + std::to_string(int(100 * m)) +
              " %" + (ct ? "; CT: organ volumes bounded above only, a series may cover part of the abdomen" : "") + ")" +
-             (lowestValidationConfidence ? "; min_confidence 0.05 below the lowest validation case" : "");
+             (validation.lowestConfidence ? " and the validation cases (min_confidence 0.05 below the lowest)" : "");
   return p;
 }
 

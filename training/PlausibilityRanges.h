@@ -2,6 +2,7 @@
 // The ranges of a bundle's `plausibility:` section (engine/Plausibility.h, issue 16), derived by
 // `segnode-distill export` from the label maps the model was trained on and from what the
 // validation cases gave: every training map and every validation case lies inside them.
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,15 +14,20 @@ namespace segnode::training {
 struct RangeOptions {
   double margin = 0.25;          // ranges widened by this share beyond the training maps' extremes
   double minStructureMl = 0.05;  // a structure counts as present from this volume
+  double structuresTolerance = 0.25;  // structures_present: the training maps' least share minus this
 };
 
 // `maps`: label maps with the training data's values (each label's source_values). MR (a brain
 // series holds the whole head): labelled volume and left/right ratio bounded on both sides. CT (a
 // series may cover part of the abdomen): organ volumes bounded above only, the labelled volume
-// below at a twentieth of the smallest training map's. `lowestValidationConfidence`: min_confidence
-// is set 0.05 below it.
+// below at a twentieth of the smallest training map's. `validation` (evaluate's metrics,
+// validation_cases): min_confidence is set 0.05 below its lowest confidence, and the labelled
+// volume range widened to hold every validation case.
+struct ValidationExtremes {
+  std::optional<double> lowestConfidence;
+  std::optional<std::array<double, 2>> labelledVolumeMl;
+};
 engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
-                                                   std::optional<double> lowestValidationConfidence,
-                                                   const RangeOptions& options = {});
+                                                   const ValidationExtremes& validation, const RangeOptions& options = {});
 
 }  // namespace segnode::training

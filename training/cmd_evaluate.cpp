@@ -352,10 +352,15 @@ int exportBundle(const ExportArgs& args) {
     spec.metrics["precision_guard"][engine::toString(p)] = training::precisionGuard(spec.metrics, candidate).toJson();
   }
   if (!args.plausibilityLabels.empty()) {
-    std::optional<double> lowest;
-    if (spec.metrics.contains("validation_cases")) lowest = spec.metrics["validation_cases"]["confidence"][0].get<double>();
-    else std::fprintf(stderr, "no validation confidence in --metrics (evaluate it again): min_confidence not set\n");
-    spec.plausibility = training::plausibilityFromLabelMaps(spec, args.plausibilityLabels, lowest, args.ranges);
+    training::ValidationExtremes validation;
+    if (spec.metrics.contains("validation_cases")) {
+      const auto& v = spec.metrics["validation_cases"];
+      validation.lowestConfidence = v["confidence"][0].get<double>();
+      validation.labelledVolumeMl = {v["labelled_volume_ml"][0].get<double>(), v["labelled_volume_ml"][1].get<double>()};
+    } else {
+      std::fprintf(stderr, "no validation cases in --metrics (evaluate them again): min_confidence not set\n");
+    }
+    spec.plausibility = training::plausibilityFromLabelMaps(spec, args.plausibilityLabels, validation, args.ranges);
   }
   fs::path models = args.modelsDir;
   fs::path dest = models / spec.name / spec.version.toString();

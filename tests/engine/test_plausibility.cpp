@@ -10,7 +10,9 @@
 #include "TestSupport.h"
 #include "common/Error.h"
 #include "engine/Confidence.h"
+#include "engine/Nifti.h"
 #include "engine/Plausibility.h"
+#include "training/PlausibilityRanges.h"
 
 using namespace segnode;
 using namespace segnode::engine;
@@ -147,4 +149,39 @@ TEST_CASE("bundle.yaml plausibility: written and read back, and a wrong entry is
   REQUIRE(at != std::string::npos);
   std::ofstream(dir / "bundle.yaml") << text.replace(at, 5, "liver");
   CHECK_THROWS_WITH(loadBundleSpec(dir.path()), Catch::Contains("plausibility.structure_volume_ml.liver"));
+}
+
+TEST_CASE("export's ranges hold every training map and validation case - CT organs bounded above only", "[engine][plausibility][training]") {
+  TempDir dir;
+  BundleSpec spec = fourLabels();
+  for (auto& l : spec.labels) l.sourceValues = {l.value};
+  std::vector<std::string> maps;
+  for (auto [left, right, organ] : std::vector<std::array<int, 3>>{{500, 500, 1000}, {600, 500, 1500}}) {
+    maps.push_back((dir / ("map" + std::to_string(maps.size()) + ".nii.gz")).string());
+    Volume v = labelMap(left, right, organ);
+    v.data = v.data.to(torch::kShort);
+    writeNifti(maps.back(), v);
+  }
+  training::ValidationExtremes validation;
+  validation.lowestConfidence = 0.8;
+  validation.labelledVolumeMl = PlausibilitySpec::Range{14, 30};
+  auto mr = training::plausibilityFromLabelMaps(spec, maps, validation);
+  CHECK(mr.labelledVolumeMl[0] == Approx(16 * 0.75));   // the smaller map (16 mL), widened
+  CHECK(mr.labelledVolumeMl[1] == Approx(30));          // the validation case above 20.8 * 1.25 = 26
+  CHECK(mr.structuresPresent == Approx(0.75));
+  CHECK(mr.leftRightRatio[0] == Approx(1 / 1.25));
+  CHECK(mr.leftRightRatio[1] == Approx(1.2 * 1.25));
+  CHECK(mr.minConfidence == Approx(0.75));
+  CHECK(mr.structureVolumeMl.empty());
+  for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), {}).plausible);
+
+  spec.modality = Modality::CT;
+  auto ct = training::plausibilityFromLabelMaps(spec, maps, {});
+  CHECK(ct.labelledVolumeMl[0] == Approx(16.0 / 20));
+  CHECK(ct.leftRightRatio[1] == 0);
+  REQUIRE(ct.structureVolumeMl.size() == 3);
+  CHECK(ct.structureVolumeMl[2].first == "organ");
+  CHECK(ct.structureVolumeMl[2].second[0] == 0);
+  CHECK(ct.structureVolumeMl[2].second[1] == Approx(12 * 1.25));
+  CHECK(ct.minConfidence == 0);
 }
