@@ -6,7 +6,7 @@ namespace segnode::engine {
 
 void ConfidenceAccumulator::add(const torch::Tensor& logits) {
   if (logits.size(0) < 2) return;
-  auto l = logits.slice(2, 0, logits.size(2), 2).slice(3, 0, logits.size(3), 2).to(torch::kFloat);
+  auto l = logits.slice(1, 0, logits.size(1), 2).slice(2, 0, logits.size(2), 2).slice(3, 0, logits.size(3), 2).to(torch::kFloat);
   auto [top, index] = l.topk(2, 0);                      // [2, z, y, x]
   auto sum = (l - top[0]).exp().sum(0);                  // softmax denominator / exp(l1)
   auto p1 = sum.reciprocal(), p2 = (top[1] - top[0]).exp() / sum;

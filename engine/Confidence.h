@@ -12,13 +12,14 @@ namespace segnode::engine {
 struct Confidence {
   double meanMaxProbability = 0;  // over foreground-labelled voxels; 0 when there are none
   double lowMarginFraction = 0;   // share of them with p1 - p2 < kLowMargin
-  int64_t labelledVoxels = 0;     // counted voxels (every 2nd voxel in y and x)
+  int64_t labelledVoxels = 0;     // counted voxels (every 2nd voxel along each axis)
   static constexpr double kLowMargin = 0.2;
 };
 
 // Fed slab by slab with the sliding window's averaged logits [C, z, y, x] (WindowOptions).
-// Every second voxel in y and x is counted: the statistic is a mean, and this keeps its cost a
-// small part of the window's (one exp per counted logit).
+// Every second voxel along each axis is counted (an eighth): the statistic is a mean, and this
+// keeps its cost a small part of the window's (one exp per counted logit; measured in
+// docs/models.md, "Plausibility").
 class ConfidenceAccumulator {
  public:
   void add(const torch::Tensor& logits);
