@@ -44,20 +44,28 @@ double leftRightRatio(const std::vector<double>& volumesMl, const std::vector<La
   return right > 0 ? left / right : 0;
 }
 
+VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table,
+                               double minStructureMl) {
+  VolumeSummary v;
+  for (size_t i = 1; i < volumesMl.size(); ++i) {
+    v.labelledMl += volumesMl[i];
+    ++v.foreground;
+    if (volumesMl[i] >= std::max(minStructureMl, 1e-9)) ++v.present;
+  }
+  v.structuresPresent = v.foreground ? double(v.present) / v.foreground : 0;
+  v.leftRightRatio = leftRightRatio(volumesMl, table);
+  return v;
+}
+
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence) {
   PlausibilityReport r;
   r.confidence = confidence;
   const PlausibilitySpec& p = spec.plausibility;
   r.checked = p.declared;
   const auto volumes = labelVolumesMl(labels, spec.labels);
-  int present = 0, foreground = 0;
-  for (size_t i = 1; i < volumes.size(); ++i) {
-    r.labelledMl += volumes[i];
-    ++foreground;
-    if (volumes[i] >= std::max(p.minStructureMl, 1e-9)) ++present;
-  }
-  r.structuresPresent = foreground ? double(present) / foreground : 0;
-  r.leftRightRatio = leftRightRatio(volumes, spec.labels);
+  const VolumeSummary v = summariseVolumes(volumes, spec.labels, p.minStructureMl);
+  const int present = v.present, foreground = v.foreground;
+  r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
   if (!p.declared) return r;
   if (!within(r.labelledMl, p.labelledVolumeMl))
     r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));

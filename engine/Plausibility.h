@@ -32,6 +32,15 @@ std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<Label
 // Total left / total right volume over the "left X" / "right X" label pairs; 0 without pairs.
 double leftRightRatio(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table);
 
+// What the checks measure, from the volumes per label: total foreground volume, the share of
+// foreground labels with at least minStructureMl, and leftRightRatio.
+struct VolumeSummary {
+  double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0;
+  int present = 0, foreground = 0;
+};
+VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table,
+                               double minStructureMl);
+
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence);
 
 }  // namespace segnode::engine

@@ -39,16 +39,11 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   Extremes labelled, ratio, present;
   std::vector<Extremes> perLabel(spec.labels.size());
   for (const auto& path : maps) {
-    engine::Volume v = asBundleLabels(path, spec, lut);
-    engine::PlausibilitySpec none;
-    engine::BundleSpec measure = spec;
-    measure.plausibility = none;
-    measure.plausibility.minStructureMl = o.minStructureMl;
-    auto r = engine::checkPlausibility(measure, v, {});
-    labelled.add(r.labelledMl);
-    present.add(r.structuresPresent);
-    if (r.leftRightRatio > 0) ratio.add(r.leftRightRatio);
-    auto volumes = engine::labelVolumesMl(v, spec.labels);
+    const auto volumes = engine::labelVolumesMl(asBundleLabels(path, spec, lut), spec.labels);
+    const auto v = engine::summariseVolumes(volumes, spec.labels, o.minStructureMl);
+    labelled.add(v.labelledMl);
+    present.add(v.structuresPresent);
+    if (v.leftRightRatio > 0) ratio.add(v.leftRightRatio);
     for (size_t i = 1; i < volumes.size(); ++i) perLabel[i].add(volumes[i]);
   }
   engine::PlausibilitySpec p;

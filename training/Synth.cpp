@@ -124,13 +124,10 @@ GenerationTable GenerationTable::readTsv(const std::filesystem::path& path) {
       if (lines[i].rfind("kind", 0) == 0) return readCtTsv(lines, i, path);
       break;
     }
-  in.clear();
-  in.seekg(0);
   GenerationTable t;
-  std::string line;
-  int lineNo = 0;
-  while (std::getline(in, line)) {
-    ++lineNo;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    const int lineNo = int(i) + 1;
     if (line.empty() || line[0] == '#' || line.rfind("generation_label", 0) == 0) continue;
     std::istringstream ss(line);
     int label, cls, t1cls;
@@ -275,12 +272,13 @@ std::optional<Vec3> centroidOf(const Subject& s, int label) {
   return s.geometry.indexToWorld({m[2].item<double>(), m[1].item<double>(), m[0].item<double>()});
 }
 
-// Index (x, y, z) -> world of a geometry, as a matrix and an offset.
-std::pair<engine::Mat3, Vec3> indexToWorldMap(const engine::Geometry& g) {
-  engine::Mat3 m{};
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c) m[size_t(r)][size_t(c)] = g.direction[size_t(r)][size_t(c)] * g.spacing[size_t(c)];
-  return {m, g.origin};
+// A geometry's index -> world affine (Geometry::affine) as a 4 x 4 double tensor.
+torch::Tensor affineTensor(const engine::Geometry& g) {
+  const engine::Affine a = g.affine();
+  auto t = torch::empty({4, 4}, torch::kDouble);
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) t[r][c] = a[size_t(r)][size_t(c)];
+  return t;
 }
 
 // The body context of a fully labelled subject (TotalSegmentator, training/ct/totalseg-context.py)
@@ -308,18 +306,11 @@ torch::Tensor withContext(const Subject& s, const Subject& context, int bodyLabe
     scale[size_t(ax)] = var > 1e-6 ? std::clamp((sab - sa * sb / n) / var, 0.7, 1.4) : 1.0;
     shift[size_t(ax)] = (sb - scale[size_t(ax)] * sa) / n;
   }
-  // Voxel (x, y, z) of s -> voxel of the context: K * ijk + t.
-  auto [ms, os] = indexToWorldMap(s.geometry);
-  auto [mc, oc] = indexToWorldMap(context.geometry);
-  auto mcInv = torch::tensor({mc[0][0], mc[0][1], mc[0][2], mc[1][0], mc[1][1], mc[1][2], mc[2][0], mc[2][1], mc[2][2]},
-                             torch::kDouble).view({3, 3}).inverse();
-  auto msT = torch::tensor({ms[0][0], ms[0][1], ms[0][2], ms[1][0], ms[1][1], ms[1][2], ms[2][0], ms[2][1], ms[2][2]},
-                           torch::kDouble).view({3, 3});
-  auto sc = torch::tensor({scale[0], scale[1], scale[2]}, torch::kDouble);
-  auto K = mcInv.matmul(sc.view({3, 1}) * msT);
-  auto t = mcInv.matmul(sc * torch::tensor({os[0], os[1], os[2]}, torch::kDouble) +
-                        torch::tensor({shift[0], shift[1], shift[2]}, torch::kDouble) -
-                        torch::tensor({oc[0], oc[1], oc[2]}, torch::kDouble));
+  // Voxel (x, y, z) of s -> voxel of the context: context^-1 * (per-axis fit) * s, homogeneous.
+  auto fit = torch::eye(4, torch::kDouble);
+  for (int ax = 0; ax < 3; ++ax) fit[ax][ax] = scale[size_t(ax)], fit[ax][3] = shift[size_t(ax)];
+  auto map = affineTensor(context.geometry).inverse().matmul(fit).matmul(affineTensor(s.geometry));
+  auto K = map.slice(0, 0, 3).slice(1, 0, 3), t = map.slice(0, 0, 3).select(1, 3);
   auto inside = (s.labels == bodyLabel).nonzero();  // [n, 3] (z, y, x)
   if (inside.size(0) == 0) return s.labels;
   auto ijk = inside.flip({1}).to(torch::kDouble);     // (x, y, z)
