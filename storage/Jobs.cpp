@@ -332,7 +332,7 @@ void Jobs::markFailed(int64_t id, const std::string& error, int64_t next, bool d
 int Jobs::deadLetterUnknown(const std::vector<std::string>& configured) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string known;
-  for (const auto& d : configured) known += (known.empty() ? "?" : ", ?");
+  for (size_t i = 0; i < configured.size(); ++i) known += (known.empty() ? "?" : ", ?");
   SQLite::Statement u(db_, sqlMove("outbox", kOutboxDead, ", last_error = 'destination ' || destination ||"
                                                        " ' is not in the configuration'",
                                 known.empty() ? "1" : "destination NOT IN (" + known + ")"));

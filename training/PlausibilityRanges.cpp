@@ -53,8 +53,13 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   if (const auto& v = validation.labelledVolumeMl)  // no validation case may fall outside
     p.labelledVolumeMl = {std::min(p.labelledVolumeMl[0], (*v)[0]), std::max(p.labelledVolumeMl[1], (*v)[1])};
   p.structuresPresent = std::max(0.0, present.lo - o.structuresTolerance);
+  if (const auto& v = validation.structuresPresent) p.structuresPresent = std::min(p.structuresPresent, *v);
   p.minStructureMl = o.minStructureMl;
-  if (ratio.hi > 0 && !ct) p.leftRightRatio = {ratio.lo / (1 + m), ratio.hi * (1 + m)};
+  if (ratio.hi > 0 && !ct) {
+    p.leftRightRatio = {ratio.lo / (1 + m), ratio.hi * (1 + m)};
+    if (const auto& v = validation.leftRightRatio)
+      p.leftRightRatio = {std::min(p.leftRightRatio[0], (*v)[0]), std::max(p.leftRightRatio[1], (*v)[1])};
+  }
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
@@ -62,7 +67,7 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   p.source = std::to_string(maps.size()) + (maps.size() == 1 ? " training label map" : " training label maps") +
              " (ranges widened by " + std::to_string(int(100 * m)) +
              " %" + (ct ? "; CT: organ volumes bounded above only, a series may cover part of the abdomen" : "") + ")" +
-             (validation.lowestConfidence ? " and the validation cases (min_confidence 0.05 below the lowest)" : "");
+             (validation.lowestConfidence ? " and the validation cases (every range holds them; min_confidence 0.05 below the lowest)" : "");
   return p;
 }
 

@@ -22,10 +22,14 @@ struct RangeOptions {
 // series may cover part of the abdomen): organ volumes bounded above only, the labelled volume
 // below at a twentieth of the smallest training map's. `validation` (evaluate's metrics,
 // validation_cases): min_confidence is set 0.05 below its lowest confidence, and the labelled
-// volume range widened to hold every validation case.
+// volume, left/right ratio and structures-present ranges widened to hold every validation case
+// (a student's own bias, e.g. w8's left/right 0.69-0.76 against the maps' 0.9-1.1, is not a
+// reason to reject the cases it was validated on).
 struct ValidationExtremes {
   std::optional<double> lowestConfidence;
   std::optional<std::array<double, 2>> labelledVolumeMl;
+  std::optional<std::array<double, 2>> leftRightRatio;
+  std::optional<double> structuresPresent;  // the least share of structures present in a case
 };
 engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
                                                    const ValidationExtremes& validation, const RangeOptions& options = {});

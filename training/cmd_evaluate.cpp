@@ -116,7 +116,7 @@ struct BundleSummary {
   std::map<std::string, std::vector<double>> diceByGroup;
   std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
   // Per case, for the plausibility thresholds export derives (issue 16).
-  std::vector<double> confidence, labelledMl, leftRight;
+  std::vector<double> confidence, labelledMl, leftRight, structuresPresent;
 };
 
 double mean(const std::vector<double>& v) {
@@ -212,7 +212,8 @@ int evaluateBundles(const EvaluateArgs& args) {
       auto plausibility = engine::checkPlausibility(spec, pred, stats.confidence);
       sum.confidence.push_back(stats.confidence.meanMaxProbability);
       sum.labelledMl.push_back(plausibility.labelledMl);
-      sum.leftRight.push_back(plausibility.leftRightRatio);
+      if (plausibility.leftRightRatio > 0) sum.leftRight.push_back(plausibility.leftRightRatio);
+      sum.structuresPresent.push_back(plausibility.structuresPresent);
       std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s\n", spec.name.c_str(), c.name.c_str(), mean(caseDice), sec,
                    plausibility.summary().c_str());
     }
@@ -273,6 +274,10 @@ int evaluateBundles(const EvaluateArgs& args) {
       auto hi = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
       m["validation_cases"]["confidence"] = {std::round(1000 * lo(s.confidence)) / 1000, std::round(1000 * hi(s.confidence)) / 1000};
       m["validation_cases"]["labelled_volume_ml"] = {std::round(lo(s.labelledMl)), std::round(hi(s.labelledMl))};
+      // Rounded outwards: a range export widens to these bounds still holds the case itself.
+      if (!s.leftRight.empty())
+        m["validation_cases"]["left_right_ratio"] = {std::floor(1000 * lo(s.leftRight)) / 1000, std::ceil(1000 * hi(s.leftRight)) / 1000};
+      m["validation_cases"]["structures_present"] = std::floor(1000 * lo(s.structuresPresent)) / 1000;
     }
     // Name and version: two versions of one model evaluated side by side keep separate files.
     YAML::Emitter e;
@@ -357,6 +362,9 @@ int exportBundle(const ExportArgs& args) {
       const auto& v = spec.metrics["validation_cases"];
       validation.lowestConfidence = v["confidence"][0].get<double>();
       validation.labelledVolumeMl = {v["labelled_volume_ml"][0].get<double>(), v["labelled_volume_ml"][1].get<double>()};
+      if (v.contains("left_right_ratio"))  // metrics of evaluate runs since 2026-12-02
+        validation.leftRightRatio = {v["left_right_ratio"][0].get<double>(), v["left_right_ratio"][1].get<double>()};
+      if (v.contains("structures_present")) validation.structuresPresent = v["structures_present"].get<double>();
     } else {
       std::fprintf(stderr, "no validation cases in --metrics (evaluate them again): min_confidence not set\n");
     }

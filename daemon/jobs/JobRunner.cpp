@@ -192,24 +192,22 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     torch::from_blob(values.data(), labels.data.sizes(), torch::kShort).copy_(labels.data);
     std::filesystem::create_directories(options_.outputDir);
     auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
+    const bool flagged = !check.plausible || check.lowConfidence;
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString(),
-                         options_.uidRoot};
-    if (!check.plausible || check.lowConfidence) {
-      out.flag = !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE";
-      out.note = check.summary();
-    }
+                         options_.uidRoot, !flagged ? "" : !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE",
+                         flagged ? check.summary() : ""};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);
     return {JobState::Done, "", path.string(), false, confidence, check.summary()};
   } catch (const Stopped&) {
-    return {JobState::Queued, "", "", true};
+    return {JobState::Queued, "", "", true, std::nullopt, ""};
   } catch (const Error& e) {
-    return {e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), ""};
+    return {e.code() == ErrorCode::Unsupported ? JobState::Rejected : JobState::Failed, e.what(), "", false, std::nullopt, ""};
   } catch (const std::bad_alloc&) {
-    return {JobState::Failed, "out of memory", ""};
+    return {JobState::Failed, "out of memory", "", false, std::nullopt, ""};
   } catch (const std::exception& e) {
-    return {JobState::Failed, e.what(), ""};
+    return {JobState::Failed, e.what(), "", false, std::nullopt, ""};
   }
 }
 

@@ -175,6 +175,14 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(mr.structureVolumeMl.empty());
   for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), {}).plausible);
 
+  // A student's own bias on its validation cases widens the ranges (w8: left/right 0.69-0.76).
+  validation.leftRightRatio = PlausibilitySpec::Range{0.7, 1.1};
+  validation.structuresPresent = 0.5;
+  auto biased = training::plausibilityFromLabelMaps(spec, maps, validation);
+  CHECK(biased.leftRightRatio[0] == Approx(0.7));
+  CHECK(biased.leftRightRatio[1] == Approx(1.2 * 1.25));  // the maps' bound is the wider one
+  CHECK(biased.structuresPresent == Approx(0.5));
+
   spec.modality = Modality::CT;
   auto ct = training::plausibilityFromLabelMaps(spec, maps, {});
   CHECK(ct.labelledVolumeMl[0] == Approx(16.0 / 20));
