@@ -14,6 +14,16 @@ void ConfidenceAccumulator::add(const torch::Tensor& logits) {
   count_ += foreground.sum().item<int64_t>();
   sumMax_ += p1.masked_select(foreground).sum().item<double>();
   lowMargin_ += ((p1 - p2 < Confidence::kLowMargin) & foreground).sum().item<int64_t>();
+  // Per class: the winners' probabilities summed by the class they chose.
+  const int64_t classes = l.size(0);
+  auto winner = index[0].flatten();
+  auto sums = winner.bincount(p1.flatten().to(torch::kDouble), classes).contiguous();
+  auto counts = winner.bincount({}, classes).contiguous();
+  classSum_.resize(size_t(classes)), classCount_.resize(size_t(classes));
+  for (int64_t c = 0; c < classes; ++c) {
+    classSum_[size_t(c)] += sums.data_ptr<double>()[c];
+    classCount_[size_t(c)] += counts.data_ptr<int64_t>()[c];
+  }
 }
 
 Confidence ConfidenceAccumulator::result() const {
@@ -23,6 +33,8 @@ Confidence ConfidenceAccumulator::result() const {
     c.meanMaxProbability = sumMax_ / double(count_);
     c.lowMarginFraction = double(lowMargin_) / double(count_);
   }
+  for (size_t k = 0; k < classSum_.size(); ++k)
+    c.classMeanMaxProbability.push_back(classCount_[k] ? classSum_[k] / double(classCount_[k]) : 0);
   return c;
 }
 

@@ -4,6 +4,7 @@
 // whose margin to the runner-up is small. A phantom, a CT sent to a brain model or noise gives
 // low values where the validation cases give high ones (docs/models.md, "Plausibility").
 #include <cstdint>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -13,6 +14,9 @@ struct Confidence {
   double meanMaxProbability = 0;  // over foreground-labelled voxels; 0 when there are none
   double lowMarginFraction = 0;   // share of them with p1 - p2 < kLowMargin
   int64_t labelledVoxels = 0;     // counted voxels (every 2nd voxel along each axis)
+  // Per output class (index = class, as the bundle's label table): the mean probability of the
+  // class over the voxels it wins, 0 where it wins none; the SEG carries it per segment.
+  std::vector<double> classMeanMaxProbability;
   static constexpr double kLowMargin = 0.2;
 };
 
@@ -28,6 +32,8 @@ class ConfidenceAccumulator {
  private:
   double sumMax_ = 0;
   int64_t count_ = 0, lowMargin_ = 0;
+  std::vector<double> classSum_;
+  std::vector<int64_t> classCount_;
 };
 
 }  // namespace segnode::engine

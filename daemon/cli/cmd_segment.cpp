@@ -2,9 +2,13 @@
 // segnode convert: a DICOM series folder -> the NIfTI volume the node would segment.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common/Error.h"
 #include "daemon/cli/Commands.h"
@@ -84,6 +88,16 @@ void segmentVolume(const SegmentArgs& a, const char* argv0) {
   std::fprintf(stderr, "segnode: %s (labelled %.0f mL, %.0f %% of structures, low-margin voxels %.0f %%)%s\n",
                check.summary().c_str(), check.labelledMl, 100 * check.structuresPresent,
                100 * stats.confidence.lowMarginFraction, check.checked ? "" : "; this bundle declares no plausibility ranges");
+  // The structures the network was least sure of: where a reader should look first.
+  std::vector<std::pair<double, std::string>> perStructure;
+  const auto& byClass = stats.confidence.classMeanMaxProbability;
+  for (size_t i = 1; i < byClass.size() && i < spec.labels.size(); ++i)
+    if (byClass[i] > 0) perStructure.emplace_back(byClass[i], spec.labels[i].name);
+  std::sort(perStructure.begin(), perStructure.end());
+  std::string least;
+  for (size_t i = 0; i < perStructure.size() && i < 3; ++i)
+    least += (i ? ", " : "") + perStructure[i].second + " " + std::to_string(perStructure[i].first).substr(0, 4);
+  if (!least.empty()) std::fprintf(stderr, "segnode: least confident structures: %s\n", least.c_str());
 }
 
 void convertVolume(const std::string& input, const std::string& output) {

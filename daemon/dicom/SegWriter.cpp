@@ -137,6 +137,11 @@ int writeSegmentation(const SeriesImage& src, const std::vector<uint16_t>& label
     double L, a, b;
     IODCIELabUtil::rgb2DicomLab(L, a, b, l.color[0] / 255.0, l.color[1] / 255.0, l.color[2] / 255.0);
     segment->setRecommendedDisplayCIELabValue(Uint16(L), Uint16(a), Uint16(b));
+    if (t < out.segmentConfidence.size() && out.segmentConfidence[t] > 0) {  // what the radiologist can weigh
+      char text[64];
+      std::snprintf(text, sizeof text, "confidence %.2f (mean probability of its voxels)", out.segmentConfidence[t]);
+      check(segment->setSegmentDescription(text), "SegmentDescription");
+    }
     segment->getSegmentationAlgorithmIdentification();
     Uint16 number = 0;
     check(seg->addSegment(segment, number), "add segment " + l.name);

@@ -23,6 +23,9 @@ struct SegOutput {
   // SeriesDescription and the ContentDescription, where a viewer shows it; `note` follows it in
   // the ContentDescription (what was measured).
   std::string flag, note;
+  // Per entry of the label table (the network's classes): its mean probability over the voxels
+  // it labels (engine::Confidence), written as each segment's SegmentDescription; empty = none.
+  std::vector<double> segmentConfidence;
 };
 
 // labels: one value per voxel of `source` ([k][j][i]), values from `table` (0 = background).

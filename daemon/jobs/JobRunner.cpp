@@ -195,7 +195,7 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     const bool flagged = !check.plausible || check.lowConfidence;
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString(),
                          options_.uidRoot, !flagged ? "" : !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE",
-                         flagged ? check.summary() : ""};
+                         flagged ? check.summary() : "", stats.confidence.classMeanMaxProbability};
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);

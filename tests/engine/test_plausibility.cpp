@@ -65,6 +65,18 @@ TEST_CASE("confidence: a clear winner is near 1, a tie has no margin, background
   CHECK(tie.result().meanMaxProbability == Approx(0.5).epsilon(0.01));
   CHECK(tie.result().lowMarginFraction == 1);
 
+  ConfidenceAccumulator perClass;  // class 1 clear in one half, classes 1 and 2 tie in the other
+  auto halves = torch::zeros({3, 2, 4, 4});
+  halves[0].fill_(-5);
+  halves.select(0, 1).slice(2, 0, 2).fill_(10);
+  halves.select(0, 2).slice(2, 2, 4).fill_(0.01);  // class 2 wins the tie, by a hair
+  perClass.add(halves);
+  auto pc = perClass.result().classMeanMaxProbability;
+  REQUIRE(pc.size() == 3);
+  CHECK(pc[0] == 0);  // no voxel won
+  CHECK(pc[1] > 0.999);
+  CHECK(pc[2] == Approx(0.5).epsilon(0.01));
+
   ConfidenceAccumulator none;
   auto background = torch::zeros({3, 2, 4, 4});
   background[0].fill_(4);

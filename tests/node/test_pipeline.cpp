@@ -478,8 +478,10 @@ TEST_CASE("on_implausible: send_flagged - the SEG goes out marked IMPLAUSIBLE wh
   std::string report;
   CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
   INFO(report);
-  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", (tmp / "seg.dcm").string()}).output;
+  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", "+P", "SegmentDescription",
+                          (tmp / "seg.dcm").string()}).output;
   CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE e2e-brain 0.0.1 segmentation]"));
+  CHECK_THAT(dump, Catch::Contains(" (mean probability of its voxels)]"));  // per segment, from the window's outputs
   CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE: implausible: labelled volume "));
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND plausibility LIKE 'implausible: %'") == 1);
   site.node.stop();

@@ -76,6 +76,7 @@ TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the label
 
   test::TempDir tmp;
   dicom::SegOutput out{"1.2.826.0.1.3680043.8.498.1001", "1.2.826.0.1.3680043.8.498.1002", 1301, "", "brain-mr-student-w4", "1.0.0"};
+  out.segmentConfidence = {0, 0.934, 0.5, 0.7};  // per table entry; the absent label writes no segment
   int segments = dicom::writeSegmentation(src, labels, table, files.front(), out, tmp / "seg.dcm");
   CHECK(segments == 2);
 
@@ -93,4 +94,9 @@ TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the label
   CHECK_THAT(dump.output, Catch::Contains(src.studyUid));
   CHECK_THAT(dump.output, Catch::Contains(src.frameOfReferenceUid));
   CHECK_THAT(dump.output, Catch::Contains("brain-mr-student-w4 1.0.0"));
+  // Each segment says how sure the network was of it (issue 16), in its SegmentDescription.
+  auto descriptions = test::runCommand({"dcmdump", "+P", "SegmentDescription", (tmp / "seg.dcm").string()}).output;
+  CHECK_THAT(descriptions, Catch::Contains("confidence 0.93 (mean probability of its voxels)"));
+  CHECK_THAT(descriptions, Catch::Contains("confidence 0.50"));
+  CHECK_THAT(descriptions, !Catch::Contains("confidence 0.70"));
 }
