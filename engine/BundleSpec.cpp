@@ -172,11 +172,14 @@ PlausibilitySpec readPlausibility(yaml::Reader& r, const std::vector<LabelInfo>&
       if (!known) r.fail(per + "." + name, "names no label of this bundle");
       p.structureVolumeMl.emplace_back(name, range(per + "." + name));
     }
+  p.minConnectedShare = r.getOr<double>("plausibility.min_connected_share", "a fraction 0..1", 0);
   p.minConfidence = r.getOr<double>("plausibility.min_confidence", "a probability 0..1", 0);
   p.source = r.getOr<std::string>("plausibility.source", "text", "");
   if (!(p.structuresPresent >= 0 && p.structuresPresent <= 1))
     r.fail("plausibility.structures_present", "must be a fraction in [0, 1]");
   if (!(p.minConfidence >= 0 && p.minConfidence <= 1)) r.fail("plausibility.min_confidence", "must be in [0, 1]");
+  if (!(p.minConnectedShare >= 0 && p.minConnectedShare <= 1))
+    r.fail("plausibility.min_connected_share", "must be a fraction in [0, 1]");
   return p;
 }
 
@@ -407,6 +410,7 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
     }
     if (q.leftRightRatio[1] > 0) n["left_right_ratio"] = range(q.leftRightRatio);
     for (const auto& [name, v] : q.structureVolumeMl) n["structure_volume_ml"][name] = range(v);
+    if (q.minConnectedShare > 0) n["min_connected_share"] = shortNumber(q.minConnectedShare, 3);
     if (q.minConfidence > 0) n["min_confidence"] = shortNumber(q.minConfidence, 3);
     if (!q.source.empty()) n["source"] = q.source;
     root["plausibility"] = n;

@@ -114,6 +114,7 @@ struct PlausibilitySpec {
   double minStructureMl = 0;     // ...a label counting as present from this volume
   Range leftRightRatio{0, 0};    // left / right volume of each "left X" / "right X" pair present
   std::vector<std::pair<std::string, Range>> structureVolumeMl;  // per label name (CT organs)
+  double minConnectedShare = 0;  // labelled voxels in their label's largest piece (Plausibility.h)
   double minConfidence = 0;      // mean top-class probability; below it: LOW CONFIDENCE
   std::string source;            // how the ranges were derived, free text
 };

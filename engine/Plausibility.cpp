@@ -2,8 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <vector>
 
 namespace segnode::engine {
 namespace {
@@ -57,6 +60,40 @@ VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::
   return v;
 }
 
+double connectedShare(const Volume& labels) {
+  const auto data = labels.data.to(torch::kShort).contiguous();
+  const int16_t* v = data.data_ptr<int16_t>();
+  const int64_t nk = data.size(0), nj = data.size(1), ni = data.size(2), n = data.numel();
+  std::vector<uint8_t> seen(size_t(n), 0);
+  std::map<int16_t, int64_t> largest;
+  int64_t labelled = 0;
+  std::vector<int64_t> stack;
+  for (int64_t start = 0; start < n; ++start) {
+    if (v[start] == 0 || seen[size_t(start)]) continue;
+    const int16_t label = v[start];
+    int64_t size = 0;
+    stack.assign(1, start);
+    seen[size_t(start)] = 1;
+    while (!stack.empty()) {
+      const int64_t at = stack.back();
+      stack.pop_back();
+      ++size;
+      const int64_t i = at % ni, j = (at / ni) % nj, k = at / (ni * nj);
+      auto visit = [&](bool inside, int64_t next) {
+        if (inside && !seen[size_t(next)] && v[next] == label) seen[size_t(next)] = 1, stack.push_back(next);
+      };
+      visit(i > 0, at - 1), visit(i + 1 < ni, at + 1);
+      visit(j > 0, at - ni), visit(j + 1 < nj, at + ni);
+      visit(k > 0, at - ni * nj), visit(k + 1 < nk, at + ni * nj);
+    }
+    labelled += size;
+    largest[label] = std::max(largest[label], size);
+  }
+  int64_t inLargest = 0;
+  for (const auto& [label, size] : largest) inLargest += size;
+  return labelled ? double(inLargest) / double(labelled) : 0;
+}
+
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence) {
   PlausibilityReport r;
   r.confidence = confidence;
@@ -66,6 +103,7 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   const VolumeSummary v = summariseVolumes(volumes, spec.labels, p.minStructureMl);
   const int present = v.present, foreground = v.foreground;
   r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
+  r.connectedShare = connectedShare(labels);
   if (!p.declared) return r;
   if (!within(r.labelledMl, p.labelledVolumeMl))
     r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));
@@ -74,6 +112,12 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
                         std::to_string(int(std::ceil(p.structuresPresent * foreground - 1e-9))));
   if (r.leftRightRatio > 0 && !within(r.leftRightRatio, p.leftRightRatio))
     r.reasons.push_back(outside("left/right volume ratio", r.leftRightRatio, p.leftRightRatio, ""));
+  if (r.connectedShare < p.minConnectedShare) {
+    char b[160];
+    std::snprintf(b, sizeof b, "fragmented: %.0f %% of the labelled voxels in their structure's largest piece, expected at least %.0f %%",
+                  100 * r.connectedShare, 100 * p.minConnectedShare);
+    r.reasons.push_back(b);
+  }
   for (const auto& [name, range] : p.structureVolumeMl)
     for (size_t i = 0; i < spec.labels.size(); ++i)
       if (spec.labels[i].name == name && !within(volumes[i], range))

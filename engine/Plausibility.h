@@ -19,7 +19,7 @@ struct PlausibilityReport {
   bool plausible = true;       // every declared range holds
   bool lowConfidence = false;  // confidence below the bundle's min_confidence
   std::vector<std::string> reasons;  // one per failed range, e.g. "labelled volume 4 mL, expected 700-2000 mL"
-  double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0;
+  double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0, connectedShare = 0;
   Confidence confidence;
   // The failed ranges, "; "-separated ("" when plausible).
   std::string reasonText() const;
@@ -40,6 +40,12 @@ struct VolumeSummary {
 };
 VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::vector<LabelInfo>& table,
                                double minStructureMl);
+
+// The share of the labelled voxels that lie in the largest 6-connected piece of their own label:
+// an organ is one piece (about 0.95 for a brain or an abdomen segmented right), where noise, a
+// phantom or another body part scatter a label in fragments (0.1-0.55; docs/models.md). 0 when
+// nothing is labelled. One pass over the volume with a flood fill per piece.
+double connectedShare(const Volume& labels);
 
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence);
 

@@ -38,8 +38,11 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   const bool ct = spec.modality == engine::Modality::CT;
   Extremes labelled, ratio, present;
   std::vector<Extremes> perLabel(spec.labels.size());
+  double connected = 1;  // the least connected training map
   for (const auto& path : maps) {
-    const auto volumes = engine::labelVolumesMl(asBundleLabels(path, spec, lut), spec.labels);
+    const auto labels = asBundleLabels(path, spec, lut);
+    connected = std::min(connected, engine::connectedShare(labels));
+    const auto volumes = engine::labelVolumesMl(labels, spec.labels);
     const auto v = engine::summariseVolumes(volumes, spec.labels, o.minStructureMl);
     labelled.add(v.labelledMl);
     present.add(v.structuresPresent);
@@ -63,6 +66,8 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
+  p.minConnectedShare = std::floor(100 * connected * (1 - m)) / 100;
+  if (const auto& v = validation.connectedShare) p.minConnectedShare = std::min(p.minConnectedShare, std::floor(100 * *v) / 100);
   if (const auto& c = validation.lowestConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*c - 0.05)) / 100);
   p.source = std::to_string(maps.size()) + (maps.size() == 1 ? " training label map" : " training label maps") +
              " (ranges widened by " + std::to_string(int(100 * m)) +

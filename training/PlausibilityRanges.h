@@ -30,6 +30,7 @@ struct ValidationExtremes {
   std::optional<std::array<double, 2>> labelledVolumeMl;
   std::optional<std::array<double, 2>> leftRightRatio;
   std::optional<double> structuresPresent;  // the least share of structures present in a case
+  std::optional<double> connectedShare;     // the least engine::connectedShare of a case
 };
 engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
                                                    const ValidationExtremes& validation, const RangeOptions& options = {});

@@ -116,7 +116,7 @@ struct BundleSummary {
   std::map<std::string, std::vector<double>> diceByGroup;
   std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
   // Per case, for the plausibility thresholds export derives (issue 16).
-  std::vector<double> confidence, labelledMl, leftRight, structuresPresent;
+  std::vector<double> confidence, labelledMl, leftRight, structuresPresent, connectedShare;
 };
 
 double mean(const std::vector<double>& v) {
@@ -214,8 +214,9 @@ int evaluateBundles(const EvaluateArgs& args) {
       sum.labelledMl.push_back(plausibility.labelledMl);
       if (plausibility.leftRightRatio > 0) sum.leftRight.push_back(plausibility.leftRightRatio);
       sum.structuresPresent.push_back(plausibility.structuresPresent);
-      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s\n", spec.name.c_str(), c.name.c_str(), mean(caseDice), sec,
-                   plausibility.summary().c_str());
+      sum.connectedShare.push_back(plausibility.connectedShare);
+      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s; %.0f %% in one piece\n", spec.name.c_str(), c.name.c_str(),
+                   mean(caseDice), sec, plausibility.summary().c_str(), 100 * plausibility.connectedShare);
     }
     summaries.push_back(sum);
   }
@@ -278,6 +279,8 @@ int evaluateBundles(const EvaluateArgs& args) {
       if (!s.leftRight.empty())
         m["validation_cases"]["left_right_ratio"] = {std::floor(1000 * lo(s.leftRight)) / 1000, std::ceil(1000 * hi(s.leftRight)) / 1000};
       m["validation_cases"]["structures_present"] = std::floor(1000 * lo(s.structuresPresent)) / 1000;
+      m["validation_cases"]["connected_share"] = {std::floor(1000 * lo(s.connectedShare)) / 1000,
+                                                   std::ceil(1000 * hi(s.connectedShare)) / 1000};
     }
     // Name and version: two versions of one model evaluated side by side keep separate files.
     YAML::Emitter e;
@@ -365,6 +368,7 @@ int exportBundle(const ExportArgs& args) {
       if (v.contains("left_right_ratio"))  // metrics of evaluate runs since 2026-12-02
         validation.leftRightRatio = {v["left_right_ratio"][0].get<double>(), v["left_right_ratio"][1].get<double>()};
       if (v.contains("structures_present")) validation.structuresPresent = v["structures_present"].get<double>();
+      if (v.contains("connected_share")) validation.connectedShare = v["connected_share"][0].get<double>();
     } else {
       std::fprintf(stderr, "no validation cases in --metrics (evaluate them again): min_confidence not set\n");
     }

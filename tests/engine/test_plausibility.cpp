@@ -127,6 +127,30 @@ TEST_CASE("a result outside the declared ranges is implausible, with what was me
   CHECK(checkPlausibility(spec, labelMap(2, 0, 1), unsure).plausible);
 }
 
+TEST_CASE("connected share: organs in one piece pass, a label scattered in fragments does not", "[engine][plausibility]") {
+  BundleSpec spec = fourLabels();
+  Volume v = labelMap(0, 0, 0);
+  auto d = v.data;                                         // [10, 20, 20], all background
+  d.slice(0, 0, 4).slice(1, 0, 5).slice(2, 0, 5).fill_(1);  // one block of 100 voxels
+  d.slice(0, 6, 9).slice(1, 10, 20).slice(2, 10, 11).fill_(2);  // 30 voxels in one piece...
+  d.slice(0, 9, 10).slice(1, 0, 10).slice(2, 19, 20).fill_(2);  // ...and 10 elsewhere
+  CHECK(connectedShare(v) == Approx(130.0 / 140));
+  auto& p = spec.plausibility;
+  p.declared = true;
+  p.minConnectedShare = 0.95;
+  auto r = checkPlausibility(spec, v, {});
+  CHECK(r.connectedShare == Approx(130.0 / 140));
+  CHECK_FALSE(r.plausible);
+  CHECK_THAT(r.reasonText(), Catch::Contains("fragmented: 93 % of the labelled voxels in their structure's largest piece, expected at least 95 %"));
+
+  d.zero_();
+  for (int64_t k = 0; k < 10; k += 2)  // a checkerboard of single voxels: noise-like
+    for (int64_t j = 0; j < 20; j += 2) d[k][j][0] = 5;
+  CHECK(connectedShare(v) == Approx(1.0 / 50));
+  d.zero_();
+  CHECK(connectedShare(v) == 0);  // nothing labelled
+}
+
 TEST_CASE("bundle.yaml plausibility: written and read back, and a wrong entry is refused by key", "[engine][plausibility][bundle]") {
   TempDir dir;
   BundleSpec spec = fourLabels();
@@ -141,6 +165,7 @@ TEST_CASE("bundle.yaml plausibility: written and read back, and a wrong entry is
   p.leftRightRatio = {0.8, 1.25};
   p.structureVolumeMl = {{"organ", {0, 3000}}};
   p.minConfidence = 0.81;
+  p.minConnectedShare = 0.7;
   p.source = "test";
   saveBundleSpec(spec, dir / "bundle.yaml");
   auto back = loadBundleSpec(dir.path()).plausibility;
@@ -151,6 +176,7 @@ TEST_CASE("bundle.yaml plausibility: written and read back, and a wrong entry is
   REQUIRE(back.structureVolumeMl.size() == 1);
   CHECK(back.structureVolumeMl[0].first == "organ");
   CHECK(back.minConfidence == Approx(0.81));
+  CHECK(back.minConnectedShare == Approx(0.7));
 
   std::string text;
   {
@@ -184,16 +210,19 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(mr.leftRightRatio[0] == Approx(1 / 1.25));
   CHECK(mr.leftRightRatio[1] == Approx(1.2 * 1.25));
   CHECK(mr.minConfidence == Approx(0.75));
+  CHECK(mr.minConnectedShare == Approx(0.75));  // each map is one piece per label, less the 25 % margin
   CHECK(mr.structureVolumeMl.empty());
   for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), {}).plausible);
 
   // A student's own bias on its validation cases widens the ranges (w8: left/right 0.69-0.76).
   validation.leftRightRatio = PlausibilitySpec::Range{0.7, 1.1};
   validation.structuresPresent = 0.5;
+  validation.connectedShare = 0.6;
   auto biased = training::plausibilityFromLabelMaps(spec, maps, validation);
   CHECK(biased.leftRightRatio[0] == Approx(0.7));
   CHECK(biased.leftRightRatio[1] == Approx(1.2 * 1.25));  // the maps' bound is the wider one
   CHECK(biased.structuresPresent == Approx(0.5));
+  CHECK(biased.minConnectedShare == Approx(0.6));
 
   spec.modality = Modality::CT;
   auto ct = training::plausibilityFromLabelMaps(spec, maps, {});
