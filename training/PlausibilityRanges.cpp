@@ -66,7 +66,7 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
-  p.minConnectedShare = std::floor(100 * connected * (1 - m)) / 100;
+  p.minConnectedShare = std::max(0.0, std::floor(100 * (connected - o.connectedTolerance)) / 100);
   if (const auto& v = validation.connectedShare) p.minConnectedShare = std::min(p.minConnectedShare, std::floor(100 * *v) / 100);
   if (const auto& c = validation.lowestConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*c - 0.05)) / 100);
   p.source = std::to_string(maps.size()) + (maps.size() == 1 ? " training label map" : " training label maps") +

@@ -15,6 +15,7 @@ struct RangeOptions {
   double margin = 0.25;          // ranges widened by this share beyond the training maps' extremes
   double minStructureMl = 0.05;  // a structure counts as present from this volume
   double structuresTolerance = 0.25;  // structures_present: the training maps' least share minus this
+  double connectedTolerance = 0.2;    // min_connected_share: the least connected map's share minus this
 };
 
 // `maps`: label maps with the training data's values (each label's source_values). MR (a brain

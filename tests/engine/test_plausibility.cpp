@@ -210,7 +210,7 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(mr.leftRightRatio[0] == Approx(1 / 1.25));
   CHECK(mr.leftRightRatio[1] == Approx(1.2 * 1.25));
   CHECK(mr.minConfidence == Approx(0.75));
-  CHECK(mr.minConnectedShare == Approx(0.75));  // each map is one piece per label, less the 25 % margin
+  CHECK(mr.minConnectedShare == Approx(0.8));  // each map is one piece per label, less the tolerance of 0.2
   CHECK(mr.structureVolumeMl.empty());
   for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), {}).plausible);
 
