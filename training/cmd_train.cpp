@@ -170,6 +170,14 @@ std::string studentDescription(const engine::BundleSpec& teacher, int divisor) {
          " (provenance below; validation in docs/models.md).";
 }
 
+// The width of a bundle against the first teacher of its family: 1 for a teacher, N for a 1/N
+// student. A student distilled from a student (a teacher assistant) multiplies the two.
+int widthDivisorOf(const engine::BundleSpec& spec) {
+  const auto& p = spec.provenance;
+  if (p.contains("distillation") && p["distillation"].contains("width_divisor")) return p["distillation"]["width_divisor"].get<int>();
+  return 1;
+}
+
 double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFeatures, const fs::path& input,
                       const fs::path& scratch) {
   engine::BundleSpec spec = teacher;
@@ -299,7 +307,7 @@ int distill(const DistillArgs& args) {
     engine::BundleSpec spec = teacherSpec;
     spec.architecture = teacherSpec.architecture.withWidthDivisor(divisors[i], minFeatures);
     spec.name = names[i];
-    spec.description = studentDescription(teacherSpec, divisors[i]);
+    spec.description = studentDescription(teacherSpec, divisors[i] * widthDivisorOf(teacherSpec));
     if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
       throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
     if (inits[i] == "teacher") {
@@ -330,7 +338,8 @@ int distill(const DistillArgs& args) {
     auto& d = spec.provenance["distillation"];
     d["init"] = inits[i] == "teacher" ? "teacher, pruned by channel importance (|InstanceNorm gamma|; L1 of upsampling filters)"
                                       : "scratch (He)";
-    d["width_divisor"] = divisors[i];
+    d["width_divisor"] = divisors[i] * widthDivisorOf(teacherSpec);  // against the family's teacher
+    if (widthDivisorOf(teacherSpec) > 1) d["width_divisor_of_teacher"] = divisors[i];  // a teacher assistant
     d["min_features"] = minFeatures;
     d["supervised_weight"] = recipes[i].supervised;
     d["kd_weight"] = recipes[i].kd;

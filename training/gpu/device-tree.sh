@@ -4,8 +4,9 @@
 # training state out of the tree, to ../segnode-aside; `back` returns them. Run `back` as soon as
 # the device calls are over: tests and the node need the bundles.
 # `aside all` moves the brain teacher too (a call that carries only a large training state, which
-# `students.sh receive` keeps on the machine for the next call).
-#   bash training/gpu/device-tree.sh aside [all] | back
+# `students.sh receive` keeps on the machine for the next call). KEEP names bundles that stay
+# (a run whose TEACHER is another bundle: KEEP=brain-mr-student-w2 for brain-kd-ta).
+#   [KEEP="NAME ..."] bash training/gpu/device-tree.sh aside [all] | back
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 aside=../segnode-aside
@@ -15,6 +16,7 @@ aside)
   for d in etc/models/*/; do
     name=$(basename "$d")
     [ "$name" = brain-mr-teacher ] && [ "${2:-}" != all ] && continue
+    [[ " ${KEEP:-} " == *" $name "* ]] && continue
     mv "$d" $aside/models/
   done
   [ -d training/state ] && mv training/state $aside/state

@@ -116,7 +116,7 @@ start)
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
     if [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ]; then
       data_of
-      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher etc/models/brain-mr-teacher/0.3.0 \
+      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher "${TEACHER:-etc/models/brain-mr-teacher/0.3.0}" \
         --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-2,4,8}" \
         --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
