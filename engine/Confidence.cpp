@@ -10,11 +10,9 @@ void ConfidenceAccumulator::add(const torch::Tensor& logits) {
   auto [top, index] = l.topk(2, 0);                      // [2, z, y, x]
   auto sum = (l - top[0]).exp().sum(0);                  // softmax denominator / exp(l1)
   auto p1 = sum.reciprocal(), p2 = (top[1] - top[0]).exp() / sum;
-  auto foreground = index[0] != 0;
-  count_ += foreground.sum().item<int64_t>();
-  sumMax_ += p1.masked_select(foreground).sum().item<double>();
-  lowMargin_ += ((p1 - p2 < Confidence::kLowMargin) & foreground).sum().item<int64_t>();
-  // Per class: the winners' probabilities summed by the class they chose.
+  lowMargin_ += ((p1 - p2 < Confidence::kLowMargin) & (index[0] != 0)).sum().item<int64_t>();
+  // The winners' probabilities summed by the class they chose (the foreground totals are these
+  // summed over the classes from 1).
   const int64_t classes = l.size(0);
   auto winner = index[0].flatten();
   auto sums = winner.bincount(p1.flatten().to(torch::kDouble), classes).contiguous();
@@ -28,10 +26,11 @@ void ConfidenceAccumulator::add(const torch::Tensor& logits) {
 
 Confidence ConfidenceAccumulator::result() const {
   Confidence c;
-  c.labelledVoxels = count_;
-  if (count_ > 0) {
-    c.meanMaxProbability = sumMax_ / double(count_);
-    c.lowMarginFraction = double(lowMargin_) / double(count_);
+  double sumMax = 0;
+  for (size_t k = 1; k < classSum_.size(); ++k) sumMax += classSum_[k], c.labelledVoxels += classCount_[k];
+  if (c.labelledVoxels > 0) {
+    c.meanMaxProbability = sumMax / double(c.labelledVoxels);
+    c.lowMarginFraction = double(lowMargin_) / double(c.labelledVoxels);
   }
   for (size_t k = 0; k < classSum_.size(); ++k)
     c.classMeanMaxProbability.push_back(classCount_[k] ? classSum_[k] / double(classCount_[k]) : 0);

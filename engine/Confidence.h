@@ -30,9 +30,8 @@ class ConfidenceAccumulator {
   Confidence result() const;
 
  private:
-  double sumMax_ = 0;
-  int64_t count_ = 0, lowMargin_ = 0;
-  std::vector<double> classSum_;
+  int64_t lowMargin_ = 0;
+  std::vector<double> classSum_;  // per class: summed probability and count of the voxels it wins
   std::vector<int64_t> classCount_;
 };
 

@@ -24,6 +24,12 @@ engine::Volume asBundleLabels(const std::string& path, const engine::BundleSpec&
   return v;
 }
 
+// `r` widened to hold `cases` (the validation cases' extremes), where there are any.
+engine::PlausibilitySpec::Range holding(engine::PlausibilitySpec::Range r, const std::optional<std::array<double, 2>>& cases) {
+  if (cases) r = {std::min(r[0], (*cases)[0]), std::max(r[1], (*cases)[1])};
+  return r;
+}
+
 struct Extremes {
   double lo = INFINITY, hi = 0;
   void add(double v) { lo = std::min(lo, v), hi = std::max(hi, v); }
@@ -52,17 +58,12 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   engine::PlausibilitySpec p;
   p.declared = true;
   const double m = o.margin;
-  p.labelledVolumeMl = {ct ? labelled.lo / 20 : labelled.lo * (1 - m), labelled.hi * (1 + m)};
-  if (const auto& v = validation.labelledVolumeMl)  // no validation case may fall outside
-    p.labelledVolumeMl = {std::min(p.labelledVolumeMl[0], (*v)[0]), std::max(p.labelledVolumeMl[1], (*v)[1])};
+  // No validation case may fall outside a range.
+  p.labelledVolumeMl = holding({ct ? labelled.lo / 20 : labelled.lo * (1 - m), labelled.hi * (1 + m)}, validation.labelledVolumeMl);
   p.structuresPresent = std::max(0.0, present.lo - o.structuresTolerance);
   if (const auto& v = validation.structuresPresent) p.structuresPresent = std::min(p.structuresPresent, *v);
   p.minStructureMl = o.minStructureMl;
-  if (ratio.hi > 0 && !ct) {
-    p.leftRightRatio = {ratio.lo / (1 + m), ratio.hi * (1 + m)};
-    if (const auto& v = validation.leftRightRatio)
-      p.leftRightRatio = {std::min(p.leftRightRatio[0], (*v)[0]), std::max(p.leftRightRatio[1], (*v)[1])};
-  }
+  if (ratio.hi > 0 && !ct) p.leftRightRatio = holding({ratio.lo / (1 + m), ratio.hi * (1 + m)}, validation.leftRightRatio);
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});

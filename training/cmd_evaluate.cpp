@@ -276,11 +276,12 @@ int evaluateBundles(const EvaluateArgs& args) {
       m["validation_cases"]["confidence"] = {std::round(1000 * lo(s.confidence)) / 1000, std::round(1000 * hi(s.confidence)) / 1000};
       m["validation_cases"]["labelled_volume_ml"] = {std::round(lo(s.labelledMl)), std::round(hi(s.labelledMl))};
       // Rounded outwards: a range export widens to these bounds still holds the case itself.
-      if (!s.leftRight.empty())
-        m["validation_cases"]["left_right_ratio"] = {std::floor(1000 * lo(s.leftRight)) / 1000, std::ceil(1000 * hi(s.leftRight)) / 1000};
+      auto outwards = [&](const std::vector<double>& v) {
+        return nlohmann::ordered_json{std::floor(1000 * lo(v)) / 1000, std::ceil(1000 * hi(v)) / 1000};
+      };
+      if (!s.leftRight.empty()) m["validation_cases"]["left_right_ratio"] = outwards(s.leftRight);
       m["validation_cases"]["structures_present"] = std::floor(1000 * lo(s.structuresPresent)) / 1000;
-      m["validation_cases"]["connected_share"] = {std::floor(1000 * lo(s.connectedShare)) / 1000,
-                                                   std::ceil(1000 * hi(s.connectedShare)) / 1000};
+      m["validation_cases"]["connected_share"] = outwards(s.connectedShare);
     }
     // Name and version: two versions of one model evaluated side by side keep separate files.
     YAML::Emitter e;
@@ -363,10 +364,10 @@ int exportBundle(const ExportArgs& args) {
     training::ValidationExtremes validation;
     if (spec.metrics.contains("validation_cases")) {
       const auto& v = spec.metrics["validation_cases"];
+      auto range = [&](const char* key) { return std::array<double, 2>{v[key][0].get<double>(), v[key][1].get<double>()}; };
       validation.lowestConfidence = v["confidence"][0].get<double>();
-      validation.labelledVolumeMl = {v["labelled_volume_ml"][0].get<double>(), v["labelled_volume_ml"][1].get<double>()};
-      if (v.contains("left_right_ratio"))  // metrics of evaluate runs since 2026-12-02
-        validation.leftRightRatio = {v["left_right_ratio"][0].get<double>(), v["left_right_ratio"][1].get<double>()};
+      validation.labelledVolumeMl = range("labelled_volume_ml");
+      if (v.contains("left_right_ratio")) validation.leftRightRatio = range("left_right_ratio");  // evaluate since 2026-12-02
       if (v.contains("structures_present")) validation.structuresPresent = v["structures_present"].get<double>();
       if (v.contains("connected_share")) validation.connectedShare = v["connected_share"][0].get<double>();
     } else {

@@ -300,6 +300,7 @@ int distill(const DistillArgs& args) {
   if (!args.name.empty() && n == 1) names = {args.name};
 
   torch::manual_seed(s.seed);
+  const int teacherWidth = widthDivisorOf(teacherSpec);  // > 1: the teacher is itself a student (an assistant)
   std::vector<engine::PlainConvUNet> students;
   std::vector<engine::BundleSpec> specs;
   std::vector<training::StudentRecipe> recipes;
@@ -307,7 +308,7 @@ int distill(const DistillArgs& args) {
     engine::BundleSpec spec = teacherSpec;
     spec.architecture = teacherSpec.architecture.withWidthDivisor(divisors[i], minFeatures);
     spec.name = names[i];
-    spec.description = studentDescription(teacherSpec, divisors[i] * widthDivisorOf(teacherSpec));
+    spec.description = studentDescription(teacherSpec, divisors[i] * teacherWidth);
     if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
       throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
     if (inits[i] == "teacher") {
@@ -338,8 +339,8 @@ int distill(const DistillArgs& args) {
     auto& d = spec.provenance["distillation"];
     d["init"] = inits[i] == "teacher" ? "teacher, pruned by channel importance (|InstanceNorm gamma|; L1 of upsampling filters)"
                                       : "scratch (He)";
-    d["width_divisor"] = divisors[i] * widthDivisorOf(teacherSpec);  // against the family's teacher
-    if (widthDivisorOf(teacherSpec) > 1) d["width_divisor_of_teacher"] = divisors[i];  // a teacher assistant
+    d["width_divisor"] = divisors[i] * teacherWidth;  // against the family's teacher
+    if (teacherWidth > 1) d["width_divisor_of_teacher"] = divisors[i];
     d["min_features"] = minFeatures;
     d["supervised_weight"] = recipes[i].supervised;
     d["kd_weight"] = recipes[i].kd;
