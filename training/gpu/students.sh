@@ -5,6 +5,7 @@
 #   bash training/gpu/students.sh start DEADLINE_S RUN...  unpack, build, probe, start, watch until 580 s
 #   bash training/gpu/students.sh watch SECONDS             show progress; pack the latest checkpoint
 #   bash training/gpu/students.sh collect                    wait for the runs to end; pack their state
+#   bash training/gpu/students.sh parts FIRST               the last pack's parts from FIRST on (64 MiB a call)
 #   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
 #   bash training/gpu/students.sh receive                    keep .gpu-carry/state on the machine for
 #                                                            the next call (a state too big to travel
@@ -84,12 +85,25 @@ launch() {
 }
 
 pack() {  # state + curves + EMA bundles of every run, in parts the device can return
-  rm -f "$OUT"/state.tar.part*
+  rm -f $G/state.tar.part*
   tar cf $G/state.tar -C $G/runs --exclude=probe-batch-* .
-  split -b 15M -d $G/state.tar "$OUT/state.tar.part"
+  split -b 15M -d $G/state.tar $G/state.tar.part
   for r in $G/runs/*/; do echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error | tail -25; done >"$OUT/log.txt"
   cat "$OUT/log.txt" | tail -60
+  parts 0
   ls -la "$OUT"
+}
+
+# A call brings back 64 MiB at most (four 15 MiB parts and log.txt): the first four parts from
+# FIRST on go to $OUT, and the line names the call that fetches the rest (a finished w2 run with
+# its bundle is 66 MB).
+parts() {
+  local first=$1 n=0 total
+  total=$(ls $G/state.tar.part* | wc -l)
+  rm -f "$OUT"/state.tar.part*
+  for p in $(ls $G/state.tar.part* | tail -n +$(( first + 1 )) | head -4); do cp "$p" "$OUT/"; n=$(( n + 1 )); done
+  (( first + n < total )) && echo "parts $first-$(( first + n - 1 )) of $total here: bring the rest with \`students.sh parts $(( first + n ))\`"
+  return 0
 }
 
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
@@ -132,6 +146,10 @@ watch)
   t0=$(date +%s)
   while running && [ $(( $(date +%s) - t0 )) -lt "$2" ]; do sleep 10; done
   pack
+  ;;
+parts)  # the parts of the last pack from $2 on (the first call returned four)
+  parts "$2"
+  ls -la "$OUT"
   ;;
 collect)
   t0=$(date +%s)
