@@ -9,14 +9,14 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 config=etc/segnode.yaml
-model=brain-mr-student-w4
+model=brain-mr-student-w2
 if ! build/bin/segnode models --models-dir etc/models | grep -q "^$model "; then
   # No trained brain bundle is installed yet (the distillation issue delivers them). Run with a
   # clearly labelled random-weight stand-in outside etc/models so the whole path can be seen
   # working; its labels are meaningless and every log line about it says UNTRAINED.
   if ! build/bin/segnode models --models-dir build/models | grep -q "^$model "; then
     build/bin/segnode models init --template etc/templates/brain-mr-synthseg.yaml --name "$model" \
-      --version 0.0.0 --width-divisor 4 --models-dir build/models
+      --version 0.0.0 --width-divisor 2 --models-dir build/models
   fi
   sed 's|models_dir: etc/models|models_dir: build/models|' etc/segnode.yaml > build/segnode-untrained.yaml
   config=build/segnode-untrained.yaml

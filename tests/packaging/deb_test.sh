@@ -74,7 +74,7 @@ wait_for 30 curl -sf "http://127.0.0.1:$http_port/readyz" || fail "/readyz is no
 echo "segnoded runs as segnode, answers C-ECHO and /readyz"
 if [[ -d $series ]]; then
   storescu -aet STORESCU -aec SEGNODE 127.0.0.1 "$dicom_port" "$series"/*.dcm || fail "storescu"
-  jobs_done() { segnode jobs --config /etc/segnode/segnode.yaml --state done --json | grep -q brain-mr-student-w4; }
+  jobs_done() { segnode jobs --config /etc/segnode/segnode.yaml --state done --json | grep -q brain-mr-student-w2; }
   wait_for 180 jobs_done || fail "the series' job did not finish"
   ls /var/lib/segnode/out/*.dcm >/dev/null || fail "no SEG written"
   echo "the series was segmented by the packaged model: $(ls /var/lib/segnode/out)"
