@@ -98,10 +98,11 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
 # FIRST on go to $OUT, and the line names the call that fetches the rest (a finished w2 run with
 # its bundle is 66 MB).
 parts() {
-  local first=$1 n=0 total
-  total=$(ls $G/state.tar.part* | wc -l)
+  local first=$1 all=("$G"/state.tar.part*)
+  local total=${#all[@]} n
+  n=$(( total - first < 4 ? total - first : 4 ))
   rm -f "$OUT"/state.tar.part*
-  for p in $(ls $G/state.tar.part* | tail -n +$(( first + 1 )) | head -4); do cp "$p" "$OUT/"; n=$(( n + 1 )); done
+  (( n > 0 )) && cp "${all[@]:first:n}" "$OUT/"
   (( first + n < total )) && echo "parts $first-$(( first + n - 1 )) of $total here: bring the rest with \`students.sh parts $(( first + n ))\`"
   return 0
 }
