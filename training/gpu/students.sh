@@ -24,6 +24,9 @@ G=gpu-runs
 OUT=${OUT:-$PWD/$G/out}
 mkdir -p "$G" "$OUT"
 C=.gpu-carry
+BRAIN_TEACHER=etc/models/brain-mr-teacher/0.3.0  # the family's teacher; a run's TEACHER replaces it
+# A call brings back 64 MiB at most: the state travels in parts of PART, PARTS_PER_CALL a call.
+PART=15M PARTS_PER_CALL=4
 
 # The libcrypto that Python's hashlib loads: the box has it without its headers (carried in prefix/).
 libcrypto() { ldd "$(python3 -c 'import _hashlib; print(_hashlib.__file__)')" | awk '/libcrypto/ {print $3}'; }
@@ -73,7 +76,7 @@ launch() {
   source "training/gpu/runs/$run.env"   # sets OPTIONS (an array), TOTAL_SAMPLES, ...; MODE, DATA
   local train val table mode=${MODE:-distill} teacher=()
   data_of
-  [ "$mode" = distill ] && teacher=(--teacher "${TEACHER:-etc/models/brain-mr-teacher/0.3.0}")
+  [ "$mode" = distill ] && teacher=(--teacher "${TEACHER:-$BRAIN_TEACHER}")
   local batch=${BATCH:-2}
   CUDA_VISIBLE_DEVICES=$gpu setsid nohup build-gpu/bin/segnode-distill "$mode" "${teacher[@]}" \
     --labels "$train" --val-labels "$val" --table "$table" \
@@ -87,20 +90,19 @@ launch() {
 pack() {  # state + curves + EMA bundles of every run, in parts the device can return
   rm -f $G/state.tar.part*
   tar cf $G/state.tar -C $G/runs --exclude=probe-batch-* .
-  split -b 15M -d $G/state.tar $G/state.tar.part
+  split -b $PART -d $G/state.tar $G/state.tar.part
   for r in $G/runs/*/; do echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error | tail -25; done >"$OUT/log.txt"
   cat "$OUT/log.txt" | tail -60
   parts 0
   ls -la "$OUT"
 }
 
-# A call brings back 64 MiB at most (four 15 MiB parts and log.txt): the first four parts from
-# FIRST on go to $OUT, and the line names the call that fetches the rest (a finished w2 run with
-# its bundle is 66 MB).
+# The parts of the last pack from FIRST on that one call brings back go to $OUT, and the line
+# names the call that fetches the rest (a finished w2 run with its bundle is 66 MB: five parts).
 parts() {
   local first=$1 all=("$G"/state.tar.part*)
   local total=${#all[@]} n
-  n=$(( total - first < 4 ? total - first : 4 ))
+  n=$(( total - first < PARTS_PER_CALL ? total - first : PARTS_PER_CALL ))
   rm -f "$OUT"/state.tar.part*
   (( n > 0 )) && cp "${all[@]:first:n}" "$OUT/"
   (( first + n < total )) && echo "parts $first-$(( first + n - 1 )) of $total here: bring the rest with \`students.sh parts $(( first + n ))\`"
@@ -131,7 +133,7 @@ start)
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
     if [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ]; then
       data_of
-      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher "${TEACHER:-etc/models/brain-mr-teacher/0.3.0}" \
+      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher "${TEACHER:-$BRAIN_TEACHER}" \
         --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-2,4,8}" \
         --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
@@ -148,7 +150,7 @@ watch)
   while running && [ $(( $(date +%s) - t0 )) -lt "$2" ]; do sleep 10; done
   pack
   ;;
-parts)  # the parts of the last pack from $2 on (the first call returned four)
+parts)  # the parts of the last pack from $2 on (the first call returned PARTS_PER_CALL)
   parts "$2"
   ls -la "$OUT"
   ;;
