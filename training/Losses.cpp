@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "common/Error.h"
+
 namespace segnode::training {
 namespace F = torch::nn::functional;
 using torch::indexing::None;
@@ -78,6 +80,20 @@ torch::Tensor balancedKlDistillationLoss(const torch::Tensor& student, const tor
     weights = (weights / weights.mean()).to(wide(student).scalar_type());
   }
   return (weights * klPerVoxel(student, teacher, T)).mean() * (T * T);
+}
+
+torch::Tensor featureDistillationLoss(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
+                                      const std::vector<torch::Tensor>& channels) {
+  if (student.size() != teacher.size() || student.size() != channels.size() || student.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                "feature distillation: one teacher feature map and one channel set per student stage");
+  torch::Tensor total;
+  for (size_t i = 0; i < student.size(); ++i) {
+    auto t = wide(teacher[i]).index_select(1, channels[i].to(teacher[i].device()));
+    auto l = (wide(student[i]) - t.detach()).pow(2).mean();
+    total = total.defined() ? total + l : l;
+  }
+  return total / double(student.size());
 }
 
 namespace {

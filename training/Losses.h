@@ -29,6 +29,14 @@ torch::Tensor klDistillationLoss(const torch::Tensor& studentLogits, const torch
 torch::Tensor balancedKlDistillationLoss(const torch::Tensor& studentLogits, const torch::Tensor& teacherLogits,
                                          double temperature);
 
+// Feature distillation of a pruned student (training/Prune.h decoderChannels): per decoder stage,
+// the mean squared difference between the student's features and the teacher's same channels,
+// averaged over the stages. Both sides are InstanceNorm + LeakyReLU outputs, so they share a scale
+// and need no adapter (FitNets' regressor exists because a student's channels are not a subset).
+torch::Tensor featureDistillationLoss(const std::vector<torch::Tensor>& studentFeatures,
+                                      const std::vector<torch::Tensor>& teacherFeatures,
+                                      const std::vector<torch::Tensor>& channels);
+
 enum class EdgeOperator { Sobel, Prewitt };
 // Per class, the 3D gradient magnitude of the softmax map (separable Sobel or Prewitt kernels):
 // [B, C, z, y, x] -> [B, C, z, y, x].

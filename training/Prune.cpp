@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "common/Error.h"
@@ -19,8 +20,10 @@ Index topChannels(const torch::Tensor& importance, int64_t keep) {
 
 class Pruner {
  public:
-  Pruner(engine::PlainConvUNet& teacher, engine::PlainConvUNet& student)
-      : from_(teacher->named_parameters()), to_(student->named_parameters()) {}
+  // Without a student it only selects channels (the indices of decoderChannels).
+  Pruner(engine::PlainConvUNet& teacher, engine::PlainConvUNet* student) : from_(teacher->named_parameters()) {
+    if (student) to_ = (*student)->named_parameters();
+  }
 
   // conv -> norm -> act `prefix` (encoder.S.C or decoder.D.C): keeps `keep` outputs; returns them.
   Index convNormAct(const std::string& prefix, const Index& in, int64_t keep) {
@@ -51,16 +54,18 @@ class Pruner {
   }
   // student[name] = teacher[name] indexed by `dims` (undefined: the whole dimension).
   void copy(const std::string& name, const std::vector<Index>& dims) {
+    if (!to_) return;
     torch::Tensor t = get(name).detach().to(torch::kCPU);
     for (size_t d = 0; d < dims.size(); ++d)
       if (dims[d].defined()) t = t.index_select(int64_t(d), dims[d]);
-    auto* dst = to_.find(name);
+    auto* dst = to_->find(name);
     if (!dst || dst->sizes() != t.sizes())
       throw Error(ErrorCode::InvalidArgument, "pruning: '" + name + "' does not fit the student");
     torch::NoGradGuard ng;
     dst->copy_(t);
   }
-  torch::OrderedDict<std::string, torch::Tensor> from_, to_;
+  torch::OrderedDict<std::string, torch::Tensor> from_;
+  std::optional<torch::OrderedDict<std::string, torch::Tensor>> to_;
 };
 
 void checkCompatible(const engine::ArchitectureSpec& t, const engine::ArchitectureSpec& s) {
@@ -73,13 +78,14 @@ void checkCompatible(const engine::ArchitectureSpec& t, const engine::Architectu
                 "pruning needs a student of the teacher's depth, kernels, strides and classes, with fewer features");
 }
 
-}  // namespace
-
-engine::PlainConvUNet pruneFromTeacher(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& arch) {
+// Selects (and, given a student, copies) every layer's channels; returns the teacher channels of
+// each decoder stage's output, full resolution first.
+std::vector<Index> prune(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& arch,
+                         engine::PlainConvUNet* student) {
   const auto& ta = teacher->spec();
   checkCompatible(ta, arch);
-  engine::PlainConvUNet student(arch);
   Pruner p(teacher, student);
+  std::vector<Index> decoderOutputs;
   const int n = arch.stages();
   Index in = torch::arange(int64_t(arch.inChannels));
   std::vector<Index> skips;
@@ -98,8 +104,22 @@ engine::PlainConvUNet pruneFromTeacher(engine::PlainConvUNet& teacher, const eng
     for (int c = 0; c < arch.convsPerStageDecoder[size_t(s)]; ++c)
       in = p.convNormAct("decoder." + D + "." + std::to_string(c), in, arch.features[size_t(s)]);
     p.head("heads." + D, in);
+    decoderOutputs.push_back(in);
   }
+  std::reverse(decoderOutputs.begin(), decoderOutputs.end());
+  return decoderOutputs;
+}
+
+}  // namespace
+
+engine::PlainConvUNet pruneFromTeacher(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& arch) {
+  engine::PlainConvUNet student(arch);
+  prune(teacher, arch, &student);
   return student;
+}
+
+std::vector<torch::Tensor> decoderChannels(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& arch) {
+  return prune(teacher, arch, nullptr);
 }
 
 }  // namespace segnode::training

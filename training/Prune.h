@@ -12,6 +12,8 @@
 // Index sets are carried through the skip connections, the concatenations (upsampled channels
 // first, then the skip's), the transposed convolutions and every deep-supervision head. The kept
 // indices stay in ascending order, so pruning to the teacher's own width reproduces it exactly.
+// Because a student's channels are a subset of its teacher's, its decoder features can be
+// distilled against the teacher's same channels without a learnt adapter.
 #include "engine/nn/PlainConvUNet.h"
 
 namespace segnode::training {
@@ -19,5 +21,10 @@ namespace segnode::training {
 // A student of `studentArch` (same depth, kernels and strides as the teacher; features at most the
 // teacher's) whose weights are the teacher's selected channels. Throws InvalidArgument otherwise.
 engine::PlainConvUNet pruneFromTeacher(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& studentArch);
+
+// For feature distillation: the teacher channels that each decoder stage of the student pruned to
+// `studentArch` kept (int64, ascending), full resolution first as in forwardWithFeatures. The
+// selection depends on the teacher's weights only, so a resumed run recomputes the same sets.
+std::vector<torch::Tensor> decoderChannels(engine::PlainConvUNet& teacher, const engine::ArchitectureSpec& studentArch);
 
 }  // namespace segnode::training

@@ -5,6 +5,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -253,23 +254,35 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
   if (recipes.size() != students.size()) throw Error(ErrorCode::InvalidArgument, "one recipe per student");
   teacher->to(device);
   teacher->eval();  // InstanceNorm keeps no running statistics: eval changes nothing but intent
+  // The feature column exists only in runs that use it, so earlier runs' curves.csv resume as they are.
+  const bool features = std::any_of(recipes.begin(), recipes.end(), [](const auto& r) { return r.feature > 0; });
   std::vector<std::pair<std::string, engine::PlainConvUNet*>> named;
   std::string header;
   for (size_t i = 0; i < students.size(); ++i) {
     named.push_back({recipes[i].name, &students[i]});
     const std::string& p = recipes[i].name;
     header += (i ? "," : "") + p + "_loss," + p + "_supervised," + p + "_kd," + p + "_gradient";
+    if (features) header += "," + p + "_feature";
+    if (recipes[i].feature > 0 && recipes[i].channels.size() != size_t(students[i]->spec().stages() - 1))
+      throw Error(ErrorCode::InvalidArgument, recipes[i].name + ": feature distillation needs its decoder channels");
   }
   auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
-  return runSchedule(nets, s, batch, patch, workDir, header, 4, validator,
+  return runSchedule(nets, s, batch, patch, workDir, header, features ? 5 : 4, validator,
                      [&](int64_t step, uint64_t seed) -> std::vector<double> {
     auto b = data.sample(patch, batch, seed);
     torch::Tensor tLogits;
+    std::vector<torch::Tensor> tFeatures;
     {
       torch::NoGradGuard ng;
       Autocast ac(amp);
-      tLogits = teacher->forward(b.image).to(torch::kFloat);
+      if (features) {
+        auto o = teacher->forwardWithFeatures(b.image);
+        tLogits = o.heads.front().to(torch::kFloat);
+        tFeatures = std::move(o.features);
+      } else {
+        tLogits = teacher->forward(b.image).to(torch::kFloat);
+      }
     }
     const double done = double(step) / double(std::max<int64_t>(1, s.iterations));
     const double ramp = w.kdRampFraction > 0 ? std::min(1.0, done / w.kdRampFraction) : 1.0;
@@ -278,11 +291,15 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
       const auto& r = recipes[i];
       auto& net = *nets[i].net;
       nets[i].opt->zero_grad();
-      std::vector<torch::Tensor> heads;
+      engine::PlainConvUNetImpl::Outputs o;
       {
         Autocast ac(amp);
-        heads = net->forwardAll(b.image);
+        if (r.feature > 0)
+          o = net->forwardWithFeatures(b.image);
+        else
+          o.heads = net->forwardAll(b.image);
       }
+      const auto& heads = o.heads;
       // Losses outside autocast: float32, so that small KL and edge differences keep their digits.
       auto zero = torch::zeros({}, tLogits.options());
       auto sup = deepSupervisionLoss(heads, b.target);
@@ -290,11 +307,13 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
                 : r.balancedKd ? balancedKlDistillationLoss(heads[0], tLogits, w.temperature)
                                : klDistillationLoss(heads[0], tLogits, w.temperature);
       auto grad = r.gradient == 0 ? zero : gradientDistillationLoss(heads[0], tLogits, w.edges, w.edgeWeight);
-      auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad);
+      auto feat = r.feature == 0 ? zero : featureDistillationLoss(o.features, tFeatures, r.channels);
+      auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad + r.feature * feat);
       loss.backward();
       torch::nn::utils::clip_grad_norm_(net->parameters(), 12);
       nets[i].opt->step();
       out.insert(out.end(), {loss.item<double>(), sup.item<double>(), kd.item<double>(), grad.item<double>()});
+      if (features) out.push_back(feat.item<double>());
     }
     return out;
   });

@@ -48,6 +48,8 @@ struct StudentRecipe {
   std::string name;  // state file stem and the prefix of its CSV columns
   double supervised = 1, kd = 1, gradient = 10;
   bool balancedKd = true;  // KL weighted by inverse teacher-class frequency (else a plain voxel mean)
+  double feature = 0;      // weight of feature distillation against the teacher's decoder channels
+  std::vector<torch::Tensor> channels;  // with feature > 0: Prune.h decoderChannels for this student
 };
 
 struct DistillSettings {

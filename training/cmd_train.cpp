@@ -231,7 +231,7 @@ struct DistillArgs : RunArgs {
   bool dryRun = false;
   training::DistillSettings w;
   std::vector<std::string> inits{"teacher"}, names, balance{"inverse-frequency"};
-  std::vector<double> kd{1}, gradient{10}, supervised{1};
+  std::vector<double> kd{1}, gradient{10}, supervised{1}, feature{0};
 };
 
 // One student per --divisors entry; every per-student option is one value for all or a list.
@@ -291,7 +291,7 @@ int distill(const DistillArgs& args) {
   const size_t n = divisors.size();
   auto inits = perStudent("--init", args.inits, n), balance = perStudent("--kd-balance", args.balance, n);
   auto kds = perStudent("--kd-weight", args.kd, n), grads = perStudent("--gradient-weight", args.gradient, n),
-       sups = perStudent("--supervised-weight", args.supervised, n);
+       sups = perStudent("--supervised-weight", args.supervised, n), feats = perStudent("--feature-weight", args.feature, n);
   std::string base = teacherSpec.name;
   if (auto pos = base.rfind("-teacher"); pos != std::string::npos) base = base.substr(0, pos);
   std::vector<std::string> names;
@@ -317,10 +317,11 @@ int distill(const DistillArgs& args) {
       students.emplace_back(spec.architecture);
       training::initialiseHe(students.back());
     }
-    recipes.push_back({names[i], sups[i], kds[i], grads[i], balance[i] == "inverse-frequency"});
-    std::fprintf(stderr, "student %s: %lld parameters (teacher %lld), init %s, kd %g (%s), gradient %g\n",
+    recipes.push_back({names[i], sups[i], kds[i], grads[i], balance[i] == "inverse-frequency", feats[i], {}});
+    if (feats[i] > 0) recipes.back().channels = training::decoderChannels(teacher, spec.architecture);
+    std::fprintf(stderr, "student %s: %lld parameters (teacher %lld), init %s, kd %g (%s), gradient %g, feature %g\n",
                  spec.name.c_str(), (long long)students.back()->parameterCount(), (long long)teacher->parameterCount(),
-                 inits[i].c_str(), recipes.back().kd, balance[i].c_str(), recipes.back().gradient);
+                 inits[i].c_str(), recipes.back().kd, balance[i].c_str(), recipes.back().gradient, recipes.back().feature);
     specs.push_back(spec);
   }
   fs::path out = args.out;
@@ -350,6 +351,7 @@ int distill(const DistillArgs& args) {
     d["edge_operator"] = edges;
     d["edge_weight"] = w.edgeWeight;
     d["kd_ramp_fraction"] = w.kdRampFraction;
+    if (recipes[i].feature > 0) d["feature_weight"] = recipes[i].feature;  // against the teacher's pruned channels
     if (!r.validation.empty()) {
       spec.provenance["validation_during_training"]["group"] = validator->group();
       spec.provenance["validation_during_training"]["iteration"] = r.iterations;
@@ -385,6 +387,8 @@ void addDistill(CLI::App& app) {
   each->add_option("--kd-weight", a->kd, "weight of the distillation loss")->delimiter(',')->check(weight);
   each->add_option("--gradient-weight", a->gradient, "weight of the edge (gradient) loss")->delimiter(',')->check(weight);
   each->add_option("--supervised-weight", a->supervised, "weight of the Dice + CE loss")->delimiter(',')->check(weight);
+  each->add_option("--feature-weight", a->feature, "weight of decoder-feature distillation against the teacher's same (pruned) channels")
+      ->delimiter(',')->check(weight);
   each->add_option("--kd-balance", a->balance, "KL weighting by teacher class")->delimiter(',')->check(CLI::IsMember({"inverse-frequency", "none"}));
   auto* all = sub->add_option_group("All students");
   all->add_option("--temperature", a->w.temperature, "of the distillation softmax")->check(CLI::Range(0.1, 100.0));

@@ -51,7 +51,8 @@ PlainConvUNetImpl::PlainConvUNetImpl(const ArchitectureSpec& spec) : spec_(spec)
   register_module("heads", heads);
 }
 
-std::vector<torch::Tensor> PlainConvUNetImpl::run(const torch::Tensor& input, bool allHeads) {
+std::vector<torch::Tensor> PlainConvUNetImpl::run(const torch::Tensor& input, bool allHeads,
+                                                  std::vector<torch::Tensor>* features) {
   std::vector<torch::Tensor> skips;
   torch::Tensor x = input;
   for (const auto& stage : *encoder) {
@@ -64,13 +65,21 @@ std::vector<torch::Tensor> PlainConvUNetImpl::run(const torch::Tensor& input, bo
     x = upsample[d]->as<torch::nn::ConvTranspose3d>()->forward(x);
     x = torch::cat({x, skips[skips.size() - 2 - d]}, 1);
     x = decoder[d]->as<torch::nn::Sequential>()->forward(x);
+    if (features) features->push_back(x);
     if (allHeads || d + 1 == steps) outputs.push_back(heads[d]->as<torch::nn::Conv3d>()->forward(x));
   }
   std::reverse(outputs.begin(), outputs.end());
+  if (features) std::reverse(features->begin(), features->end());
   return outputs;
 }
 
 std::vector<torch::Tensor> PlainConvUNetImpl::forwardAll(const torch::Tensor& x) { return run(x, true); }
+
+PlainConvUNetImpl::Outputs PlainConvUNetImpl::forwardWithFeatures(const torch::Tensor& x) {
+  Outputs o;
+  o.heads = run(x, true, &o.features);
+  return o;
+}
 
 // The full-resolution head only: the other heads cost nothing at inference.
 torch::Tensor PlainConvUNetImpl::forward(const torch::Tensor& x) { return run(x, false).front(); }

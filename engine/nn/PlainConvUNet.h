@@ -33,11 +33,17 @@ class PlainConvUNetImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // full-resolution logits
   // Logits of every decoder stage, full resolution first (deep supervision in training).
   std::vector<torch::Tensor> forwardAll(const torch::Tensor& x);
+  // forwardAll's logits, and what each decoder stage passes to its head (full resolution first):
+  // the feature maps a pruned student is distilled against (training/Prune.h).
+  struct Outputs {
+    std::vector<torch::Tensor> heads, features;
+  };
+  Outputs forwardWithFeatures(const torch::Tensor& x);
   const ArchitectureSpec& spec() const { return spec_; }
   int64_t parameterCount() const;
 
  private:
-  std::vector<torch::Tensor> run(const torch::Tensor& x, bool allHeads);
+  std::vector<torch::Tensor> run(const torch::Tensor& x, bool allHeads, std::vector<torch::Tensor>* features = nullptr);
   ArchitectureSpec spec_;
   torch::nn::ModuleList encoder, upsample, decoder, heads;
 };

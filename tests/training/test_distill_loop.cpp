@@ -1,6 +1,7 @@
 // The distillation loop's guarantees (issue 10), on tiny networks and volumes on the CPU: pruning
 // from the teacher, exact resume across calls, a new batch every step, the EMA, class-balanced KD,
-// the separable edge operator, per-volume normalisation, class-centred patches, validation Dice.
+// the separable edge operator, per-volume normalisation, class-centred patches, validation Dice,
+// feature KD against the teacher's pruned channels.
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
@@ -109,6 +110,56 @@ TEST_CASE("pruning keeps the shapes consistent, and pruning to the teacher's wid
   CHECK_THROWS(pruneFromTeacher(teacher, deeper));
 }
 
+TEST_CASE("feature KD compares a pruned student's decoder with the teacher's same channels, and trains it toward them",
+          "[training][prune][loss]") {
+  auto teacher = randomTeacher();
+  auto x = torch::randn({2, 1, 32, 32, 32});
+  torch::Tensor reference;
+  std::vector<torch::Tensor> tFeatures;
+  {
+    torch::NoGradGuard ng;
+    auto o = teacher->forwardWithFeatures(x);
+    tFeatures = o.features;
+    reference = teacher->forward(x);
+    CHECK(torch::equal(o.heads[0], reference));  // the features cost the heads nothing
+  }
+  REQUIRE(tFeatures.size() == 2);
+  CHECK(tFeatures[0].sizes() == std::vector<int64_t>{2, 8, 32, 32, 32});  // full resolution first
+  CHECK(tFeatures[1].size(1) == 16);
+
+  // At the teacher's own width the channels are all of them and the loss is exactly 0.
+  auto all = decoderChannels(teacher, teacher->spec());
+  CHECK(torch::equal(all[0], torch::arange(8)));
+  CHECK(torch::equal(all[1], torch::arange(16)));
+  auto same = pruneFromTeacher(teacher, teacher->spec());
+  CHECK(featureDistillationLoss(same->forwardWithFeatures(x).features, tFeatures, all).item<double>() == 0);
+
+  // A half-width student: its channels are the ones pruning kept for its last decoder conv.
+  auto arch = teacher->spec().withWidthDivisor(2, 2);
+  auto channels = decoderChannels(teacher, arch);
+  REQUIRE(channels.size() == 2);
+  CHECK(channels[0].numel() == arch.features[0]);
+  CHECK(channels[1].numel() == arch.features[1]);
+  const int lastConv = teacher->spec().convsPerStageDecoder[0] - 1;  // of the full-resolution stage (decoder.1)
+  auto gamma = teacher->named_parameters()["decoder.1." + std::to_string(lastConv) + ".norm.weight"];
+  auto kept = std::get<0>(std::get<1>(gamma.abs().sort(0, true)).slice(0, 0, arch.features[0]).sort());
+  CHECK(torch::equal(channels[0], kept));
+
+  // Feature KD alone moves the student's features toward the teacher's channels.
+  auto student = pruneFromTeacher(teacher, arch);
+  torch::optim::SGD opt(student->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  auto loss = [&] { return featureDistillationLoss(student->forwardWithFeatures(x).features, tFeatures, channels); };
+  const double before = loss().item<double>();
+  CHECK(before > 0);
+  for (int i = 0; i < 20; ++i) {
+    opt.zero_grad();
+    loss().backward();
+    opt.step();
+  }
+  CHECK(loss().item<double>() < 0.8 * before);
+  CHECK_THROWS(featureDistillationLoss(tFeatures, tFeatures, {channels[0]}));
+}
+
 TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in one go", "[training][resume]") {
   auto synth = synthesizer();
   auto teacher = randomTeacher();
@@ -173,6 +224,33 @@ TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in
   REQUIRE(extended.extensions.size() == 1);
   CHECK(extended.extensions[0] == "at step 3: 8 -> 12");
   CHECK(readRunState(dir.path() / "extended").plannedIterations == 12);
+}
+
+TEST_CASE("a run with feature KD logs the term in its own column, and refuses a student without its channels",
+          "[training][loss]") {
+  auto synth = synthesizer();
+  auto teacher = randomTeacher();
+  auto arch = teacher->spec().withWidthDivisor(2, 2);
+  ScheduleOptions s;
+  s.iterations = 2;
+  s.logEvery = 1000;
+  StudentRecipe r{"w2"};
+  r.feature = 1;
+  TempDir dir;
+  std::vector<engine::PlainConvUNet> students{pruneFromTeacher(teacher, arch)};
+  CHECK_THROWS_WITH(distillStudents(teacher, students, {r}, synth, {16, 16, 16}, 2, s, DistillSettings{},
+                                    dir.path() / "none", torch::kCPU),
+                    Catch::Contains("decoder channels"));
+  r.channels = decoderChannels(teacher, arch);
+  distillStudents(teacher, students, {r}, synth, {16, 16, 16}, 2, s, DistillSettings{}, dir.path() / "run", torch::kCPU);
+  std::ifstream in(dir.path() / "run" / "curves.csv");
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  CHECK(header == "iteration,seconds,lr,w2_loss,w2_supervised,w2_kd,w2_gradient,w2_feature");
+  const double feature = std::stod(row.substr(row.rfind(',') + 1));
+  CHECK(feature > 0);
+  CHECK(std::isfinite(feature));
 }
 
 TEST_CASE("the learning rate warms up linearly, then decays to zero at the planned total", "[training][schedule]") {
