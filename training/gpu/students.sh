@@ -4,7 +4,9 @@
 # background and later calls watch them and bring back their state.
 #   bash training/gpu/students.sh start DEADLINE_S RUN...  unpack, build, probe, start, watch until 580 s
 #   bash training/gpu/students.sh watch SECONDS             show progress; pack the latest checkpoint
-#   bash training/gpu/students.sh collect                    wait for the runs to end; pack their state
+#   bash training/gpu/students.sh collect [SECONDS]          wait for the runs to end, at most SECONDS
+#                                                            (570: give less when the device budget
+#                                                            left is shorter); pack their state
 #   bash training/gpu/students.sh parts FIRST               the last pack's parts from FIRST on (64 MiB a call)
 #   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
 #   bash training/gpu/students.sh receive                    keep .gpu-carry/state on the machine for
@@ -155,9 +157,9 @@ parts)  # the parts of the last pack from $2 on (the first call returned PARTS_P
   ls -la "$OUT"
   ;;
 collect)
-  t0=$(date +%s)
-  while running && [ $(( $(date +%s) - t0 )) -lt 570 ]; do sleep 5; done
-  running && echo "still running after 570 s: packing the last checkpoint"
+  t0=$(date +%s) wait_s=${2:-570}
+  while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
+  running && echo "still running after $wait_s s: packing the last checkpoint"
   pack
   ;;
 esac
