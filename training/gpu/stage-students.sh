@@ -7,7 +7,7 @@
 # nlohmann-json and CLI11 headers and CMake packages and OpenSSL 3 headers (the GPU box has none).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
 # does not need out of the work tree for the call, and back.
-#   bash training/gpu/stage-students.sh [RUN[=DIR] ...]
+#   [BUNDLES="etc/models/NAME/VERSION ..."] bash training/gpu/stage-students.sh [RUN[=DIR] ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=../shared/data/brain_mr/synthseg_label_maps
@@ -60,5 +60,12 @@ for spec in "$@"; do
   [[ $spec == *=* ]] && dir=${spec#*=}
   [ -d "$dir" ] || continue  # a new run: nothing to continue
   mkdir -p ".gpu-carry/state/$run" && cp -r "$dir/." ".gpu-carry/state/$run/"
+done
+# BUNDLES: bundle folders to carry apart from the tree (a run's teacher that does not fit one call
+# beside another run's), under .gpu-carry/bundles/NAME/VERSION; `students.sh receive` keeps them.
+for b in ${BUNDLES:-}; do
+  b=${b%/}
+  [ -f "$b/bundle.yaml" ] || { echo "BUNDLES: $b is not a bundle folder" >&2; exit 64; }
+  mkdir -p ".gpu-carry/bundles/$(basename "$(dirname "$b")")" && cp -r "$b" ".gpu-carry/bundles/$(basename "$(dirname "$b")")/"
 done
 du -sh .gpu-carry .gpu-carry/*

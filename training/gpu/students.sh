@@ -9,9 +9,10 @@
 #                                                            left is shorter); pack their state
 #   bash training/gpu/students.sh parts FIRST               the last pack's parts from FIRST on (64 MiB a call)
 #   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
-#   bash training/gpu/students.sh receive                    keep .gpu-carry/state on the machine for
-#                                                            the next call (a state too big to travel
-#                                                            with the teacher and the maps: w2's 50 MB)
+#   bash training/gpu/students.sh receive                    keep .gpu-carry/state (and bundles/) on
+#                                                            the machine for the next call (a state or
+#                                                            a second teacher too big to travel with
+#                                                            the teacher and the maps: w2's 50 MB)
 # DEADLINE_S: seconds after `start` began at which every run stops (wall clock, never the learning
 # rate: each run's schedule is fixed by its planned total, training/Trainer.h).
 # RUN: a file in training/gpu/runs/ (NAME.env) that defines the distill options of one run; runs go
@@ -114,8 +115,10 @@ parts() {
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
 
 case $1 in
-receive)
-  mkdir -p $G/received && cp -r $C/state/. $G/received/ && du -sh $G/received/*
+receive)  # state to $G/received/RUN, bundles (stage-students.sh BUNDLES) to $G/bundles/NAME/VERSION
+  mkdir -p $G/received $G/bundles && cp -r $C/state/. $G/received/
+  [ -d $C/bundles ] && cp -r $C/bundles/. $G/bundles/
+  du -sh $G/received/* $G/bundles/* 2>/dev/null
   ;;
 build)  # a build check: compile segnode-distill against PyTorch's LibTorch, print its usage
   t0=$(date +%s); build || exit 1; echo "build: $(( $(date +%s) - t0 )) s"; build-gpu/bin/segnode-distill --help | head -3
