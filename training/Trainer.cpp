@@ -266,6 +266,10 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
     if (recipes[i].feature > 0 && recipes[i].channels.size() != size_t(students[i]->spec().stages() - 1))
       throw Error(ErrorCode::InvalidArgument, recipes[i].name + ": feature distillation needs its decoder channels");
   }
+  // The channel sets go to the device once, not with every step's loss.
+  std::vector<std::vector<torch::Tensor>> channels(recipes.size());
+  for (size_t i = 0; i < recipes.size(); ++i)
+    for (const auto& c : recipes[i].channels) channels[i].push_back(c.to(device));
   auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
   return runSchedule(nets, s, batch, patch, workDir, header, features ? 5 : 4, validator,
@@ -307,7 +311,7 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
                 : r.balancedKd ? balancedKlDistillationLoss(heads[0], tLogits, w.temperature)
                                : klDistillationLoss(heads[0], tLogits, w.temperature);
       auto grad = r.gradient == 0 ? zero : gradientDistillationLoss(heads[0], tLogits, w.edges, w.edgeWeight);
-      auto feat = r.feature == 0 ? zero : featureDistillationLoss(o.features, tFeatures, r.channels);
+      auto feat = r.feature == 0 ? zero : featureDistillationLoss(o.features, tFeatures, channels[i]);
       auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad + r.feature * feat);
       loss.backward();
       torch::nn::utils::clip_grad_norm_(net->parameters(), 12);

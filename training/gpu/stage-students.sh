@@ -65,7 +65,8 @@ done
 # beside another run's), under .gpu-carry/bundles/NAME/VERSION; `students.sh receive` keeps them.
 for b in ${BUNDLES:-}; do
   b=${b%/}
+  name=$(basename "$(dirname "$b")")
   [ -f "$b/bundle.yaml" ] || { echo "BUNDLES: $b is not a bundle folder" >&2; exit 64; }
-  mkdir -p ".gpu-carry/bundles/$(basename "$(dirname "$b")")" && cp -r "$b" ".gpu-carry/bundles/$(basename "$(dirname "$b")")/"
+  mkdir -p ".gpu-carry/bundles/$name" && cp -r "$b" ".gpu-carry/bundles/$name/"
 done
 du -sh .gpu-carry .gpu-carry/*

@@ -150,16 +150,11 @@ start)
   while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
   pack
   ;;
-watch)
-  t0=$(date +%s)
-  while running && [ $(( $(date +%s) - t0 )) -lt "$2" ]; do sleep 10; done
-  pack
-  ;;
 parts)  # the parts of the last pack from $2 on (the first call returned PARTS_PER_CALL)
   parts "$2"
   ls -la "$OUT"
   ;;
-collect)
+watch|collect)  # watch SECONDS is collect with its limit given
   t0=$(date +%s) wait_s=${2:-570}
   while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
   running && echo "still running after $wait_s s: packing the last checkpoint"
