@@ -94,7 +94,10 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
   rm -f $G/state.tar.part*
   tar cf $G/state.tar -C $G/runs --exclude=probe-batch-* .
   split -b $PART -d $G/state.tar $G/state.tar.part
-  for r in $G/runs/*/; do echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error | tail -25; done >"$OUT/log.txt"
+  for r in $G/runs/*/; do
+    echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
+    kill -0 "$(cat "$r/pid")" 2>/dev/null || echo "(ended: $(grep -v Warning "$r/log" | tail -1))"
+  done >"$OUT/log.txt"
   cat "$OUT/log.txt" | tail -60
   parts 0
   ls -la "$OUT"
@@ -146,6 +149,11 @@ start)
     fi
     launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
     i=$(( i + 1 ))
+  done
+  # A run that cannot start (a missing teacher, a bad option) says so now, not after 560 s.
+  sleep 30
+  for run in "$@"; do
+    kill -0 "$(cat $G/runs/$run/pid)" 2>/dev/null || { echo "$run ended at start:"; grep -v Warning $G/runs/$run/log | tail -3; }
   done
   while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
   pack
