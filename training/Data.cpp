@@ -60,8 +60,10 @@ std::unique_ptr<training::Synthesizer> makeSynthesizer(const DataOptions& o, con
   for (const auto& path : o.contextMaps) context.push_back(training::loadSubject(path, "", spec.preprocessing.targetSpacing, lut, device));
   if (!context.empty() && table.bodyLabel < 0)
     throw Error(ErrorCode::InvalidArgument, "--context-maps needs a CT table with a body row (training/ct/...)");
-  return std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing, so,
-                                                 std::move(context));
+  auto synth = std::make_unique<training::Synthesizer>(std::move(subjects), std::move(table), lut, spec.preprocessing,
+                                                       so, std::move(context));
+  synth->setThreads(o.synthThreads);
+  return synth;
 }
 
 std::unique_ptr<training::Validator> makeValidator(const DataOptions& o, const engine::BundleSpec& spec,

@@ -25,6 +25,9 @@ struct DataOptions {
   int bodyBlobs = 10;
   // CT: fully labelled maps (training/ct/totalseg-context.py) whose body context fills the hull.
   std::vector<std::string> contextMaps;
+  // Threads that synthesise a batch's samples at once (Synthesizer::setThreads); the batches are
+  // the same for any number.
+  int synthThreads = 1;
 };
 
 torch::Device deviceFrom(const DataOptions& o);

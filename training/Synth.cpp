@@ -2,12 +2,19 @@
 
 #include <torch/torch.h>
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <atomic>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "common/Error.h"
 #include "engine/Nifti.h"
@@ -396,27 +403,28 @@ Synthesizer::Synthesizer(std::vector<Subject> subjects, GenerationTable table, s
 // the table's prior; the body label painted as 3..maxBodyBlobs smooth random blobs, each a tissue
 // drawn from the palette by weight (SynthMorph-style), or one Gaussian of its own prior when
 // maxBodyBlobs is 0.
-torch::Tensor Synthesizer::ctIntensities(const torch::Tensor& labels, int phase, std::mt19937_64& rng) const {
+torch::Tensor Synthesizer::ctIntensities(const torch::Tensor& labels, int phase, Draw& draw) const {
+  auto& rng = draw.rng;
   const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(labels.device());
   const int n = table_.numClasses();
   // At least three blobs where allowed: one blob of one tissue fills the whole inside.
   const int most = options_.maxBodyBlobs, fewest = std::min(3, most);
   const int blobs = table_.bodyLabel >= 0 && most > 0 ? fewest + int(rng() % uint64_t(most - fewest + 1)) : 0;
   std::vector<float> mean(size_t(n + blobs), 0), sd(size_t(n + blobs), 1);
-  auto draw = [&](size_t at, const IntensityPrior& p) {
+  auto drawPrior = [&](size_t at, const IntensityPrior& p) {
     mean[at] = float(normal(rng, p.meanMu, p.meanSd));
     sd[at] = float(std::max(1.0, normal(rng, p.stdMu, p.stdSd)));
   };
   const auto& priors = table_.phasePriors.at(size_t(phase));
-  for (size_t i = 0; i < table_.labels.size(); ++i) draw(size_t(table_.classes[i]), priors[i]);
+  for (size_t i = 0; i < table_.labels.size(); ++i) drawPrior(size_t(table_.classes[i]), priors[i]);
   std::vector<double> weights;
   for (const auto& t : table_.tissues) weights.push_back(t.weight);
   std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
-  for (int k = 0; k < blobs; ++k) draw(size_t(n + k), table_.tissues[pick(rng)].byPhase[size_t(phase)]);
+  for (int k = 0; k < blobs; ++k) drawPrior(size_t(n + k), table_.tissues[pick(rng)].byPhase[size_t(phase)]);
   auto cls = classOf_.index({labels});
   if (blobs > 0) {
     const int64_t g = 3 + int64_t(rng() % 6);  // blob scale: a 3..8 coarse grid over the region
-    auto field = F::interpolate(torch::randn({1, blobs, g, g, g}, opts),
+    auto field = F::interpolate(torch::randn({1, blobs, g, g, g}, draw.tensors, opts),
                                 F::InterpolateFuncOptions()
                                     .size(std::vector<int64_t>{labels.size(0), labels.size(1), labels.size(2)})
                                     .mode(torch::kTrilinear)
@@ -424,11 +432,12 @@ torch::Tensor Synthesizer::ctIntensities(const torch::Tensor& labels, int phase,
     cls = torch::where(labels == table_.bodyLabel, field[0].argmax(0) + n, cls);
   }
   auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
-  return m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), opts);
+  return m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), draw.tensors, opts);
 }
 
 torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contrast contrast, int phase,
-                               const Vec3& acquisition, std::mt19937_64& rng, torch::Tensor& target, bool raw) const {
+                               const Vec3& acquisition, Draw& draw, torch::Tensor& target, bool raw) const {
+  auto& rng = draw.rng;
   const auto opts = grid.options();
   const Subject& s = subjects_[subject];
   auto labels = torch::grid_sampler(labelsAsFloat_[subject], grid, /*nearest*/ 1,
@@ -444,7 +453,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     img = torch::grid_sampler(s.image.unsqueeze(0).unsqueeze(0), grid, 0, /*border*/ 1, true)[0][0];
     img = img * uniform(rng, 0.9, 1.1) + uniform(rng, -20, 20);
   } else if (!table_.phases.empty()) {  // a CT table: HU priors (no random contrast in HU)
-    img = ctIntensities(labels, phase, rng);
+    img = ctIntensities(labels, phase, draw);
   } else {
     const int n = table_.numClasses();
     std::vector<float> mean(size_t(n), 0), sd(size_t(n), 1);
@@ -461,14 +470,14 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     }
     auto cls = classOf_.index({labels});
     auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
-    img = m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), opts);
+    img = m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), draw.tensors, opts);
   }
   img = img.unsqueeze(0).unsqueeze(0);  // [1, 1, z, y, x]
 
   // Bias field: a smooth multiplicative field (exp of a coarse Gaussian grid, trilinear).
   if (!ct) {
     double bstd = uniform(rng, 0, options_.maxBiasStd);
-    auto coarse = torch::randn({1, 1, 4, 4, 4}, opts) * bstd;
+    auto coarse = torch::randn({1, 1, 4, 4, 4}, draw.tensors, opts) * bstd;
     auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
                                             .size(std::vector<int64_t>{img.size(2), img.size(3), img.size(4)})
                                             .mode(torch::kTrilinear)
@@ -497,12 +506,12 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     // kernel leaves it: spatially correlated, of a standard deviation in HU.
     const double psf = uniform(rng, options_.minBlurSigma, options_.maxBlurSigma);
     for (int dim = 2; dim <= 4; ++dim) img = blurAxis(img, dim, psf);
-    auto noise = torch::randn_like(img);
+    auto noise = torch::randn(img.sizes(), draw.tensors, img.options());
     const double grain = uniform(rng, 0, 1);
     for (int dim = 2; dim <= 4; ++dim) noise = blurAxis(noise, dim, grain);
     img = img + noise / noise.std().clamp_min(1e-6) * uniform(rng, options_.minCtNoiseHu, options_.maxCtNoiseHu);
   } else {
-    img = img + torch::randn_like(img) * uniform(rng, 0, options_.maxNoiseStd);
+    img = img + torch::randn(img.sizes(), draw.tensors, img.options()) * uniform(rng, 0, options_.maxNoiseStd);
   }
 
   if (ct && raw) return img[0];
@@ -544,6 +553,30 @@ std::array<int64_t, 3> Synthesizer::patchOrigin(const Subject& s, const torch::T
 }
 
 namespace {
+// work(i) for every i in [0, n), on `threads` threads. On CUDA each thread queues its kernels on a
+// stream of its own from the pool, so that one sample's host waits (nonzero, item) do not hold
+// up the others' (a prefetch thread sharing the caller's stream made training slower, session
+// 3), and waits for that stream before it ends: what the caller gets back is computed.
+void forEachOnOwnStream(int n, int threads, torch::Device device, const std::function<void(int)>& work) {
+  std::atomic<int> next{0};
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  auto worker = [&](int w) {
+    try {
+      std::optional<c10::StreamGuard> own;
+      if (device.is_cuda()) own.emplace(c10::impl::VirtualGuardImpl(device.type()).getStreamFromGlobalPool(device));
+      for (int i = next++; i < n; i = next++) work(i);
+      if (own) own->current_stream().synchronize();
+    } catch (...) {
+      errors[size_t(w)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 0; w < threads; ++w) pool.emplace_back(worker, w);
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 // The [.., z, y, x] block of `size` (x, y, z) at `origin`, zero where it leaves `t`.
 torch::Tensor cropPadded(const torch::Tensor& t, const std::array<int64_t, 3>& origin, const std::array<int64_t, 3>& size) {
   const int64_t nd = t.dim();
@@ -563,63 +596,86 @@ torch::Tensor cropPadded(const torch::Tensor& t, const std::array<int64_t, 3>& o
 }
 }  // namespace
 
+Synthesizer::Draw::Draw(uint64_t seed, torch::Device device)
+    : rng(seed), tensors(at::globalContext().defaultGenerator(device).clone()) {
+  // The same numbers as torch::manual_seed(seed) gave the global generator before samples had
+  // generators of their own: runs that resume across that change keep their data stream.
+  std::lock_guard<std::mutex> lock(tensors.mutex());
+  tensors.set_current_seed(seed);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Synthesizer::samplePatch(const std::array<int64_t, 3>& size, uint64_t seed,
+                                                                 int b, int subject) const {
+  const size_t index = subject >= 0 ? size_t(subject) : size_t((seed + uint64_t(b)) % subjects_.size());
+  const Subject& s = subjects_[index];
+  Draw draw(seed * 1000003ULL + uint64_t(b), s.labels.device());
+  auto& rng = draw.rng;
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
+
+  // The region: the foreground box plus a margin, transformed about its centre. Offsets of the
+  // output grid in voxels (x, y, z).
+  const auto& fb = s.foregroundBox;
+  const int64_t m = options_.regionMargin;
+  const std::array<int64_t, 3> region{fb[5] - fb[4] + 2 * m, fb[3] - fb[2] + 2 * m, fb[1] - fb[0] + 2 * m};
+  Vec3 centre{double(fb[4] + fb[5] - 1) / 2, double(fb[2] + fb[3] - 1) / 2, double(fb[0] + fb[1] - 1) / 2};
+  auto lin = options_.spatial ? randomLinear(rng, options_)
+                              : std::array<std::array<double, 3>, 3>{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+  auto axis = [&](int64_t n) { return torch::arange(n, opts) - double(n - 1) / 2; };
+  auto zz = axis(region[2]).view({-1, 1, 1, 1}), yy = axis(region[1]).view({1, -1, 1, 1}),
+       xx = axis(region[0]).view({1, 1, -1, 1});
+  auto mat = torch::empty({3, 3}, torch::kFloat);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) mat[i][j] = float(lin[size_t(i)][size_t(j)]);
+  mat = mat.to(opts.device());
+  // pos[.., i] = sum_j lin[i][j] * offset_j + centre_i, offsets ordered (x, y, z).
+  auto pos = xx * mat.select(1, 0) + yy * mat.select(1, 1) + zz * mat.select(1, 2) +
+             torch::tensor({centre[0], centre[1], centre[2]}, opts);
+  if (options_.spatial && options_.maxNonlinearStd > 0) {
+    double nstd = uniform(rng, 0, options_.maxNonlinearStd);
+    auto coarse = torch::randn({1, 3, 6, 6, 6}, draw.tensors, opts) * nstd;
+    auto disp = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                           .size(std::vector<int64_t>{region[2], region[1], region[0]})
+                                           .mode(torch::kTrilinear)
+                                           .align_corners(true));
+    pos = pos + disp[0].permute({1, 2, 3, 0});
+  }
+  auto grid = normalised(pos, s).unsqueeze(0);
+
+  // Contrast and acquisition resolution of this sample.
+  double u = uniform(rng, 0, 1);
+  Contrast c = u < options_.realProbability            ? Contrast::Real
+               : u < options_.realProbability + options_.priorProbability ? Contrast::Prior
+                                                                          : Contrast::Random;
+  Vec3 acq = s.geometry.spacing;
+  if (uniform(rng, 0, 1) < options_.resolutionProbability) {
+    int thick = int(uniform(rng, 0, 3));
+    acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
+  }
+  int phase = -1;
+  if (!table_.phases.empty())
+    phase = options_.phases.empty() ? int(rng() % table_.phases.size())
+                                    : options_.phases[size_t(rng() % options_.phases.size())];
+  torch::Tensor target;
+  auto image = one(index, grid, c, phase, acq, draw, target, /*raw=*/false);  // normalised over the whole region
+  auto origin = patchOrigin(s, target, size, rng);
+  return {cropPadded(image, origin, size), cropPadded(target, origin, size)};
+}
+
 SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject) const {
-  std::vector<torch::Tensor> images, targets;
-  for (int b = 0; b < batch; ++b) {
-    std::mt19937_64 rng(seed * 1000003ULL + uint64_t(b));
-    torch::manual_seed(seed * 1000003ULL + uint64_t(b));
-    const size_t index = subject >= 0 ? size_t(subject) : size_t((seed + uint64_t(b)) % subjects_.size());
-    const Subject& s = subjects_[index];
-    const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
-
-    // The region: the foreground box plus a margin, transformed about its centre. Offsets of the
-    // output grid in voxels (x, y, z).
-    const auto& fb = s.foregroundBox;
-    const int64_t m = options_.regionMargin;
-    const std::array<int64_t, 3> region{fb[5] - fb[4] + 2 * m, fb[3] - fb[2] + 2 * m, fb[1] - fb[0] + 2 * m};
-    Vec3 centre{double(fb[4] + fb[5] - 1) / 2, double(fb[2] + fb[3] - 1) / 2, double(fb[0] + fb[1] - 1) / 2};
-    auto lin = options_.spatial ? randomLinear(rng, options_)
-                                : std::array<std::array<double, 3>, 3>{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
-    auto axis = [&](int64_t n) { return torch::arange(n, opts) - double(n - 1) / 2; };
-    auto zz = axis(region[2]).view({-1, 1, 1, 1}), yy = axis(region[1]).view({1, -1, 1, 1}),
-         xx = axis(region[0]).view({1, 1, -1, 1});
-    auto mat = torch::empty({3, 3}, torch::kFloat);
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) mat[i][j] = float(lin[size_t(i)][size_t(j)]);
-    mat = mat.to(opts.device());
-    // pos[.., i] = sum_j lin[i][j] * offset_j + centre_i, offsets ordered (x, y, z).
-    auto pos = xx * mat.select(1, 0) + yy * mat.select(1, 1) + zz * mat.select(1, 2) +
-               torch::tensor({centre[0], centre[1], centre[2]}, opts);
-    if (options_.spatial && options_.maxNonlinearStd > 0) {
-      double nstd = uniform(rng, 0, options_.maxNonlinearStd);
-      auto coarse = torch::randn({1, 3, 6, 6, 6}, opts) * nstd;
-      auto disp = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                             .size(std::vector<int64_t>{region[2], region[1], region[0]})
-                                             .mode(torch::kTrilinear)
-                                             .align_corners(true));
-      pos = pos + disp[0].permute({1, 2, 3, 0});
+  std::vector<torch::Tensor> images(static_cast<size_t>(batch)), targets(static_cast<size_t>(batch));
+  auto make = [&](int b) { std::tie(images[size_t(b)], targets[size_t(b)]) = samplePatch(size, seed, b, subject); };
+  const torch::Device device = subjects_.front().labels.device();
+  if (threads_ <= 1 || batch <= 1) {
+    for (int b = 0; b < batch; ++b) make(b);
+  } else {
+    forEachOnOwnStream(batch, std::min(threads_, batch), device, make);
+    // The samples' memory came from the workers' streams: the caching allocator must not hand it
+    // out again before this thread's stream has read it.
+    if (device.is_cuda()) {
+      const auto mine = c10::impl::VirtualGuardImpl(device.type()).getStream(device);
+      for (auto& t : images) t.record_stream(mine);
+      for (auto& t : targets) t.record_stream(mine);
     }
-    auto grid = normalised(pos, s).unsqueeze(0);
-
-    // Contrast and acquisition resolution of this sample.
-    double u = uniform(rng, 0, 1);
-    Contrast c = u < options_.realProbability            ? Contrast::Real
-                 : u < options_.realProbability + options_.priorProbability ? Contrast::Prior
-                                                                            : Contrast::Random;
-    Vec3 acq = s.geometry.spacing;
-    if (uniform(rng, 0, 1) < options_.resolutionProbability) {
-      int thick = int(uniform(rng, 0, 3));
-      acq[size_t(thick)] = uniform(rng, s.geometry.spacing[size_t(thick)], options_.maxSliceThickness);
-    }
-    int phase = -1;
-    if (!table_.phases.empty())
-      phase = options_.phases.empty() ? int(rng() % table_.phases.size())
-                                      : options_.phases[size_t(rng() % options_.phases.size())];
-    torch::Tensor target;
-    auto image = one(index, grid, c, phase, acq, rng, target, /*raw=*/false);  // normalised over the whole region
-    auto origin = patchOrigin(s, target, size, rng);
-    images.push_back(cropPadded(image, origin, size));
-    targets.push_back(cropPadded(target, origin, size));
   }
   return {torch::stack(images), torch::stack(targets)};
 }
@@ -630,8 +686,7 @@ SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquis
   if (!table_.phases.empty() && phase >= int(table_.phases.size()))
     throw Error(ErrorCode::InvalidArgument, "contrast phase " + std::to_string(phase) + " is not in the CT table");
   const Subject& s = subjects_.at(size_t(subject));
-  std::mt19937_64 rng(seed);
-  torch::manual_seed(seed);
+  Draw draw(seed, s.labels.device());
   const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
   const auto& fb = s.foregroundBox;
   auto range = [&](int64_t lo, int64_t hi, int64_t n) {
@@ -643,7 +698,7 @@ SynthBatch Synthesizer::whole(int subject, Contrast contrast, const Vec3& acquis
   pos = torch::stack({pos[2], pos[1], pos[0]}, -1);         // (x, y, z) last
   auto grid = normalised(pos, s).unsqueeze(0);
   torch::Tensor target;
-  auto img = one(size_t(subject), grid, contrast, phase, acquisition, rng, target, raw);
+  auto img = one(size_t(subject), grid, contrast, phase, acquisition, draw, target, raw);
   return {img.unsqueeze(0), target.unsqueeze(0)};
 }
 

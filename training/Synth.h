@@ -8,9 +8,11 @@
 // SynthSeg, or the subject's real image for CT) -> bias field -> random resolution / slice
 // thickness (blur, down- and up-sampling) -> noise -> gamma -> normalisation as at inference.
 // Deterministic for a given seed and sample index.
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -119,7 +121,12 @@ class Synthesizer {
   // `size` is (x, y, z). Sample i of the batch uses subject (seed + i) mod n unless `subject` >= 0.
   // Each sample is synthesised over the subject's foreground box (+ margin) under a random spatial
   // transform, normalised there, and the patch is cut from it (class-centred or uniform).
+  // A sample depends on (seed, its index) alone, never on the thread that makes it.
   SynthBatch sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject = -1) const;
+  // Samples of one batch made at once, each on its own thread and (CUDA) stream: one sample is a
+  // few hundred small kernels and several host waits, so one thread leaves the GPU mostly idle.
+  void setThreads(int n) { threads_ = std::max(1, n); }
+  int threads() const { return threads_; }
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
   // and slice thickness (x, y, z in mm): validation pairs. wholeSeed gives pair i of a set made
   // with base seed S its seed (segnode-distill synth and the training's validation curves agree).
@@ -132,10 +139,18 @@ class Synthesizer {
   const GenerationTable& table() const { return table_; }
 
  private:
-  struct Draw;
+  // The randomness of one sample: host draws (scalars) and a generator of the subjects' device
+  // (tensors), both seeded from the sample's seed, so a sample is the same on any thread.
+  struct Draw {
+    Draw(uint64_t seed, torch::Device device);
+    std::mt19937_64 rng;
+    at::Generator tensors;
+  };
+  std::pair<torch::Tensor, torch::Tensor> samplePatch(const std::array<int64_t, 3>& size, uint64_t seed, int b,
+                                                      int subject) const;  // image [1, z, y, x], target [z, y, x]
   torch::Tensor one(size_t subject, const torch::Tensor& grid, Contrast contrast, int phase,
-                    const engine::Vec3& acquisition, std::mt19937_64& rng, torch::Tensor& target, bool raw) const;
-  torch::Tensor ctIntensities(const torch::Tensor& labels, int phase, std::mt19937_64& rng) const;
+                    const engine::Vec3& acquisition, Draw& draw, torch::Tensor& target, bool raw) const;
+  torch::Tensor ctIntensities(const torch::Tensor& labels, int phase, Draw& draw) const;
   std::array<int64_t, 3> patchOrigin(const Subject& s, const torch::Tensor& target, const std::array<int64_t, 3>& size,
                                      std::mt19937_64& rng) const;
   std::vector<Subject> subjects_;
@@ -145,6 +160,7 @@ class Synthesizer {
   torch::Tensor targetOf_;   // generation label -> target class, int64, on device
   engine::PreprocessingSpec preprocessing_;
   SynthOptions options_;
+  int threads_ = 1;
 };
 
 }  // namespace segnode::training

@@ -341,6 +341,12 @@ SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synth
   SharedStepCost c;
   uint64_t seed = 1;
   c.synthesis = perCall([&] { data.sample(patch, batch, seed++); });
+  if (data.threads() > 1) {
+    Synthesizer serial = data;  // shares the subjects' tensors
+    serial.setThreads(1);
+    seed = 1;
+    c.serialSynthesis = perCall([&] { serial.sample(patch, batch, seed++); });
+  }
   auto b = data.sample(patch, batch, 0);
   teacher->to(device);
   teacher->eval();

@@ -87,8 +87,9 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
 
 // Seconds per iteration of the two shared parts of a distillation step at `batch`: synthesising
 // the batch and the teacher's forward pass (the rest of a step is the students'). For the batch probe.
+// With several synthesis threads, `serialSynthesis` is the same batches made on one, side by side.
 struct SharedStepCost {
-  double synthesis = 0, teacher = 0;
+  double synthesis = 0, teacher = 0, serialSynthesis = 0;
 };
 SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synthesizer& data,
                                      const std::array<int64_t, 3>& patch, int batch, const ScheduleOptions& s,

@@ -188,6 +188,9 @@ void addDataOptions(CLI::App& sub, DataOptions& o) {
       ->check(CLI::Range(0, 64));
   g->add_option("--context-maps", o.contextMaps, "CT: fully labelled maps whose body context fills the hull "
                                                  "(training/ct/totalseg-context.py)")->delimiter(',');
+  g->add_option("--synth-threads", o.synthThreads, "train, distill: threads that synthesise a batch's samples at once, each on its "
+                                                   "own CUDA stream (the batches are the same for any number)")
+      ->check(CLI::Range(1, 64));
 }
 
 void addPlan(CLI::App& app) {

@@ -217,6 +217,9 @@ int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher
                  "%zu students %.0f\n",
                  batch, rate, rate / batch, 1e3 * step, 1e3 * shared.synthesis, 1e3 * shared.teacher, students.size(),
                  1e3 * (step - shared.synthesis - shared.teacher));
+    if (shared.serialSynthesis > 0)
+      std::fprintf(stderr, "probe: batch %d: synthesis %.0f ms on %d threads, %.0f ms on one\n", batch,
+                   1e3 * shared.synthesis, data.threads(), 1e3 * shared.serialSynthesis);
     if (rate > bestRate) best = batch, bestRate = rate;
   }
   std::printf("probe_best_batch=%d\n", best);

@@ -89,6 +89,12 @@ TEST_CASE("CT synthesis is deterministic per seed and keeps the label geometry",
   auto c = synth.whole(0, Contrast::Prior, s.geometry.spacing, 2001, 8, 1, /*raw=*/true);
   CHECK(torch::equal(a.image, b.image));
   CHECK_FALSE(torch::equal(a.image, c.image));
+  // Training batches (body blobs, phases, CT noise) do not depend on the threads that make them.
+  auto serial = synth.sample({32, 32, 32}, 3, 5);
+  synth.setThreads(2);
+  auto parallel = synth.sample({32, 32, 32}, 3, 5);
+  CHECK(torch::equal(serial.image, parallel.image));
+  CHECK(torch::equal(serial.target, parallel.target));
   // No spatial transform: the target is the map's organs, cut to the foreground box + margin.
   const auto& fb = s.foregroundBox;
   auto expected = flareLike().labels.slice(0, std::max<int64_t>(0, fb[0] - 8), fb[1] + 8)

@@ -120,6 +120,26 @@ TEST_CASE("synthesis is deterministic per seed and keeps the label geometry", "[
   CHECK(movedSphere < 2.0 * sphere);
 }
 
+TEST_CASE("a batch is the same on any number of synthesis threads", "[training][synth]") {
+  Synthesizer synth({tinySubject(), tinySubject()}, tinyTable(), tinyLut(), mr(), SynthOptions{});
+  auto one = synth.sample({24, 24, 24}, 5, 11);
+  synth.setThreads(3);  // more samples than threads: a thread makes several
+  auto three = synth.sample({24, 24, 24}, 5, 11);
+  CHECK(torch::equal(one.image, three.image));
+  CHECK(torch::equal(one.target, three.target));
+  CHECK_FALSE(torch::equal(one.image[0], one.image[1]));  // the samples of a batch differ
+}
+
+// Why a resumed run keeps its data stream across the change to per-sample generators: a copy of
+// the default generator given a seed draws what torch::manual_seed with that seed gave.
+TEST_CASE("a seeded copy of the default generator draws what manual_seed gave", "[training][synth]") {
+  torch::manual_seed(1234);
+  auto global = torch::randn({1000});
+  auto copy = at::globalContext().defaultGenerator(torch::kCPU).clone();
+  copy.set_current_seed(1234);
+  CHECK(torch::equal(global, torch::randn({1000}, copy, torch::kFloat)));
+}
+
 TEST_CASE("KL distillation is zero for identical logits and its gradient matches finite differences",
           "[training][loss]") {
   torch::manual_seed(3);

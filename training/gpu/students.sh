@@ -46,6 +46,8 @@ build() {  # incremental: a warm machine keeps build-gpu/
 unpack() {  # label maps travel as tars: brain as int16 xz (a third of the gzip size), FLARE22 as is
   if [ -f $C/brain-maps.tar.xz ] && [ ! -d $G/brain ]; then mkdir -p $G/brain && tar xJf $C/brain-maps.tar.xz -C $G/brain; fi
   if [ -f $C/flare-maps.tar ] && [ ! -d $G/flare ]; then mkdir -p $G/flare && tar xf $C/flare-maps.tar -C $G/flare; fi
+  # Bundles staged with BUNDLES= that fit beside everything else in this call (else `receive`).
+  if [ -d $C/bundles ]; then mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/; fi
   return 0
 }
 
@@ -85,7 +87,7 @@ launch() {
     --labels "$train" --val-labels "$val" --table "$table" \
     --batch "$batch" --iterations $(( TOTAL_SAMPLES / batch )) --lr-warmup $(( WARMUP_SAMPLES / batch )) \
     --validate-every $(( VALIDATE_SAMPLES / batch )) --checkpoint-every $(( VALIDATE_SAMPLES / batch )) \
-    --log-every 100 --time-budget "$budget" --resume --out "$work" "${OPTIONS[@]}" \
+    --log-every 100 --time-budget "$budget" --resume --out "$work" "${SYNTH_ARGS[@]}" "${OPTIONS[@]}" \
     >"$work/log" 2>&1 </dev/null &
   echo $! >"$work/pid"
 }
@@ -135,17 +137,29 @@ start)
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
-    unset PROBE_BATCHES MODE DATA BATCH TEACHER
+    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
-    # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes.
-    if [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ]; then
+    # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes,
+    # or to choose its synthesis threads (SYNTH_THREADS: used only where the probe measures them
+    # faster than one thread; the batches are the same either way, so the choice may change
+    # between the calls of a run). A MODE=train run takes SYNTH_THREADS as given (the probe
+    # distils): measure it beside a distillation run first.
+    SYNTH_ARGS=()
+    [ "${MODE:-distill}" = train ] && [ -n "${SYNTH_THREADS:-}" ] && SYNTH_ARGS=(--synth-threads "$SYNTH_THREADS")
+    if [ "${MODE:-distill}" = distill ] && { [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ] || [ -n "${SYNTH_THREADS:-}" ]; }; then
       data_of
       CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher "${TEACHER:-$BRAIN_TEACHER}" \
-        --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-2,4,8}" \
+        --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-${BATCH:-2,4,8}}" \
+        --synth-threads "${SYNTH_THREADS:-1}" \
         --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
       [ -n "${BATCH:-}" ] || BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
+      if [ -n "${SYNTH_THREADS:-}" ]; then
+        read -r many one < <(sed -n "s/^probe: batch $BATCH: synthesis \([0-9]*\) ms on [0-9]* threads, \([0-9]*\) ms on one$/\1 \2/p" $G/probe-$run.log)
+        [ -n "${many:-}" ] && (( many < one )) && SYNTH_ARGS=(--synth-threads "$SYNTH_THREADS")
+        echo "$run: synthesis of batch $BATCH ${many:-?} ms on $SYNTH_THREADS threads, ${one:-?} ms on one: runs with ${SYNTH_ARGS[*]:-one thread}"
+      fi
     fi
     launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
     i=$(( i + 1 ))
