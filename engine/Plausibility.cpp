@@ -23,16 +23,34 @@ std::string outside(const std::string& what, double value, const PlausibilitySpe
 
 bool within(double v, const PlausibilitySpec::Range& r) { return r[1] <= 0 || (v >= r[0] && v <= r[1]); }
 
+// f(values, count) over a label volume's values as stored when they are uint8 or int16 (what the
+// segmenter writes and label maps hold), else over an int16 copy: no whole-volume copy on the
+// node's path.
+template <class F>
+void withLabelValues(const torch::Tensor& data, F&& f) {
+  const auto values = data.contiguous();
+  if (values.scalar_type() == torch::kByte) return f(values.data_ptr<uint8_t>(), values.numel());
+  if (values.scalar_type() == torch::kShort) return f(values.data_ptr<int16_t>(), values.numel());
+  const auto copy = values.to(torch::kShort);
+  f(copy.data_ptr<int16_t>(), copy.numel());
+}
+
 }  // namespace
 
 std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<LabelInfo>& table) {
   int maxValue = 0;
   for (const auto& l : table) maxValue = std::max(maxValue, l.value);
-  auto counts = labels.data.to(torch::kLong).flatten().clamp(0, maxValue).bincount({}, maxValue + 1);
+  // One pass over the values as stored, values outside [0, max] counted at its ends: an int64
+  // copy of a 512 x 512 x 600 CT's labels (and its clamped copy) were 2.5 GB, more than the rest
+  // of the inference (bench/memory.sh).
+  std::vector<int64_t> counts(size_t(maxValue) + 1, 0);
+  withLabelValues(labels.data, [&](const auto* v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) ++counts[size_t(std::clamp(int(v[i]), 0, maxValue))];
+  });
   const auto& s = labels.geometry.spacing;
   const double voxelMl = s[0] * s[1] * s[2] / 1000;
   std::vector<double> out;
-  for (const auto& l : table) out.push_back(double(counts[l.value].item<int64_t>()) * voxelMl);
+  for (const auto& l : table) out.push_back(double(counts[size_t(l.value)]) * voxelMl);
   return out;
 }
 
@@ -61,36 +79,35 @@ VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::
 }
 
 double connectedShare(const Volume& labels) {
-  const auto data = labels.data.to(torch::kShort).contiguous();
-  const int16_t* v = data.data_ptr<int16_t>();
-  const int64_t nk = data.size(0), nj = data.size(1), ni = data.size(2), n = data.numel();
-  std::vector<uint8_t> seen(size_t(n), 0);
-  std::map<int16_t, int64_t> largest;
-  int64_t labelled = 0;
-  std::vector<int64_t> stack;
-  for (int64_t start = 0; start < n; ++start) {
-    if (v[start] == 0 || seen[size_t(start)]) continue;
-    const int16_t label = v[start];
-    int64_t size = 0;
-    stack.assign(1, start);
-    seen[size_t(start)] = 1;
-    while (!stack.empty()) {
-      const int64_t at = stack.back();
-      stack.pop_back();
-      ++size;
-      const int64_t i = at % ni, j = (at / ni) % nj, k = at / (ni * nj);
-      auto visit = [&](bool inside, int64_t next) {
-        if (inside && !seen[size_t(next)] && v[next] == label) seen[size_t(next)] = 1, stack.push_back(next);
-      };
-      visit(i > 0, at - 1), visit(i + 1 < ni, at + 1);
-      visit(j > 0, at - ni), visit(j + 1 < nj, at + ni);
-      visit(k > 0, at - ni * nj), visit(k + 1 < nk, at + ni * nj);
+  int64_t labelled = 0, inLargest = 0;
+  withLabelValues(labels.data, [&](const auto* v, int64_t n) {
+    const int64_t nk = labels.data.size(0), nj = labels.data.size(1), ni = labels.data.size(2);
+    std::vector<uint8_t> seen(size_t(n), 0);
+    std::map<int, int64_t> largest;
+    std::vector<int64_t> stack;
+    for (int64_t start = 0; start < n; ++start) {
+      if (v[start] == 0 || seen[size_t(start)]) continue;
+      const auto label = v[start];
+      int64_t size = 0;
+      stack.assign(1, start);
+      seen[size_t(start)] = 1;
+      while (!stack.empty()) {
+        const int64_t at = stack.back();
+        stack.pop_back();
+        ++size;
+        const int64_t i = at % ni, j = (at / ni) % nj, k = at / (ni * nj);
+        auto visit = [&](bool inside, int64_t next) {
+          if (inside && !seen[size_t(next)] && v[next] == label) seen[size_t(next)] = 1, stack.push_back(next);
+        };
+        visit(i > 0, at - 1), visit(i + 1 < ni, at + 1);
+        visit(j > 0, at - ni), visit(j + 1 < nj, at + ni);
+        visit(k > 0, at - ni * nj), visit(k + 1 < nk, at + ni * nj);
+      }
+      labelled += size;
+      largest[int(label)] = std::max(largest[int(label)], size);
     }
-    labelled += size;
-    largest[label] = std::max(largest[label], size);
-  }
-  int64_t inLargest = 0;
-  for (const auto& [label, size] : largest) inLargest += size;
+    for (const auto& [label, size] : largest) inLargest += size;
+  });
   return labelled ? double(inLargest) / double(labelled) : 0;
 }
 

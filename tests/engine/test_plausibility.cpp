@@ -234,3 +234,19 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(ct.structureVolumeMl[2].second[1] == Approx(12 * 1.25));
   CHECK(ct.minConfidence == 0);
 }
+
+TEST_CASE("volumes and connected share are the same whatever integer or float type holds the labels", "[engine][plausibility]") {
+  BundleSpec spec = fourLabels();
+  Volume v = labelMap(100, 40, 1000);  // uint8, as the segmenter writes up to 255 labels
+  v.data.view(-1)[3999] = 7;            // a value the table lacks: counted with the largest (5)
+  const auto volumes = labelVolumesMl(v, spec.labels);
+  const double share = connectedShare(v);
+  CHECK(volumes[1] == Approx(100 * 8.0 / 1000));
+  CHECK(volumes[3] == Approx(1001 * 8.0 / 1000));
+  for (auto type : {torch::kShort, torch::kInt, torch::kLong, torch::kFloat}) {
+    Volume w = v;
+    w.data = v.data.to(type);
+    CHECK(labelVolumesMl(w, spec.labels) == volumes);
+    CHECK(connectedShare(w) == share);
+  }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Peak memory of the daemon's whole path on the largest series processing.max_voxels admits by
+# default: the 512 x 512 x 600 noise CT of bench/memory.sh, written as 600 CT files (pydicom),
+# sent with storescu to a segnoded that loads it from DICOM, segments it with the CT student and
+# writes its SEG (send_flagged: noise is implausible, and a rejected job would skip the SEG
+# writer, whose frames are part of what this measures). Reports segnoded's peak RSS (VmHWM) and
+# the job's timings (docs/reliability.md "Inference memory").
+#   [ON_IMPLAUSIBLE=reject] bash bench/memory-daemon.sh [THREADS]   (needs a full build: segnoded)
+# ON_IMPLAUSIBLE=reject stops the job before the SEG writer: the difference is the writer's share.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${1:-2}
+work=$PWD/build/bench-memory-daemon
+bin=$PWD/build/bin
+for tool in "$bin/segnoded" storescu curl; do
+  command -v "$tool" >/dev/null || { echo "memory-daemon: $tool missing (full build; dcmtk, curl)" >&2; exit 69; }
+done
+/usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null || { echo "memory-daemon: python3-pydicom missing" >&2; exit 69; }
+rm -rf "$work/var" && mkdir -p "$work/var"
+if [[ ! -f $work/ct/0599.dcm ]]; then
+  mkdir -p "$work/ct"
+  /usr/bin/python3 - "$work/ct" <<'PY'
+import os, sys
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out = sys.argv[1]
+volume = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # x, y, z as bench/memory.sh
+study, series, frame = generate_uid(), generate_uid(), generate_uid()
+for z in range(600):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+    ds.PatientName, ds.PatientID, ds.StudyID, ds.AccessionNumber = "Bench^Memory", "BENCH-MEMORY", "1", ""
+    ds.Modality, ds.BodyPartExamined, ds.SeriesDescription = "CT", "ABDOMEN", "memory bench noise 512x512x600"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SeriesNumber, ds.InstanceNumber = 1, z + 1
+    ds.ImagePositionPatient = [0.0, 0.0, float(z)]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 1.0
+    ds.Rows, ds.Columns = 512, 512
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    ds.PixelData = np.ascontiguousarray(volume[:, :, z].T).tobytes()  # rows are y
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(os.path.join(out, f"{z:04d}.dcm"), write_like_original=False)
+PY
+fi
+# The default config with its paths, ports and one worker here; the CT route sends what it makes
+# flagged; the destination is a port nobody listens on (the SEG waits in the outbox).
+sed -e "s|port: 11112 |port: 11191 |; s|port: 8104 |port: 8191 |; s|port: 4242}|port: 4291}|" \
+    -e "s|spool_dir: var/spool|spool_dir: $work/var/spool|; s|database: var/segnode.db|database: $work/var/segnode.db|" \
+    -e "s|output_dir: var/out|output_dir: $work/var/out|; s|models_dir: etc/models |models_dir: $PWD/etc/models |" \
+    -e "s|workers: 0 |workers: 1 |; s|threads_per_worker: 0 |threads_per_worker: $threads |; s|quiet_period_s: 10 |quiet_period_s: 2 |" \
+    etc/segnode.yaml >"$work/segnode.yaml"
+/usr/bin/python3 - "$work/segnode.yaml" <<'PY'
+import os, sys, yaml
+path = sys.argv[1]
+text = open(path).read()
+cfg = yaml.safe_load(text)
+for route in cfg["routes"]:
+    if route["name"] == "abdomen-ct":
+        route["on_implausible"] = os.environ.get("ON_IMPLAUSIBLE", "send_flagged")
+open(path, "w").write(yaml.safe_dump(cfg, sort_keys=False))
+PY
+"$bin/segnoded" --config "$work/segnode.yaml" --check-config >/dev/null
+"$bin/segnoded" --config "$work/segnode.yaml" >"$work/segnoded.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+for _ in $(seq 120); do curl -sf 127.0.0.1:8191/readyz >/dev/null && break; sleep 1; done
+curl -sf 127.0.0.1:8191/readyz >/dev/null || { tail "$work/segnoded.log"; echo "memory-daemon: not ready after 120 s" >&2; exit 70; }
+t0=$(date +%s)
+storescu -aet STORESCU -aec SEGNODE +sd 127.0.0.1 11191 "$work/ct"
+state=''
+for _ in $(seq 1800); do  # at most an hour
+  state=$(curl -s 127.0.0.1:8191/api/jobs | /usr/bin/python3 -c '
+import json, sys
+jobs = json.load(sys.stdin)
+jobs = jobs.get("jobs", jobs) if isinstance(jobs, dict) else jobs
+ended = [j for j in jobs if j.get("state") in ("done", "failed", "rejected")]
+print(json.dumps(ended[0]) if ended else "")')
+  [[ -n $state ]] && break
+  sleep 2
+done
+echo "job: $state"
+echo "seconds from first C-STORE to the job's end: $(( $(date +%s) - t0 ))"
+grep -E "VmHWM|VmRSS" /proc/$pid/status
