@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <map>
 #include <atomic>
 #include <exception>
 #include <functional>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -204,6 +204,14 @@ torch::Tensor blurAxis(const torch::Tensor& x, int dim, double sigma) {
 
 double uniform(std::mt19937_64& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
 double normal(std::mt19937_64& rng, double mu, double sd) { return std::normal_distribution<double>(mu, sd)(rng); }
+
+// Each voxel drawn from the Gaussian of its class `cls`: mean[c] + sd[c] * N(0, 1).
+torch::Tensor gaussianPerClass(const std::vector<float>& mean, const std::vector<float>& sd, const torch::Tensor& cls,
+                               at::Generator& gen) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(cls.device());
+  auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
+  return m.index({cls}) + d.index({cls}) * torch::randn(cls.sizes(), gen, opts);
+}
 
 // Rotation about z, y, x (degrees) times scale and shear, acting on (x, y, z) voxel offsets.
 std::array<std::array<double, 3>, 3> randomLinear(std::mt19937_64& rng, const SynthOptions& o) {
@@ -431,8 +439,7 @@ torch::Tensor Synthesizer::ctIntensities(const torch::Tensor& labels, int phase,
                                     .align_corners(true));
     cls = torch::where(labels == table_.bodyLabel, field[0].argmax(0) + n, cls);
   }
-  auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
-  return m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), draw.tensors, opts);
+  return gaussianPerClass(mean, sd, cls, draw.tensors);
 }
 
 torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contrast contrast, int phase,
@@ -469,8 +476,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
       }
     }
     auto cls = classOf_.index({labels});
-    auto m = torch::tensor(mean).to(opts.device()), d = torch::tensor(sd).to(opts.device());
-    img = m.index({cls}) + d.index({cls}) * torch::randn(labels.sizes(), draw.tensors, opts);
+    img = gaussianPerClass(mean, sd, cls, draw.tensors);
   }
   img = img.unsqueeze(0).unsqueeze(0);  // [1, 1, z, y, x]
 

@@ -46,10 +46,15 @@ build() {  # incremental: a warm machine keeps build-gpu/
 unpack() {  # label maps travel as tars: brain as int16 xz (a third of the gzip size), FLARE22 as is
   if [ -f $C/brain-maps.tar.xz ] && [ ! -d $G/brain ]; then mkdir -p $G/brain && tar xJf $C/brain-maps.tar.xz -C $G/brain; fi
   if [ -f $C/flare-maps.tar ] && [ ! -d $G/flare ]; then mkdir -p $G/flare && tar xf $C/flare-maps.tar -C $G/flare; fi
-  # Bundles staged with BUNDLES= that fit beside everything else in this call (else `receive`).
-  if [ -d $C/bundles ]; then mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/; fi
+  keep_bundles  # staged with BUNDLES= and small enough to travel with the rest (else `receive`)
   return 0
 }
+
+# Bundles staged by stage-students.sh BUNDLES= to $G/bundles/NAME/VERSION, where a run's .env looks.
+keep_bundles() { if [ -d $C/bundles ]; then mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/; fi; }
+
+# Nothing when the run in directory $1 still runs; else how it ended (its log's last line).
+ended() { kill -0 "$(cat "$1/pid")" 2>/dev/null || echo "(ended: $(grep -v Warning "$1/log" | tail -1))"; }
 
 # The data of a run (DATA in its .env): training maps, held-out validation maps, generation table.
 # brain: SynthSeg's maps, 18 and 19 held out; flare: FLARE22's, training/ct/flare22-split.txt held out.
@@ -98,7 +103,7 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
   split -b $PART -d $G/state.tar $G/state.tar.part
   for r in $G/runs/*/; do
     echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
-    kill -0 "$(cat "$r/pid")" 2>/dev/null || echo "(ended: $(grep -v Warning "$r/log" | tail -1))"
+    ended "$r"
   done >"$OUT/log.txt"
   cat "$OUT/log.txt" | tail -60
   parts 0
@@ -121,8 +126,8 @@ running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && retu
 
 case $1 in
 receive)  # state to $G/received/RUN, bundles (stage-students.sh BUNDLES) to $G/bundles/NAME/VERSION
-  mkdir -p $G/received $G/bundles && cp -r $C/state/. $G/received/
-  [ -d $C/bundles ] && cp -r $C/bundles/. $G/bundles/
+  mkdir -p $G/received && cp -r $C/state/. $G/received/
+  keep_bundles
   du -sh $G/received/* $G/bundles/* 2>/dev/null
   ;;
 build)  # a build check: compile segnode-distill against PyTorch's LibTorch, print its usage
@@ -166,9 +171,7 @@ start)
   done
   # A run that cannot start (a missing teacher, a bad option) says so now, not after 560 s.
   sleep 30
-  for run in "$@"; do
-    kill -0 "$(cat $G/runs/$run/pid)" 2>/dev/null || { echo "$run ended at start:"; grep -v Warning $G/runs/$run/log | tail -3; }
-  done
+  for run in "$@"; do ended $G/runs/$run | sed "s/^/$run at start: /"; done
   while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
   pack
   ;;
