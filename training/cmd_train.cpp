@@ -196,30 +196,42 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
 
 // Samples per second of the whole family step (synthesis, teacher forward, every student) at each
 // batch size of `list`, after a warm-up (cuDNN picks its kernels on the first calls). Prints
-// `probe_best_batch=B` on stdout: the batch with the most samples per second.
+// `probe_best_batch=B` on stdout: the batch with the most samples per second. With synthesis
+// threads, the same steps are also timed with one, side by side: what decides is the whole step
+// (session 11's H200 made half session 9's iterations per second with eight threads, and its
+// synthesis-only timing had called them faster).
 int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
                  const std::vector<training::StudentRecipe>& recipes, const training::Synthesizer& data,
                  const std::array<int64_t, 3>& patch, const training::ScheduleOptions& s,
                  const training::DistillSettings& w, const fs::path& out, torch::Device device) {
+  auto stepSeconds = [&](const training::Synthesizer& synth, int batch, const std::string& dirName) {
+    training::ScheduleOptions p = s;
+    p.resume = false, p.stopAfter = 3, p.timeBudgetSeconds = 0, p.checkpointEvery = 0, p.logEvery = 1000000;
+    auto warm = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
+    p.resume = true, p.stopAfter = 12;
+    auto timed = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
+    return (timed.seconds - warm.seconds) / double(p.stopAfter);
+  };
   int best = 0;
   double bestRate = 0;
   for (int batch : batches) {
-    training::ScheduleOptions p = s;
-    p.resume = false, p.stopAfter = 3, p.timeBudgetSeconds = 0, p.checkpointEvery = 0, p.logEvery = 1000000;
-    fs::path dir = out / ("probe-batch-" + std::to_string(batch));
-    auto warm = training::distillStudents(teacher, students, recipes, data, patch, batch, p, w, dir, device);
-    p.resume = true, p.stopAfter = 12;
-    auto timed = training::distillStudents(teacher, students, recipes, data, patch, batch, p, w, dir, device);
-    const double step = (timed.seconds - warm.seconds) / double(p.stopAfter), rate = batch / std::max(1e-9, step);
+    const std::string dir = "probe-batch-" + std::to_string(batch);
+    const double step = stepSeconds(data, batch, dir), rate = batch / std::max(1e-9, step);
     auto shared = training::measureSharedStepCost(teacher, data, patch, batch, s, device);
     std::fprintf(stderr,
                  "probe: batch %d: %.2f samples/s (%.2f it/s); per iteration %.0f ms: synthesis %.0f, teacher %.0f, "
                  "%zu students %.0f\n",
                  batch, rate, rate / batch, 1e3 * step, 1e3 * shared.synthesis, 1e3 * shared.teacher, students.size(),
                  1e3 * (step - shared.synthesis - shared.teacher));
-    if (shared.serialSynthesis > 0)
+    if (data.threads() > 1) {
+      training::Synthesizer serial = data;  // shares the subjects' tensors
+      serial.setThreads(1);
+      const double serialStep = stepSeconds(serial, batch, dir + "-serial");
       std::fprintf(stderr, "probe: batch %d: synthesis %.0f ms on %d threads, %.0f ms on one\n", batch,
                    1e3 * shared.synthesis, data.threads(), 1e3 * shared.serialSynthesis);
+      std::fprintf(stderr, "probe: batch %d: step %.0f ms on %d synthesis threads, %.0f ms on one\n", batch, 1e3 * step,
+                   data.threads(), 1e3 * serialStep);
+    }
     if (rate > bestRate) best = batch, bestRate = rate;
   }
   std::printf("probe_best_batch=%d\n", best);

@@ -146,8 +146,8 @@ start)
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes,
-    # or to choose its synthesis threads (SYNTH_THREADS: used only where the probe measures them
-    # faster than one thread; the batches are the same either way, so the choice may change
+    # or to choose its synthesis threads (SYNTH_THREADS: used only where the probe measures the
+    # whole step faster with them than with one thread; the batches are the same either way, so the choice may change
     # between the calls of a run). A MODE=train run takes SYNTH_THREADS as given (the probe
     # distils): measure it beside a distillation run first.
     SYNTH_ARGS=()
@@ -161,9 +161,9 @@ start)
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
       [ -n "${BATCH:-}" ] || BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
       if [ -n "${SYNTH_THREADS:-}" ]; then
-        read -r many one < <(sed -n "s/^probe: batch $BATCH: synthesis \([0-9]*\) ms on [0-9]* threads, \([0-9]*\) ms on one$/\1 \2/p" $G/probe-$run.log)
+        read -r many one < <(sed -n "s/^probe: batch $BATCH: step \([0-9]*\) ms on [0-9]* synthesis threads, \([0-9]*\) ms on one$/\1 \2/p" $G/probe-$run.log)
         [ -n "${many:-}" ] && (( many < one )) && SYNTH_ARGS=(--synth-threads "$SYNTH_THREADS")
-        echo "$run: synthesis of batch $BATCH ${many:-?} ms on $SYNTH_THREADS threads, ${one:-?} ms on one: runs with ${SYNTH_ARGS[*]:-one thread}"
+        echo "$run: a step of batch $BATCH ${many:-?} ms with $SYNTH_THREADS synthesis threads, ${one:-?} ms with one: runs with ${SYNTH_ARGS[*]:-one thread}"
       fi
     fi
     launch "$run" $(( i % ngpu )) $(( t0 + deadline - $(date +%s) - 40 ))
