@@ -74,7 +74,10 @@ torch::Tensor balancedKlDistillationLoss(const torch::Tensor& student, const tor
   {
     torch::NoGradGuard ng;
     auto cls = teacher.argmax(1);  // [B, z, y, x]
-    auto counts = torch::bincount(cls.flatten(), {}, teacher.size(1)).to(torch::kDouble);
+    // Counted by scatter_add, not bincount: CUDA's bincount reads the largest value back to the
+    // host first, a wait for the device in every step.
+    auto flat = cls.flatten();
+    auto counts = torch::zeros({teacher.size(1)}, flat.options()).scatter_add_(0, flat, torch::ones_like(flat)).to(torch::kDouble);
     auto inverse = torch::where(counts > 0, 1.0 / counts.clamp_min(1), torch::zeros_like(counts));
     weights = inverse.index({cls});
     weights = (weights / weights.mean()).to(wide(student).scalar_type());

@@ -96,8 +96,49 @@ std::ofstream openCsv(const fs::path& path, bool append, const std::string& head
   return csv;
 }
 
+constexpr size_t kMostRowsKept = 200;  // a bound on what waits to be read, whatever logEvery is
+
+// The logged values of the steps since the last read, kept on the device: reading a step's losses
+// at once (.item()) would make the host wait for the device every step. They are read together,
+// one wait for many steps, before anything is printed, validated or saved.
+class LoggedRows {
+ public:
+  void add(int64_t step, double seconds, double lr, const std::vector<torch::Tensor>& values) {
+    std::vector<torch::Tensor> row;
+    for (const auto& v : values) row.push_back(v.detach().to(torch::kDouble).reshape({}));
+    rows_.push_back({step, seconds, lr, torch::stack(row)});
+  }
+  size_t size() const { return rows_.size(); }
+  // Writes every kept row to `csv` and hands each row's values to `each(values)`.
+  template <class Each>
+  void flush(std::ofstream& csv, Each each) {
+    if (rows_.empty()) return;
+    std::vector<torch::Tensor> all;
+    for (const auto& r : rows_) all.push_back(r.values);
+    auto host = torch::stack(all).to(torch::kCPU).contiguous();
+    const auto n = host.size(1);
+    const double* v = host.data_ptr<double>();
+    for (size_t i = 0; i < rows_.size(); ++i, v += n) {
+      csv << rows_[i].step << "," << rows_[i].seconds << "," << rows_[i].lr;
+      for (int64_t k = 0; k < n; ++k) csv << "," << v[k];
+      csv << "\n";
+      each(std::vector<double>(v, v + n));
+    }
+    rows_.clear();
+  }
+
+ private:
+  struct Row {
+    int64_t step;
+    double seconds, lr;
+    torch::Tensor values;
+  };
+  std::vector<Row> rows_;
+};
+
 // The shared loop. `step(globalStep, batchSeed)` runs one iteration with the learning rates
-// already set and returns the values to log (the first of each network's group is its loss).
+// already set and returns the values to log, as 0-dim tensors on the device (the first of each
+// network's group is its loss).
 template <class Step>
 TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, int batch,
                         const std::array<int64_t, 3>& patch, const fs::path& workDir, const std::string& csvHeader,
@@ -156,6 +197,16 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
                  line.c_str());
   };
 
+  LoggedRows rows;
+  auto readRows = [&] {
+    rows.flush(csv, [&](const std::vector<double>& values) {
+      for (size_t i = 0; i < nets.size(); ++i) {
+        double l = values[i * valuesPerNet];
+        r.finalLoss[i] = r.finalLoss[i] < 0 ? l : 0.98 * r.finalLoss[i] + 0.02 * l;
+      }
+    });
+  };
+
   const auto t0 = Clock::now();
   const int64_t first = st.step;
   const double before = st.seconds;
@@ -164,18 +215,19 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
          (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds)) {
     const double lr = learningRateAt(s, st.step);
     for (auto& n : nets) setLearningRate(*n.opt, lr);
-    std::vector<double> values = step(st.step, batchSeed(s.seed, st.step));
+    auto values = step(st.step, batchSeed(s.seed, st.step));
     for (auto& n : nets) n.ema->update(*n.net, st.step);
     ++st.step;
     st.seconds = before + callSeconds();
-    csv << st.step << "," << st.seconds << "," << lr;
-    for (double v : values) csv << "," << v;
-    csv << "\n";
-    for (size_t i = 0; i < nets.size(); ++i) {
-      double l = values[i * valuesPerNet];
-      r.finalLoss[i] = r.finalLoss[i] < 0 ? l : 0.98 * r.finalLoss[i] + 0.02 * l;
+    rows.add(st.step, st.seconds, lr, values);
+    const bool log = st.step % s.logEvery == 0 || st.step == s.iterations,
+               validating = s.validateEvery > 0 && st.step % s.validateEvery == 0,
+               saving = s.checkpointEvery > 0 && st.step % s.checkpointEvery == 0;
+    if (log || validating || saving || s.readEveryStep || rows.size() >= kMostRowsKept) {
+      readRows();  // waits for the device
+      st.seconds = before + callSeconds();
     }
-    if (st.step % s.logEvery == 0 || st.step == s.iterations) {
+    if (log) {
       double rate = double(st.step - first) / std::max(1e-9, callSeconds());
       double left = double(s.iterations - st.step) / std::max(rate, 1e-9);
       std::string losses;
@@ -188,9 +240,11 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
                    (long long)s.iterations, lr, rate, eta(std::max(0.0, left)).c_str(), losses.c_str());
       csv.flush();
     }
-    if (s.validateEvery > 0 && st.step % s.validateEvery == 0) validate();
-    if (s.checkpointEvery > 0 && st.step % s.checkpointEvery == 0) save();
+    if (validating) validate();
+    if (saving) save();
   }
+  readRows();  // waits for the device: the call's seconds end when its last step has run
+  st.seconds = before + callSeconds();
   validate();
   save();
   r.iterations = st.step;
@@ -202,6 +256,17 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
 }
 
 }  // namespace
+
+void clipGradNorm(const std::vector<torch::Tensor>& parameters, double maxNorm) {
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) grads.push_back(p.grad().data());
+  if (grads.empty()) return;
+  for (const auto& g : grads) norms.push_back(g.norm(2));
+  auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  auto coefficient = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+  for (auto& g : grads) g.mul_(coefficient);
+}
 
 void initialiseHe(engine::PlainConvUNet& net) {
   torch::NoGradGuard ng;
@@ -230,7 +295,7 @@ TrainResult trainTeacher(engine::PlainConvUNet& net, const Synthesizer& data, co
   auto& opt = *nets[0].opt;
   const bool amp = s.bf16 && device.is_cuda();
   return runSchedule(nets, s, batch, patch, workDir, "teacher_loss", 1, validator,
-                     [&](int64_t, uint64_t seed) -> std::vector<double> {
+                     [&](int64_t, uint64_t seed) -> std::vector<torch::Tensor> {
                        auto b = data.sample(patch, batch, seed);
                        opt.zero_grad();
                        std::vector<torch::Tensor> heads;
@@ -240,9 +305,9 @@ TrainResult trainTeacher(engine::PlainConvUNet& net, const Synthesizer& data, co
                        }
                        auto loss = deepSupervisionLoss(heads, b.target);  // float32
                        loss.backward();
-                       torch::nn::utils::clip_grad_norm_(net->parameters(), 12);
+                       clipGradNorm(net->parameters(), 12);
                        opt.step();
-                       return {loss.item<double>()};
+                       return {loss};
                      });
 }
 
@@ -273,7 +338,7 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
   auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
   return runSchedule(nets, s, batch, patch, workDir, header, features ? 5 : 4, validator,
-                     [&](int64_t step, uint64_t seed) -> std::vector<double> {
+                     [&](int64_t step, uint64_t seed) -> std::vector<torch::Tensor> {
     auto b = data.sample(patch, batch, seed);
     torch::Tensor tLogits;
     std::vector<torch::Tensor> tFeatures;
@@ -290,7 +355,7 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
     }
     const double done = double(step) / double(std::max<int64_t>(1, s.iterations));
     const double ramp = w.kdRampFraction > 0 ? std::min(1.0, done / w.kdRampFraction) : 1.0;
-    std::vector<double> out;
+    std::vector<torch::Tensor> out;
     for (size_t i = 0; i < nets.size(); ++i) {
       const auto& r = recipes[i];
       auto& net = *nets[i].net;
@@ -314,10 +379,10 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
       auto feat = r.feature == 0 ? zero : featureDistillationLoss(o.features, tFeatures, channels[i]);
       auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad + r.feature * feat);
       loss.backward();
-      torch::nn::utils::clip_grad_norm_(net->parameters(), 12);
+      clipGradNorm(net->parameters(), 12);
       nets[i].opt->step();
-      out.insert(out.end(), {loss.item<double>(), sup.item<double>(), kd.item<double>(), grad.item<double>()});
-      if (features) out.push_back(feat.item<double>());
+      out.insert(out.end(), {loss, sup, kd, grad});
+      if (features) out.push_back(feat);
     }
     return out;
   });

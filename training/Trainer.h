@@ -33,6 +33,9 @@ struct ScheduleOptions {
   bool bf16 = true;               // bf16 autocast of the forward passes on CUDA (losses in float32)
   double emaDecay = 0.999;        // 0: the EMA is the weights themselves
   int logEvery = 50;
+  bool readEveryStep = false;     // read the logged losses after every step, so the host waits for
+                                  // the device each time (the loop before 2026-12-02; the probe's
+                                  // side-by-side comparison)
   int checkpointEvery = 1000;
   int validateEvery = 0;          // iterations between validations (0: at the end of a call only)
   uint64_t seed = 1;
@@ -84,6 +87,11 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
                             const std::array<int64_t, 3>& patch, int batch, const ScheduleOptions& schedule,
                             const DistillSettings& settings, const std::filesystem::path& workDir, torch::Device device,
                             const Validator* validator = nullptr);
+
+// torch::nn::utils::clip_grad_norm_'s arithmetic (the 2-norm of the gradients' 2-norms; the
+// coefficient max / (norm + 1e-6), at most 1) without the .item() it ends with: that read makes
+// the host wait for the whole backward pass, so the next step could not be queued while it runs.
+void clipGradNorm(const std::vector<torch::Tensor>& parameters, double maxNorm);
 
 // Seconds per iteration of the two shared parts of a distillation step at `batch`: synthesising
 // the batch and the teacher's forward pass (the rest of a step is the students'). For the batch probe.

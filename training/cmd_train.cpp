@@ -199,14 +199,17 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
 // `probe_best_batch=B` on stdout: the batch with the most samples per second. With synthesis
 // threads, the same steps are also timed with one, side by side: what decides is the whole step
 // (session 11's H200 made half session 9's iterations per second with eight threads, and its
-// synthesis-only timing had called them faster).
+// synthesis-only timing had called them faster). And the same steps with the host waiting for
+// the device after each, as the loop did before 2026-12-02, for the ratio of that change.
 int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
                  const std::vector<training::StudentRecipe>& recipes, const training::Synthesizer& data,
                  const std::array<int64_t, 3>& patch, const training::ScheduleOptions& s,
                  const training::DistillSettings& w, const fs::path& out, torch::Device device) {
-  auto stepSeconds = [&](const training::Synthesizer& synth, int batch, const std::string& dirName) {
+  auto stepSeconds = [&](const training::Synthesizer& synth, int batch, const std::string& dirName,
+                         bool readEveryStep = false) {
     training::ScheduleOptions p = s;
     p.resume = false, p.stopAfter = 3, p.timeBudgetSeconds = 0, p.checkpointEvery = 0, p.logEvery = 1000000;
+    p.readEveryStep = readEveryStep;
     auto warm = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
     p.resume = true, p.stopAfter = 12;
     auto timed = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
@@ -232,6 +235,9 @@ int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher
       std::fprintf(stderr, "probe: batch %d: step %.0f ms on %d synthesis threads, %.0f ms on one\n", batch, 1e3 * step,
                    data.threads(), 1e3 * serialStep);
     }
+    const double waiting = stepSeconds(data, batch, dir + "-waiting", /*readEveryStep=*/true);
+    std::fprintf(stderr, "probe: batch %d: step %.0f ms, %.0f ms with the host waiting for the device every step\n",
+                 batch, 1e3 * step, 1e3 * waiting);
     if (rate > bestRate) best = batch, bestRate = rate;
   }
   std::printf("probe_best_batch=%d\n", best);

@@ -280,6 +280,27 @@ TEST_CASE("every step draws a new batch", "[training][seed]") {
   CHECK_FALSE(torch::equal(a.image, b.image));
 }
 
+TEST_CASE("clipGradNorm scales the gradients exactly as torch's clip_grad_norm_", "[training][schedule]") {
+  torch::manual_seed(3);
+  for (double scale : {0.01, 100.0}) {  // joint norm under and over the limit
+    std::vector<torch::Tensor> mine, theirs;
+    for (auto shape : {std::vector<int64_t>{4, 3, 3}, {7}, {2, 5}}) {
+      auto grad = torch::randn(shape) * scale;
+      for (auto* set : {&mine, &theirs}) {
+        set->push_back(torch::zeros(shape, torch::requires_grad()));
+        set->back().mutable_grad() = grad.clone();
+      }
+    }
+    mine.push_back(torch::zeros({3}, torch::requires_grad()));  // no gradient: left out, as torch does
+    theirs.push_back(torch::zeros({3}, torch::requires_grad()));
+    clipGradNorm(mine, 12);
+    const double norm = torch::nn::utils::clip_grad_norm_(theirs, 12);
+    CHECK((scale > 1 ? norm > 12 : norm < 12));
+    for (size_t i = 0; i + 1 < mine.size(); ++i) CHECK(torch::equal(mine[i].grad(), theirs[i].grad()));
+    CHECK_FALSE(mine.back().grad().defined());
+  }
+}
+
 TEST_CASE("the EMA follows d * ema + (1 - d) * weights, d warming up to its decay", "[training][ema]") {
   CHECK(Ema::decayAt(0.999, 0) == Approx(0.1));
   CHECK(Ema::decayAt(0.999, 90) == Approx(0.91));
