@@ -671,10 +671,13 @@ SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, ui
   std::vector<torch::Tensor> images(static_cast<size_t>(batch)), targets(static_cast<size_t>(batch));
   auto make = [&](int b) { std::tie(images[size_t(b)], targets[size_t(b)]) = samplePatch(size, seed, b, subject); };
   const torch::Device device = subjects_.front().labels.device();
-  if (threads_ <= 1 || batch <= 1) {
+  // On CUDA even one thread works on a stream of its own: its host waits then wait for its own
+  // kernels only, not for the training step still running on the caller's stream, so the batch
+  // is made while that step runs.
+  if (!device.is_cuda() && (threads_ <= 1 || batch <= 1)) {
     for (int b = 0; b < batch; ++b) make(b);
   } else {
-    forEachOnOwnStream(batch, std::min(threads_, batch), device, make);
+    forEachOnOwnStream(batch, std::max(1, std::min(threads_, batch)), device, make);
     // The samples' memory came from the workers' streams: the caching allocator must not hand it
     // out again before this thread's stream has read it.
     if (device.is_cuda()) {

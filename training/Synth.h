@@ -125,6 +125,8 @@ class Synthesizer {
   SynthBatch sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject = -1) const;
   // Samples of one batch made at once, each on its own thread and (CUDA) stream: one sample is a
   // few hundred small kernels and several host waits, so one thread leaves the GPU mostly idle.
+  // On CUDA even one thread has a stream of its own, so that the batch is made while the caller's
+  // stream still runs the last training step.
   void setThreads(int n) { threads_ = std::max(1, n); }
   int threads() const { return threads_; }
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
