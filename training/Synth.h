@@ -129,6 +129,12 @@ class Synthesizer {
   // stream still runs the last training step.
   void setThreads(int n) { threads_ = std::max(1, n); }
   int threads() const { return threads_; }
+  // A copy that makes its batches on `n` threads (the subjects' tensors are shared, not copied).
+  Synthesizer withThreads(int n) const {
+    Synthesizer copy = *this;
+    copy.setThreads(n);
+    return copy;
+  }
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
   // and slice thickness (x, y, z in mm): validation pairs. wholeSeed gives pair i of a set made
   // with base seed S its seed (segnode-distill synth and the training's validation curves agree).

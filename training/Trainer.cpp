@@ -407,8 +407,7 @@ SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synth
   uint64_t seed = 1;
   c.synthesis = perCall([&] { data.sample(patch, batch, seed++); });
   if (data.threads() > 1) {
-    Synthesizer serial = data;  // shares the subjects' tensors
-    serial.setThreads(1);
+    const Synthesizer serial = data.withThreads(1);
     seed = 1;
     c.serialSynthesis = perCall([&] { serial.sample(patch, batch, seed++); });
   }

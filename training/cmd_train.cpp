@@ -227,9 +227,7 @@ int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher
                  batch, rate, rate / batch, 1e3 * step, 1e3 * shared.synthesis, 1e3 * shared.teacher, students.size(),
                  1e3 * (step - shared.synthesis - shared.teacher));
     if (data.threads() > 1) {
-      training::Synthesizer serial = data;  // shares the subjects' tensors
-      serial.setThreads(1);
-      const double serialStep = stepSeconds(serial, batch, dir + "-serial");
+      const double serialStep = stepSeconds(data.withThreads(1), batch, dir + "-serial");
       std::fprintf(stderr, "probe: batch %d: synthesis %.0f ms on %d threads, %.0f ms on one\n", batch,
                    1e3 * shared.synthesis, data.threads(), 1e3 * shared.serialSynthesis);
       std::fprintf(stderr, "probe: batch %d: step %.0f ms on %d synthesis threads, %.0f ms on one\n", batch, 1e3 * step,

@@ -147,9 +147,9 @@ start)
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes,
     # or to choose its synthesis threads (SYNTH_THREADS: used only where the probe measures the
-    # whole step faster with them than with one thread; the batches are the same either way, so the choice may change
-    # between the calls of a run). A MODE=train run takes SYNTH_THREADS as given (the probe
-    # distils): measure it beside a distillation run first.
+    # whole step faster with them than with one thread; the batches are the same either way, so
+    # the choice may change between the calls of a run). A MODE=train run takes SYNTH_THREADS as
+    # given (the probe distils): measure it beside a distillation run first.
     SYNTH_ARGS=()
     [ "${MODE:-distill}" = train ] && [ -n "${SYNTH_THREADS:-}" ] && SYNTH_ARGS=(--synth-threads "$SYNTH_THREADS")
     if [ "${MODE:-distill}" = distill ] && { [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ] || [ -n "${SYNTH_THREADS:-}" ]; }; then
