@@ -7,7 +7,7 @@
 # nlohmann-json and CLI11 headers and CMake packages and OpenSSL 3 headers (the GPU box has none).
 # A device call carries at most 64 MiB: training/gpu/device-tree.sh moves the bundles the call
 # does not need out of the work tree for the call, and back.
-#   [BUNDLES="etc/models/NAME/VERSION ..."] bash training/gpu/stage-students.sh [RUN[=DIR] ...]
+#   [BUNDLES="etc/models/NAME/VERSION ..."] [REF=COMMIT] bash training/gpu/stage-students.sh [RUN[=DIR] ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=../shared/data/brain_mr/synthseg_label_maps
@@ -69,4 +69,10 @@ for b in ${BUNDLES:-}; do
   [ -f "$b/bundle.yaml" ] || { echo "BUNDLES: $b is not a bundle folder" >&2; exit 64; }
   mkdir -p ".gpu-carry/bundles/$name" && cp -r "$b" ".gpu-carry/bundles/$name/"
 done
+# REF: a commit whose code `students.sh start` builds beside the tree's and probes the first run
+# with first (the engine and training sources: about 150 kB).
+if [ -n "${REF:-}" ]; then
+  git rev-parse --short "$REF^{commit}" >.gpu-carry/ref-commit
+  git archive "$REF" -- CMakeLists.txt CMakePresets.json common engine training ':!training/state' | gzip >.gpu-carry/ref-src.tar.gz
+fi
 du -sh .gpu-carry .gpu-carry/*

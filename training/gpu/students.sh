@@ -17,7 +17,8 @@
 # rate: each run's schedule is fixed by its planned total, training/Trainer.h).
 # RUN: a file in training/gpu/runs/ (NAME.env) that defines the distill options of one run; runs go
 # round-robin over the GPUs nvidia-smi lists (several share a GPU when there are fewer GPUs).
-# Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues.
+# Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues,
+# and ref-src.tar.gz where `start` first probes its first run with an earlier commit's code.
 # Brought back in $OUT: state.tar.partNN (state, curves, EMA bundles of every run; join with
 # `cat state.tar.part* | tar x`), and log.txt.
 set -uo pipefail
@@ -34,13 +35,33 @@ PART=15M PARTS_PER_CALL=4
 # The libcrypto that Python's hashlib loads: the box has it without its headers (carried in prefix/).
 libcrypto() { ldd "$(python3 -c 'import _hashlib; print(_hashlib.__file__)')" | awk '/libcrypto/ {print $3}'; }
 
-build() {  # incremental: a warm machine keeps build-gpu/
-  local prefix ssl=()
+build() {  # [SOURCE BUILD_DIR]; incremental: a warm machine keeps build-gpu/
+  local src=${1:-.} dir=${2:-build-gpu} prefix ssl=()
   prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   [ -f /usr/include/openssl/evp.h ] || ssl=(-DOPENSSL_INCLUDE_DIR="$PWD/$C/prefix/include" -DOPENSSL_CRYPTO_LIBRARY="$(libcrypto)")
-  [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEGNODE_BUILD_DAEMON=OFF -DSEGNODE_BUILD_TESTS=OFF \
+  [ -f "$dir/build.ninja" ] || cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEGNODE_BUILD_DAEMON=OFF -DSEGNODE_BUILD_TESTS=OFF \
     -DCMAKE_PREFIX_PATH="$prefix;$PWD/$C/prefix" -DCMAKE_CUDA_ARCHITECTURES=90 "${ssl[@]}" >$G/cmake.log 2>&1 || { tail -40 $G/cmake.log; return 1; }
-  ninja -C build-gpu segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
+  ninja -C "$dir" segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
+}
+
+# The probe of RUN built from an earlier commit's source (stage-students.sh REF=COMMIT), on this
+# machine, before this tree's probe: whether the code or the machine made a run slower than in
+# an earlier session (brain-kd-ta: 4.2 it/s in session 9, 2.0-2.4 since). Its first line and the
+# tree's first line time the same batch the same way; the reference runs one synthesis thread.
+probe_reference() {
+  local run=$1 ref t0; ref=$(cat $C/ref-commit) t0=$(date +%s)
+  rm -rf $G/ref-src && mkdir -p $G/ref-src && tar xzf $C/ref-src.tar.gz -C $G/ref-src
+  build $G/ref-src build-ref || { echo "reference $ref: no build"; return 0; }
+  (
+    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS
+    # shellcheck source=/dev/null
+    source "training/gpu/runs/$run.env"
+    data_of
+    build-ref/bin/segnode-distill distill --teacher "${TEACHER:-$BRAIN_TEACHER}" --labels "$train" --table "$table" \
+      --probe-batches "${BATCH:-8}" --out $G/probe-ref-$run --resume "${OPTIONS[@]}" >/dev/null 2>$G/probe-ref-$run.log
+    grep -e probe: $G/probe-ref-$run.log | sed "s/^/reference $ref: /" || grep -v Warning $G/probe-ref-$run.log | tail -5
+  )
+  echo "reference $ref: build + probe $(( $(date +%s) - t0 )) s"
 }
 
 unpack() {  # label maps travel as tars: brain as int16 xz (a third of the gzip size), FLARE22 as is
@@ -139,6 +160,7 @@ start)
   unpack || exit 1
   build || exit 1
   echo "unpack + build: $(( $(date +%s) - t0 )) s"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  [ -f $C/ref-src.tar.gz ] && probe_reference "$1"
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
