@@ -48,7 +48,9 @@ build() {  # [SOURCE BUILD_DIR]; incremental: a warm machine keeps build-gpu/
 # machine, before this tree's probe: whether the code or the machine made a run slower than in
 # an earlier session (brain-kd-ta: 4.2 it/s in session 9, 2.0-2.4 since). Its first line and the
 # tree's first line time the same batch the same way; the reference runs one synthesis thread.
-probe_reference() {
+probe_reference() {  # once a machine: a later `start` on the warm machine skips it
+  [ -e $G/ref-probed ] && return 0
+  touch $G/ref-probed
   local run=$1 ref t0; ref=$(cat $C/ref-commit) t0=$(date +%s)
   rm -rf $G/ref-src && mkdir -p $G/ref-src && tar xzf $C/ref-src.tar.gz -C $G/ref-src
   build $G/ref-src build-ref || { echo "reference $ref: no build"; return 0; }
@@ -159,7 +161,10 @@ start)
   echo "$(( t0 + deadline ))" >$G/deadline
   unpack || exit 1
   build || exit 1
-  echo "unpack + build: $(( $(date +%s) - t0 )) s"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  echo "unpack + build: $(( $(date +%s) - t0 )) s"; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader
+  # The host too: a step of many small kernels and host waits runs at the speed of the CPU that
+  # launches them, and each session gets a fresh machine.
+  echo "host: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
   [ -f $C/ref-src.tar.gz ] && probe_reference "$1"
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
