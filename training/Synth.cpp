@@ -454,6 +454,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
                     .clamp(0, classOf_.size(0) - 1);
   target = targetOf_.index({labels});
   const bool ct = preprocessing_.normalization == engine::Normalization::CT;
+  draw.lap("labels");
 
   torch::Tensor img;
   if (contrast == Contrast::Real && s.image.defined()) {
@@ -479,6 +480,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     img = gaussianPerClass(mean, sd, cls, draw.tensors);
   }
   img = img.unsqueeze(0).unsqueeze(0);  // [1, 1, z, y, x]
+  draw.lap("intensities");
 
   // Bias field: a smooth multiplicative field (exp of a coarse Gaussian grid, trilinear).
   if (!ct) {
@@ -490,6 +492,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
                                             .align_corners(true));
     img = img * field.exp();
   }
+  draw.lap("bias field");
   // Resolution: blur to the acquisition's slice profile, sample at its spacing, back to the grid.
   const auto& sp = s.geometry.spacing;
   bool lowRes = false;
@@ -507,6 +510,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     auto o = F::InterpolateFuncOptions().mode(torch::kTrilinear).align_corners(true);
     img = F::interpolate(F::interpolate(img, o.size(low)), F::InterpolateFuncOptions().size(full).mode(torch::kTrilinear).align_corners(true));
   }
+  draw.lap("resolution");
   if (ct) {
     // The scanner's point spread (partial volume at organ edges), then noise as a reconstruction
     // kernel leaves it: spatially correlated, of a standard deviation in HU.
@@ -519,6 +523,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
   } else {
     img = img + torch::randn(img.sizes(), draw.tensors, img.options()) * uniform(rng, 0, options_.maxNoiseStd);
   }
+  draw.lap("noise");
 
   if (ct && raw) return img[0];
   if (ct) {
@@ -531,6 +536,7 @@ torch::Tensor Synthesizer::one(size_t subject, const torch::Tensor& grid, Contra
     img = img.pow(std::exp(normal(rng, 0, options_.gammaStd)));
     img = (img - img.mean()) / img.std(/*unbiased=*/false).clamp_min(1e-6);
   }
+  draw.lap("normalisation");
   return img[0];  // [1, z, y, x]
 }
 
@@ -602,19 +608,35 @@ torch::Tensor cropPadded(const torch::Tensor& t, const std::array<int64_t, 3>& o
 }
 }  // namespace
 
-Synthesizer::Draw::Draw(uint64_t seed, torch::Device device)
-    : rng(seed), tensors(at::globalContext().defaultGenerator(device).clone()) {
+Synthesizer::Draw::Draw(uint64_t seed, torch::Device device, StageSeconds* stageSeconds)
+    : rng(seed),
+      tensors(at::globalContext().defaultGenerator(device).clone()),
+      stageSeconds_(stageSeconds),
+      device_(device),
+      last_(std::chrono::steady_clock::now()) {
   // The same numbers as torch::manual_seed(seed) gave the global generator before samples had
   // generators of their own: runs that resume across that change keep their data stream.
   std::lock_guard<std::mutex> lock(tensors.mutex());
   tensors.set_current_seed(seed);
 }
 
+void Synthesizer::Draw::lap(const char* stage) {
+  if (!stageSeconds_) return;
+  // The kernels queued so far belong to this stage: wait for them (CPU work is done on return).
+  if (device_.is_cuda()) c10::impl::VirtualGuardImpl(device_.type()).getStream(device_).synchronize();
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  auto it = std::find_if(stageSeconds_->begin(), stageSeconds_->end(), [&](const auto& e) { return e.first == stage; });
+  if (it == stageSeconds_->end()) stageSeconds_->emplace_back(stage, seconds);
+  else it->second += seconds;
+}
+
 std::pair<torch::Tensor, torch::Tensor> Synthesizer::samplePatch(const std::array<int64_t, 3>& size, uint64_t seed,
                                                                  int b, int subject) const {
   const size_t index = subject >= 0 ? size_t(subject) : size_t((seed + uint64_t(b)) % subjects_.size());
   const Subject& s = subjects_[index];
-  Draw draw(seed * 1000003ULL + uint64_t(b), s.labels.device());
+  Draw draw(seed * 1000003ULL + uint64_t(b), s.labels.device(), stageSeconds_);
   auto& rng = draw.rng;
   const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(s.labels.device());
 
@@ -646,6 +668,7 @@ std::pair<torch::Tensor, torch::Tensor> Synthesizer::samplePatch(const std::arra
     pos = pos + disp[0].permute({1, 2, 3, 0});
   }
   auto grid = normalised(pos, s).unsqueeze(0);
+  draw.lap("spatial transform");
 
   // Contrast and acquisition resolution of this sample.
   double u = uniform(rng, 0, 1);
@@ -664,7 +687,10 @@ std::pair<torch::Tensor, torch::Tensor> Synthesizer::samplePatch(const std::arra
   torch::Tensor target;
   auto image = one(index, grid, c, phase, acq, draw, target, /*raw=*/false);  // normalised over the whole region
   auto origin = patchOrigin(s, target, size, rng);
-  return {cropPadded(image, origin, size), cropPadded(target, origin, size)};
+  draw.lap("patch centre");
+  std::pair<torch::Tensor, torch::Tensor> patch{cropPadded(image, origin, size), cropPadded(target, origin, size)};
+  draw.lap("crop");
+  return patch;
 }
 
 SynthBatch Synthesizer::sample(const std::array<int64_t, 3>& size, int batch, uint64_t seed, int subject) const {

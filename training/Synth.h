@@ -9,6 +9,7 @@
 // thickness (blur, down- and up-sampling) -> noise -> gamma -> normalisation as at inference.
 // Deterministic for a given seed and sample index.
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -135,6 +136,16 @@ class Synthesizer {
     copy.setThreads(n);
     return copy;
   }
+  // Where a sample's time goes, for the batch probe: seconds per stage, in the order the stages
+  // run. A copy made by withStageSeconds(&into) waits for its device after every stage of every
+  // sample and adds the stage's seconds to `into` (one thread: the stages of one sample only);
+  // training never makes one, and the samples are the same either way.
+  using StageSeconds = std::vector<std::pair<std::string, double>>;
+  Synthesizer withStageSeconds(StageSeconds* into) const {
+    Synthesizer copy = withThreads(1);
+    copy.stageSeconds_ = into;
+    return copy;
+  }
   // The whole foreground box (+margin) of one subject, no spatial transform, with a fixed contrast
   // and slice thickness (x, y, z in mm): validation pairs. wholeSeed gives pair i of a set made
   // with base seed S its seed (segnode-distill synth and the training's validation curves agree).
@@ -149,10 +160,17 @@ class Synthesizer {
  private:
   // The randomness of one sample: host draws (scalars) and a generator of the subjects' device
   // (tensors), both seeded from the sample's seed, so a sample is the same on any thread.
+  // `lap` ends a stage where stage seconds are asked for (withStageSeconds), else does nothing.
   struct Draw {
-    Draw(uint64_t seed, torch::Device device);
+    Draw(uint64_t seed, torch::Device device, StageSeconds* stageSeconds = nullptr);
+    void lap(const char* stage);
     std::mt19937_64 rng;
     at::Generator tensors;
+
+   private:
+    StageSeconds* stageSeconds_;
+    torch::Device device_;
+    std::chrono::steady_clock::time_point last_;
   };
   std::pair<torch::Tensor, torch::Tensor> samplePatch(const std::array<int64_t, 3>& size, uint64_t seed, int b,
                                                       int subject) const;  // image [1, z, y, x], target [z, y, x]
@@ -169,6 +187,7 @@ class Synthesizer {
   engine::PreprocessingSpec preprocessing_;
   SynthOptions options_;
   int threads_ = 1;
+  StageSeconds* stageSeconds_ = nullptr;  // withStageSeconds: the probe's stage timing
 };
 
 }  // namespace segnode::training

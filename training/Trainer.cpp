@@ -411,6 +411,14 @@ SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synth
     seed = 1;
     c.serialSynthesis = perCall([&] { serial.sample(patch, batch, seed++); });
   }
+  Synthesizer::StageSeconds stages;
+  const Synthesizer staged = data.withStageSeconds(&stages);
+  const int timedBatches = 5;
+  seed = 1;
+  staged.sample(patch, batch, seed++);  // warm-up, not counted
+  stages.clear();
+  for (int i = 0; i < timedBatches; ++i) staged.sample(patch, batch, seed++);
+  for (auto& [stage, seconds] : stages) c.synthesisStages.emplace_back(stage, seconds / timedBatches);
   auto b = data.sample(patch, batch, 0);
   teacher->to(device);
   teacher->eval();

@@ -96,8 +96,11 @@ void clipGradNorm(const std::vector<torch::Tensor>& parameters, double maxNorm);
 // Seconds per iteration of the two shared parts of a distillation step at `batch`: synthesising
 // the batch and the teacher's forward pass (the rest of a step is the students'). For the batch probe.
 // With several synthesis threads, `serialSynthesis` is the same batches made on one, side by side.
+// `synthesisStages`: one batch made on one thread, the device waited for after each stage of each
+// sample: seconds per stage, summed over the batch (where synthesis time goes).
 struct SharedStepCost {
   double synthesis = 0, teacher = 0, serialSynthesis = 0;
+  Synthesizer::StageSeconds synthesisStages;
 };
 SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synthesizer& data,
                                      const std::array<int64_t, 3>& patch, int batch, const ScheduleOptions& s,

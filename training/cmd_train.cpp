@@ -233,6 +233,16 @@ int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher
       std::fprintf(stderr, "probe: batch %d: step %.0f ms on %d synthesis threads, %.0f ms on one\n", batch, 1e3 * step,
                    data.threads(), 1e3 * serialStep);
     }
+    std::string stages;
+    double staged = 0;
+    for (const auto& [stage, seconds] : shared.synthesisStages) {
+      char part[96];
+      std::snprintf(part, sizeof part, "%s%s %.1f", stages.empty() ? "" : ", ", stage.c_str(), 1e3 * seconds);
+      stages += part;
+      staged += seconds;
+    }
+    std::fprintf(stderr, "probe: batch %d: synthesis by stage, one thread waiting after each (ms a batch): %s; total %.0f\n",
+                 batch, stages.c_str(), 1e3 * staged);
     const double waiting = stepSeconds(data, batch, dir + "-waiting", /*readEveryStep=*/true);
     std::fprintf(stderr, "probe: batch %d: step %.0f ms, %.0f ms with the host waiting for the device every step\n",
                  batch, 1e3 * step, 1e3 * waiting);

@@ -130,6 +130,27 @@ TEST_CASE("a batch is the same on any number of synthesis threads", "[training][
   CHECK_FALSE(torch::equal(one.image[0], one.image[1]));  // the samples of a batch differ
 }
 
+// The probe's stage timing only waits and reads the clock: the batch is the one training gets.
+TEST_CASE("timing synthesis by stage leaves the batch unchanged and names every stage", "[training][synth]") {
+  Synthesizer synth({tinySubject(), tinySubject()}, tinyTable(), tinyLut(), mr(), SynthOptions{});
+  Synthesizer::StageSeconds stages;
+  auto timed = synth.withStageSeconds(&stages).sample({24, 24, 24}, 3, 11);
+  auto plain = synth.sample({24, 24, 24}, 3, 11);
+  CHECK(torch::equal(timed.image, plain.image));
+  CHECK(torch::equal(timed.target, plain.target));
+  std::vector<std::string> names;
+  for (const auto& [stage, seconds] : stages) {
+    names.push_back(stage);
+    CHECK(seconds >= 0);
+  }
+  CHECK(names == std::vector<std::string>{"spatial transform", "labels", "intensities", "bias field", "resolution",
+                                          "noise", "normalisation", "patch centre", "crop"});
+  // Plain sampling never times: the list is left as it was.
+  const auto before = stages;
+  synth.sample({24, 24, 24}, 3, 12);
+  CHECK(stages == before);
+}
+
 // Why a resumed run keeps its data stream across the change to per-sample generators: a copy of
 // the default generator given a seed draws what torch::manual_seed with that seed gave.
 TEST_CASE("a seeded copy of the default generator draws what manual_seed gave", "[training][synth]") {
