@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include "common/Error.h"
 #include "common/Sha256.h"
@@ -394,11 +395,12 @@ SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synth
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
-  auto perCall = [&](auto&& f) {
+  const int n = 5;
+  auto perCall = [&](auto&& f, const std::function<void()>& afterWarmUp = [] {}) {
     f();  // warm-up
     sync();
+    afterWarmUp();
     const auto t0 = Clock::now();
-    const int n = 5;
     for (int i = 0; i < n; ++i) f();
     sync();
     return std::chrono::duration<double>(Clock::now() - t0).count() / n;
@@ -413,12 +415,9 @@ SharedStepCost measureSharedStepCost(engine::PlainConvUNet& teacher, const Synth
   }
   Synthesizer::StageSeconds stages;
   const Synthesizer staged = data.withStageSeconds(&stages);
-  const int timedBatches = 5;
   seed = 1;
-  staged.sample(patch, batch, seed++);  // warm-up, not counted
-  stages.clear();
-  for (int i = 0; i < timedBatches; ++i) staged.sample(patch, batch, seed++);
-  for (auto& [stage, seconds] : stages) c.synthesisStages.emplace_back(stage, seconds / timedBatches);
+  perCall([&] { staged.sample(patch, batch, seed++); }, [&] { stages.clear(); });  // the warm-up's laps out
+  for (auto& [stage, seconds] : stages) c.synthesisStages.emplace_back(stage, seconds / n);
   auto b = data.sample(patch, batch, 0);
   teacher->to(device);
   teacher->eval();

@@ -44,6 +44,16 @@ build() {  # [SOURCE BUILD_DIR]; incremental: a warm machine keeps build-gpu/
   ninja -C "$dir" segnode-distill >$G/ninja.log 2>&1 || { grep -A3 error $G/ninja.log | head -80; return 1; }
 }
 
+# The batch probe of the run whose .env is sourced (TEACHER, OPTIONS; train and table from
+# data_of) with the program BIN: probe_best_batch in $G/NAME.out, the "probe:" lines in $G/NAME.log.
+#   probe BIN NAME BATCHES [ARG...]
+probe() {
+  local bin=$1 name=$2 batches=$3
+  shift 3
+  "$bin" distill --teacher "${TEACHER:-$BRAIN_TEACHER}" --labels "$train" --table "$table" --probe-batches "$batches" \
+    --out "$G/$name" --resume "$@" "${OPTIONS[@]}" >"$G/$name.out" 2>"$G/$name.log"
+}
+
 # The probe of RUN built from an earlier commit's source (stage-students.sh REF=COMMIT), on this
 # machine, before this tree's probe: whether the code or the machine made a run slower than in
 # an earlier session (brain-kd-ta: 4.2 it/s in session 9, 2.0-2.4 since). Its first line and the
@@ -59,8 +69,7 @@ probe_reference() {  # once a machine: a later `start` on the warm machine skips
     # shellcheck source=/dev/null
     source "training/gpu/runs/$run.env"
     data_of
-    build-ref/bin/segnode-distill distill --teacher "${TEACHER:-$BRAIN_TEACHER}" --labels "$train" --table "$table" \
-      --probe-batches "${BATCH:-8}" --out $G/probe-ref-$run --resume "${OPTIONS[@]}" >/dev/null 2>$G/probe-ref-$run.log
+    probe build-ref/bin/segnode-distill probe-ref-$run "${BATCH:-8}"
     grep -e probe: $G/probe-ref-$run.log | sed "s/^/reference $ref: /" || grep -v Warning $G/probe-ref-$run.log | tail -5
   )
   echo "reference $ref: build + probe $(( $(date +%s) - t0 )) s"
@@ -181,10 +190,8 @@ start)
     [ "${MODE:-distill}" = train ] && [ -n "${SYNTH_THREADS:-}" ] && SYNTH_ARGS=(--synth-threads "$SYNTH_THREADS")
     if [ "${MODE:-distill}" = distill ] && { [ -z "${BATCH:-}" ] || [ -n "${PROBE_BATCHES:-}" ] || [ -n "${SYNTH_THREADS:-}" ]; }; then
       data_of
-      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) build-gpu/bin/segnode-distill distill --teacher "${TEACHER:-$BRAIN_TEACHER}" \
-        --labels "$train" --table "$table" --probe-batches "${PROBE_BATCHES:-${BATCH:-2,4,8}}" \
-        --synth-threads "${SYNTH_THREADS:-1}" \
-        --out $G/probe-$run --resume "${OPTIONS[@]}" >$G/probe-$run.out 2>$G/probe-$run.log
+      CUDA_VISIBLE_DEVICES=$(( i % ngpu )) probe build-gpu/bin/segnode-distill probe-$run \
+        "${PROBE_BATCHES:-${BATCH:-2,4,8}}" --synth-threads "${SYNTH_THREADS:-1}"
       grep -e probe: $G/probe-$run.log || { grep -v Warning $G/probe-$run.log | tail; exit 1; }
       [ -n "${BATCH:-}" ] || BATCH=$(sed -n 's/probe_best_batch=//p' $G/probe-$run.out)
       if [ -n "${SYNTH_THREADS:-}" ]; then
