@@ -170,6 +170,27 @@ GenerationTable GenerationTable::fromImage(const torch::Tensor& labels, const to
   return t;
 }
 
+torch::Tensor gaussianBlurAxis(const torch::Tensor& x, int dim, double sigma, bool bandedProduct) {
+  if (sigma < 0.3) return x;
+  const int64_t radius = int64_t(std::ceil(3 * sigma));
+  auto k = torch::arange(-radius, radius + 1, x.options()).div(sigma).pow(2).mul(-0.5).exp();
+  k = k / k.sum();
+  if (bandedProduct) {
+    // out[i] = sum_j x[j] k[j - i + radius], as the convolution's cross-correlation: m[j][i].
+    const int64_t n = x.size(dim);
+    auto i = torch::arange(n, x.options().dtype(torch::kLong));
+    auto tap = i.view({-1, 1}) - i.view({1, -1}) + radius;
+    auto m = torch::where(tap.ge(0).logical_and(tap.le(2 * radius)), k.index({tap.clamp(0, 2 * radius)}),
+                          torch::zeros({}, x.options()));
+    return torch::matmul(x.movedim(dim, -1), m).movedim(-1, dim);
+  }
+  std::vector<int64_t> shape{1, 1, 1, 1, 1};
+  shape[size_t(dim)] = k.numel();
+  std::vector<int64_t> pad{0, 0, 0};
+  pad[size_t(dim - 2)] = radius;
+  return F::conv3d(x, k.view(shape), F::Conv3dFuncOptions().padding(torch::ExpandingArray<3>(pad)));
+}
+
 std::vector<int> targetLookup(const std::vector<engine::LabelInfo>& labels, int maxValue) {
   std::vector<int> lut(size_t(maxValue) + 1, 0);
   for (size_t c = 0; c < labels.size(); ++c)
@@ -189,18 +210,10 @@ std::array<int64_t, 6> boxOf(const torch::Tensor& mask) {  // z0, z1, y0, y1, x0
   return {b.begin[2], b.end[2], b.begin[1], b.end[1], b.begin[0], b.end[0]};
 }
 
-// 1-D Gaussian along tensor dim `dim` (2..4 of [B, 1, z, y, x]); sigma in voxels.
-torch::Tensor blurAxis(const torch::Tensor& x, int dim, double sigma) {
-  if (sigma < 0.3) return x;
-  int64_t radius = int64_t(std::ceil(3 * sigma));
-  auto k = torch::arange(-radius, radius + 1, x.options()).div(sigma).pow(2).mul(-0.5).exp();
-  k = k / k.sum();
-  std::vector<int64_t> shape{1, 1, 1, 1, 1};
-  shape[size_t(dim)] = k.numel();
-  std::vector<int64_t> pad{0, 0, 0};
-  pad[size_t(dim - 2)] = radius;
-  return F::conv3d(x, k.view(shape), F::Conv3dFuncOptions().padding(torch::ExpandingArray<3>(pad)));
-}
+// Synthesis blurs on CUDA by the banded product (Synth.h, gaussianBlurAxis: cuDNN's per-thread
+// benchmark cache); on the CPU by the convolution, fewer operations and the numbers of every
+// earlier run.
+torch::Tensor blurAxis(const torch::Tensor& x, int dim, double sigma) { return gaussianBlurAxis(x, dim, sigma, x.is_cuda()); }
 
 double uniform(std::mt19937_64& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
 double normal(std::mt19937_64& rng, double mu, double sd) { return std::normal_distribution<double>(mu, sd)(rng); }

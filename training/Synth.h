@@ -190,4 +190,12 @@ class Synthesizer {
   StageSeconds* stageSeconds_ = nullptr;  // withStageSeconds: the probe's stage timing
 };
 
+// A Gaussian of `sigma` voxels (none under 0.3) along dim `dim` (2, 3 or 4 of [N, C, z, y, x]),
+// zero beyond the edges: a convolution, or the product with the kernel's banded matrix (equal to
+// rounding). Synthesis takes the product on CUDA: training has cuDNN measure its algorithms
+// (cudnn.benchmark), PyTorch keeps what was measured per thread, and the synthesis threads are
+// new every batch, so each measured every kernel length anew: 107 ms a blur, against 0.6 ms
+// measured once and 0.2 ms as the product (H200, bench/synth-blur.py).
+torch::Tensor gaussianBlurAxis(const torch::Tensor& x, int dim, double sigma, bool bandedProduct);
+
 }  // namespace segnode::training

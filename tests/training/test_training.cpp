@@ -151,6 +151,22 @@ TEST_CASE("timing synthesis by stage leaves the batch unchanged and names every 
   CHECK(stages == before);
 }
 
+// CUDA synthesis blurs by the banded product (Synth.h); the same arithmetic on the CPU must give
+// the convolution's blur on every axis, edges (zero beyond them) included.
+TEST_CASE("the banded-product blur equals the convolution on every axis", "[training][synth]") {
+  torch::manual_seed(3);
+  auto x = torch::rand({2, 1, 9, 13, 17});
+  for (int dim = 2; dim <= 4; ++dim)
+    for (double sigma : {0.5, 1.7, 4.2}) {  // 4.2: a kernel wider than the 9-voxel axis
+      auto conv = gaussianBlurAxis(x, dim, sigma, false), banded = gaussianBlurAxis(x, dim, sigma, true);
+      INFO("dim " << dim << ", sigma " << sigma);
+      REQUIRE(banded.sizes() == x.sizes());
+      CHECK(torch::allclose(banded, conv, 1e-5, 1e-6));
+      CHECK_FALSE(torch::allclose(banded, x, 1e-3, 1e-3));  // it did blur
+    }
+  CHECK(torch::equal(gaussianBlurAxis(x, 3, 0.2, true), x));  // under 0.3 voxels: no blur
+}
+
 // Why a resumed run keeps its data stream across the change to per-sample generators: a copy of
 // the default generator given a seed draws what torch::manual_seed with that seed gave.
 TEST_CASE("a seeded copy of the default generator draws what manual_seed gave", "[training][synth]") {
