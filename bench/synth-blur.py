@@ -27,7 +27,7 @@ def banded(x, dim, sigma):
     k, radius = kernel(sigma)
     n = x.size(dim)
     i = torch.arange(n, device=dev)
-    off = i.view(1, -1) - i.view(-1, 1) + radius  # m[j, i] = k[i - j + radius]: out_i = sum_j x_j m[j, i]
+    off = i.view(-1, 1) - i.view(1, -1) + radius  # m[j, i] = k[j - i + radius]: out_i = sum_j x_j m[j, i], as conv3d
     m = torch.where((off >= 0) & (off <= 2 * radius), k[off.clamp(0, 2 * radius)], torch.zeros((), device=dev))
     return torch.matmul(x.movedim(dim, -1), m).movedim(-1, dim)
 
