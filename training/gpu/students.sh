@@ -156,6 +156,16 @@ parts() {
 
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
 
+# `watch`, `collect` and `parts` need the machine that ran `start`. A call that finds none came
+# more than 30 s after the last (the machine went back, and this one is bare): say so, exit 69
+# (EX_UNAVAILABLE). The last pack that came back holds the state to stage and start again from.
+require_runs() {
+  compgen -G "$G/runs/*/pid" >/dev/null && return 0
+  echo "no runs on this machine: it is a fresh one (the machine that ran \`start\` went back 30 s after its last call)." \
+    "Stage the state of the last pack that came back (training/state/RUN/) and \`start\` again." >&2
+  exit 69
+}
+
 case $1 in
 receive)  # state to $G/received/RUN, bundles (stage-students.sh BUNDLES) to $G/bundles/NAME/VERSION
   mkdir -p $G/received && cp -r $C/state/. $G/received/
@@ -210,10 +220,12 @@ start)
   pack
   ;;
 parts)  # the parts of the last pack from $2 on (the first call returned PARTS_PER_CALL)
+  require_runs
   parts "$2"
   ls -la "$OUT"
   ;;
 watch|collect)  # watch SECONDS is collect with its limit given
+  require_runs
   t0=$(date +%s) wait_s=${2:-570}
   while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
   running && echo "still running after $wait_s s: packing the last checkpoint"
