@@ -622,27 +622,11 @@ torch::Tensor cropPadded(const torch::Tensor& t, const std::array<int64_t, 3>& o
 }  // namespace
 
 Synthesizer::Draw::Draw(uint64_t seed, torch::Device device, StageSeconds* stageSeconds)
-    : rng(seed),
-      tensors(at::globalContext().defaultGenerator(device).clone()),
-      stageSeconds_(stageSeconds),
-      device_(device),
-      last_(std::chrono::steady_clock::now()) {
+    : rng(seed), tensors(at::globalContext().defaultGenerator(device).clone()), clock_(stageSeconds, device) {
   // The same numbers as torch::manual_seed(seed) gave the global generator before samples had
   // generators of their own: runs that resume across that change keep their data stream.
   std::lock_guard<std::mutex> lock(tensors.mutex());
   tensors.set_current_seed(seed);
-}
-
-void Synthesizer::Draw::lap(const char* stage) {
-  if (!stageSeconds_) return;
-  // The kernels queued so far belong to this stage: wait for them (CPU work is done on return).
-  if (device_.is_cuda()) c10::impl::VirtualGuardImpl(device_.type()).getStream(device_).synchronize();
-  const auto now = std::chrono::steady_clock::now();
-  const double seconds = std::chrono::duration<double>(now - last_).count();
-  last_ = now;
-  auto it = std::find_if(stageSeconds_->begin(), stageSeconds_->end(), [&](const auto& e) { return e.first == stage; });
-  if (it == stageSeconds_->end()) stageSeconds_->emplace_back(stage, seconds);
-  else it->second += seconds;
 }
 
 std::pair<torch::Tensor, torch::Tensor> Synthesizer::samplePatch(const std::array<int64_t, 3>& size, uint64_t seed,

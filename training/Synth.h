@@ -20,6 +20,7 @@
 
 #include "engine/BundleSpec.h"
 #include "engine/Volume.h"
+#include "training/PhaseClock.h"
 
 namespace segnode::training {
 
@@ -140,7 +141,7 @@ class Synthesizer {
   // run. A copy made by withStageSeconds(&into) waits for its device after every stage of every
   // sample and adds the stage's seconds to `into` (one thread: the stages of one sample only);
   // training never makes one, and the samples are the same either way.
-  using StageSeconds = std::vector<std::pair<std::string, double>>;
+  using StageSeconds = PhaseClock::Seconds;
   Synthesizer withStageSeconds(StageSeconds* into) const {
     Synthesizer copy = withThreads(1);
     copy.stageSeconds_ = into;
@@ -163,14 +164,12 @@ class Synthesizer {
   // `lap` ends a stage where stage seconds are asked for (withStageSeconds), else does nothing.
   struct Draw {
     Draw(uint64_t seed, torch::Device device, StageSeconds* stageSeconds = nullptr);
-    void lap(const char* stage);
+    void lap(const char* stage) { clock_.lap(stage); }
     std::mt19937_64 rng;
     at::Generator tensors;
 
    private:
-    StageSeconds* stageSeconds_;
-    torch::Device device_;
-    std::chrono::steady_clock::time_point last_;
+    PhaseClock clock_;
   };
   std::pair<torch::Tensor, torch::Tensor> samplePatch(const std::array<int64_t, 3>& size, uint64_t seed, int b,
                                                       int subject) const;  // image [1, z, y, x], target [z, y, x]

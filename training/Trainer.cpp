@@ -137,9 +137,9 @@ class LoggedRows {
   std::vector<Row> rows_;
 };
 
-// The shared loop. `step(globalStep, batchSeed)` runs one iteration with the learning rates
-// already set and returns the values to log, as 0-dim tensors on the device (the first of each
-// network's group is its loss).
+// The shared loop. `step(globalStep, batchSeed, clock)` runs one iteration with the learning rates
+// already set, lapping `clock` at the end of each phase, and returns the values to log, as 0-dim
+// tensors on the device (the first of each network's group is its loss).
 template <class Step>
 TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, int batch,
                         const std::array<int64_t, 3>& patch, const fs::path& workDir, const std::string& csvHeader,
@@ -208,6 +208,7 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
     });
   };
 
+  const torch::Device device = nets[0].net->get()->parameters().front().device();
   const auto t0 = Clock::now();
   const int64_t first = st.step;
   const double before = st.seconds;
@@ -216,8 +217,10 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
          (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds)) {
     const double lr = learningRateAt(s, st.step);
     for (auto& n : nets) setLearningRate(*n.opt, lr);
-    auto values = step(st.step, batchSeed(s.seed, st.step));
+    PhaseClock clock(s.stepPhases, device);
+    auto values = step(st.step, batchSeed(s.seed, st.step), clock);
     for (auto& n : nets) n.ema->update(*n.net, st.step);
+    clock.lap("EMA");
     ++st.step;
     st.seconds = before + callSeconds();
     rows.add(st.step, st.seconds, lr, values);
@@ -296,18 +299,23 @@ TrainResult trainTeacher(engine::PlainConvUNet& net, const Synthesizer& data, co
   auto& opt = *nets[0].opt;
   const bool amp = s.bf16 && device.is_cuda();
   return runSchedule(nets, s, batch, patch, workDir, "teacher_loss", 1, validator,
-                     [&](int64_t, uint64_t seed) -> std::vector<torch::Tensor> {
+                     [&](int64_t, uint64_t seed, PhaseClock& clock) -> std::vector<torch::Tensor> {
                        auto b = data.sample(patch, batch, seed);
+                       clock.lap("synthesis");
                        opt.zero_grad();
                        std::vector<torch::Tensor> heads;
                        {
                          Autocast ac(amp);
                          heads = net->forwardAll(b.image);
                        }
+                       clock.lap("forward");
                        auto loss = deepSupervisionLoss(heads, b.target);  // float32
+                       clock.lap("supervised loss");
                        loss.backward();
+                       clock.lap("backward");
                        clipGradNorm(net->parameters(), 12);
                        opt.step();
+                       clock.lap("optimiser");
                        return {loss};
                      });
 }
@@ -339,8 +347,9 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
   auto nets = trainees(named, s, device);
   const bool amp = s.bf16 && device.is_cuda();
   return runSchedule(nets, s, batch, patch, workDir, header, features ? 5 : 4, validator,
-                     [&](int64_t step, uint64_t seed) -> std::vector<torch::Tensor> {
+                     [&](int64_t step, uint64_t seed, PhaseClock& clock) -> std::vector<torch::Tensor> {
     auto b = data.sample(patch, batch, seed);
+    clock.lap("synthesis");
     torch::Tensor tLogits;
     std::vector<torch::Tensor> tFeatures;
     {
@@ -354,6 +363,7 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
         tLogits = teacher->forward(b.image).to(torch::kFloat);
       }
     }
+    clock.lap("teacher");
     const double done = double(step) / double(std::max<int64_t>(1, s.iterations));
     const double ramp = w.kdRampFraction > 0 ? std::min(1.0, done / w.kdRampFraction) : 1.0;
     std::vector<torch::Tensor> out;
@@ -369,19 +379,26 @@ TrainResult distillStudents(engine::PlainConvUNet& teacher, std::vector<engine::
         else
           o.heads = net->forwardAll(b.image);
       }
+      clock.lap("student forward");
       const auto& heads = o.heads;
       // Losses outside autocast: float32, so that small KL and edge differences keep their digits.
       auto zero = torch::zeros({}, tLogits.options());
       auto sup = deepSupervisionLoss(heads, b.target);
+      clock.lap("supervised loss");
       auto kd = r.kd == 0 ? zero
                 : r.balancedKd ? balancedKlDistillationLoss(heads[0], tLogits, w.temperature)
                                : klDistillationLoss(heads[0], tLogits, w.temperature);
+      clock.lap("KD loss");
       auto grad = r.gradient == 0 ? zero : gradientDistillationLoss(heads[0], tLogits, w.edges, w.edgeWeight);
+      clock.lap("gradient KD loss");
       auto feat = r.feature == 0 ? zero : featureDistillationLoss(o.features, tFeatures, channels[i]);
+      if (r.feature > 0) clock.lap("feature KD loss");
       auto loss = r.supervised * sup + ramp * (r.kd * kd + r.gradient * grad + r.feature * feat);
       loss.backward();
+      clock.lap("backward");
       clipGradNorm(net->parameters(), 12);
       nets[i].opt->step();
+      clock.lap("optimiser");
       out.insert(out.end(), {loss, sup, kd, grad});
       if (features) out.push_back(feat);
     }

@@ -17,6 +17,7 @@
 #include "engine/Safetensors.h"
 #include "engine/nn/PlainConvUNet.h"
 #include "training/Losses.h"
+#include "training/PhaseClock.h"
 #include "training/Synth.h"
 #include "training/Validation.h"
 
@@ -36,6 +37,9 @@ struct ScheduleOptions {
   bool readEveryStep = false;     // read the logged losses after every step, so the host waits for
                                   // the device each time (the loop before 2026-12-02; the probe's
                                   // side-by-side comparison)
+  PhaseClock::Seconds* stepPhases = nullptr;  // the probe: seconds of each phase of every step
+                                              // (synthesis, teacher, forward, each loss, backward,
+                                              // optimiser, EMA), the device waited for after each
   int checkpointEvery = 1000;
   int validateEvery = 0;          // iterations between validations (0: at the end of a call only)
   uint64_t seed = 1;

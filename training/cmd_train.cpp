@@ -200,18 +200,20 @@ double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFea
 // threads, the same steps are also timed with one, side by side: what decides is the whole step
 // (session 11's H200 made half session 9's iterations per second with eight threads, and its
 // synthesis-only timing had called them faster). And the same steps with the host waiting for
-// the device after each, as the loop did before 2026-12-02, for the ratio of that change.
+// the device after each, as the loop did before 2026-12-02, for the ratio of that change. And
+// where the time goes: synthesis by stage, and the step by phase (training/PhaseClock.h).
 int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher, std::vector<engine::PlainConvUNet>& students,
                  const std::vector<training::StudentRecipe>& recipes, const training::Synthesizer& data,
                  const std::array<int64_t, 3>& patch, const training::ScheduleOptions& s,
                  const training::DistillSettings& w, const fs::path& out, torch::Device device) {
+  constexpr int kTimedSteps = 12;  // after 3 warm-up steps
   auto stepSeconds = [&](const training::Synthesizer& synth, int batch, const std::string& dirName,
-                         bool readEveryStep = false) {
+                         bool readEveryStep = false, training::PhaseClock::Seconds* phases = nullptr) {
     training::ScheduleOptions p = s;
     p.resume = false, p.stopAfter = 3, p.timeBudgetSeconds = 0, p.checkpointEvery = 0, p.logEvery = 1000000;
     p.readEveryStep = readEveryStep;
     auto warm = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
-    p.resume = true, p.stopAfter = 12;
+    p.resume = true, p.stopAfter = kTimedSteps, p.stepPhases = phases;
     auto timed = training::distillStudents(teacher, students, recipes, synth, patch, batch, p, w, out / dirName, device);
     return (timed.seconds - warm.seconds) / double(p.stopAfter);
   };
@@ -233,16 +235,14 @@ int probeBatches(const std::vector<int>& batches, engine::PlainConvUNet& teacher
       std::fprintf(stderr, "probe: batch %d: step %.0f ms on %d synthesis threads, %.0f ms on one\n", batch, 1e3 * step,
                    data.threads(), 1e3 * serialStep);
     }
-    std::string stages;
-    double staged = 0;
-    for (const auto& [stage, seconds] : shared.synthesisStages) {
-      char part[96];
-      std::snprintf(part, sizeof part, "%s%s %.1f", stages.empty() ? "" : ", ", stage.c_str(), 1e3 * seconds);
-      stages += part;
-      staged += seconds;
-    }
-    std::fprintf(stderr, "probe: batch %d: synthesis by stage, one thread waiting after each (ms a batch): %s; total %.0f\n",
-                 batch, stages.c_str(), 1e3 * staged);
+    std::fprintf(stderr, "probe: batch %d: synthesis by stage, one thread waiting after each (ms a batch): %s\n", batch,
+                 training::describePhases(shared.synthesisStages, 1e3).c_str());
+    // The step by phase: what a faster step would have to shorten (the device waited for after
+    // each phase, so nothing overlaps as in training, and the total exceeds the step).
+    training::PhaseClock::Seconds phases;
+    stepSeconds(data, batch, dir + "-phases", false, &phases);
+    std::fprintf(stderr, "probe: batch %d: a step by phase, the device waited for after each (ms): %s\n", batch,
+                 training::describePhases(phases, 1e3 / kTimedSteps).c_str());
     const double waiting = stepSeconds(data, batch, dir + "-waiting", /*readEveryStep=*/true);
     std::fprintf(stderr, "probe: batch %d: step %.0f ms, %.0f ms with the host waiting for the device every step\n",
                  batch, 1e3 * step, 1e3 * waiting);

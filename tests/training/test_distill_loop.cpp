@@ -226,6 +226,48 @@ TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in
   CHECK(readRunState(dir.path() / "extended").plannedIterations == 12);
 }
 
+// The probe's step timing only waits and reads the clock: the run is the one training makes.
+TEST_CASE("timing a step by phase leaves the run unchanged and names every phase", "[training][resume]") {
+  auto synth = synthesizer();
+  auto teacher = randomTeacher();
+  auto arch = teacher->spec().withWidthDivisor(2, 2);
+  ScheduleOptions s;
+  s.iterations = 3;
+  s.logEvery = 1000;
+  StudentRecipe r{"w2"};
+  TempDir dir;
+  auto run = [&](const std::string& work, PhaseClock::Seconds* phases) {
+    std::vector<engine::PlainConvUNet> students{pruneFromTeacher(teacher, arch)};
+    ScheduleOptions c = s;
+    c.stepPhases = phases;
+    auto result = distillStudents(teacher, students, {r}, synth, {16, 16, 16}, 2, c, DistillSettings{},
+                                  dir.path() / work, torch::kCPU);
+    return std::make_pair(students[0], result);
+  };
+  PhaseClock::Seconds phases;
+  auto [timed, timedRun] = run("timed", &phases);
+  auto [plain, plainRun] = run("plain", nullptr);
+  CHECK(sameWeights(timed, plain));
+  for (auto& [k, v] : plainRun.ema[0]) CHECK(torch::equal(v, timedRun.ema[0].at(k)));
+  std::vector<std::string> names;
+  for (const auto& [phase, seconds] : phases) {
+    names.push_back(phase);
+    CHECK(seconds >= 0);
+  }
+  CHECK(names == std::vector<std::string>{"synthesis", "teacher", "student forward", "supervised loss", "KD loss",
+                                          "gradient KD loss", "backward", "optimiser", "EMA"});
+
+  // The teacher's own training names its phases the same way.
+  PhaseClock::Seconds teacherPhases;
+  s.stepPhases = &teacherPhases;
+  auto net = randomTeacher();
+  trainTeacher(net, synth, {16, 16, 16}, 2, s, dir.path() / "teacher", torch::kCPU);
+  names.clear();
+  for (const auto& [phase, seconds] : teacherPhases) names.push_back(phase);
+  CHECK(names == std::vector<std::string>{"synthesis", "forward", "supervised loss", "backward", "optimiser", "EMA"});
+  CHECK(describePhases({{"a", 0.0012}, {"b", 0.0030}}, 1e3) == "a 1.2, b 3.0; total 4");
+}
+
 TEST_CASE("a run with feature KD logs the term in its own column, and refuses a student without its channels",
           "[training][loss]") {
   auto synth = synthesizer();
