@@ -20,7 +20,8 @@
 # Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues,
 # and ref-src.tar.gz where `start` first probes its first run with an earlier commit's code.
 # Brought back in $OUT: state.tar.partNN (state, curves, EMA bundles of every run; join with
-# `cat state.tar.part* | tar x`), and log.txt.
+# `cat state.tar.part* | tar x`), and progress.txt (each run's last lines; its own name, so that a call
+# may send its output to $OUT/log.txt without two writers in one file).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -136,8 +137,8 @@ pack() {  # state + curves + EMA bundles of every run, in parts the device can r
   for r in $G/runs/*/; do
     echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
     ended "$r"
-  done >"$OUT/log.txt"
-  cat "$OUT/log.txt" | tail -60
+  done >"$OUT/progress.txt"
+  tail -60 "$OUT/progress.txt"
   parts 0
   ls -la "$OUT"
 }
