@@ -19,8 +19,8 @@
 # round-robin over the GPUs nvidia-smi lists (several share a GPU when there are fewer GPUs).
 # Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues,
 # and ref-src.tar.gz where `start` first probes its first run with an earlier commit's code.
-# Brought back in $OUT: state.tar.partNN (state, curves, EMA bundles of every run; join with
-# `cat state.tar.part* | tar x`), and progress.txt (each run's last lines; its own name, so that a call
+# Brought back in $OUT: state.tar.partNN (curves, EMA bundles and, of a run not finished, its
+# training state; join with `cat state.tar.part* | tar x`), and progress.txt (each run's last lines; its own name, so that a call
 # may send its output to $OUT/log.txt without two writers in one file).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -141,9 +141,9 @@ finished() {
 # and EMA of 16.5 M parameters, four calls' worth); a run stopped by its deadline or a fault keeps it.
 pack() {
   rm -f $G/state.tar.part*
-  local r keep=(--exclude=probe-batch-*)
-  for r in $G/runs/*/; do finished "$r" && keep+=("--exclude=./$(basename "$r")/work/*.state.safetensors"); done
-  tar cf $G/state.tar -C $G/runs "${keep[@]}" .
+  local r skip=(--exclude=probe-batch-*)
+  for r in $G/runs/*/; do finished "$r" && skip+=("--exclude=./$(basename "$r")/work/*.state.safetensors"); done
+  tar cf $G/state.tar -C $G/runs "${skip[@]}" .
   split -b $PART -d $G/state.tar $G/state.tar.part
   for r in $G/runs/*/; do
     echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
