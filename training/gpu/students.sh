@@ -20,8 +20,8 @@
 # Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues,
 # and ref-src.tar.gz where `start` first probes its first run with an earlier commit's code.
 # Brought back in $OUT: state.tar.partNN (curves, EMA bundles and, of a run not finished, its
-# training state; join with `cat state.tar.part* | tar x`), and progress.txt (each run's last lines; its own name, so that a call
-# may send its output to $OUT/log.txt without two writers in one file).
+# training state; join with `cat state.tar.part* | tar x`), and progress.txt (each run's last
+# lines; its own name, so that a call may send its output to $OUT/log.txt without two writers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
