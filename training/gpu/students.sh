@@ -66,7 +66,7 @@ probe_reference() {  # once a machine: a later `start` on the warm machine skips
   rm -rf $G/ref-src && mkdir -p $G/ref-src && tar xzf $C/ref-src.tar.gz -C $G/ref-src
   build $G/ref-src build-ref || { echo "reference $ref: no build"; return 0; }
   (
-    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS
+    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED
     # shellcheck source=/dev/null
     source "training/gpu/runs/$run.env"
     data_of
@@ -128,11 +128,16 @@ launch() {
     --log-every 100 --time-budget "$budget" --resume --out "$work" "${SYNTH_ARGS[@]}" "${OPTIONS[@]}" \
     >"$work/log" 2>&1 </dev/null &
   echo $! >"$work/pid"
+  # A run that nothing resumes (RESUMED=no: an ablation arm, compared where its deadline stopped it)
+  # brings back its curves and EMA bundle, never its state (a CT network's is 200 MB).
+  if [ "${RESUMED:-yes}" = no ]; then touch "$work/no-resume"; else rm -f "$work/no-resume"; fi
 }
 
-# The schedule of the run in directory $1 is done: its state.yaml's step is its planned total.
+# The schedule of the run in directory $1 is done (its state.yaml's step is its planned total), or
+# nothing will resume it (launch: RESUMED=no).
 finished() {
   local f=$1/work/state.yaml
+  [ -e "$1/no-resume" ] && return 0
   [ -f "$f" ] && [ "$(sed -n 's/^step: //p' "$f")" = "$(sed -n 's/^planned_iterations: //p' "$f")" ]
 }
 
@@ -200,7 +205,7 @@ start)
   ngpu=$(nvidia-smi -L | wc -l)
   i=0
   for run in "$@"; do
-    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS
+    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes,
