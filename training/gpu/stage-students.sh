@@ -68,6 +68,14 @@ for b in ${BUNDLES:-}; do
   name=$(basename "$(dirname "$b")")
   [ -f "$b/bundle.yaml" ] || { echo "BUNDLES: $b is not a bundle folder" >&2; exit 64; }
   mkdir -p ".gpu-carry/bundles/$name" && cp -r "$b" ".gpu-carry/bundles/$name/"
+  # Weights larger than a call carries beside the tree (a CT teacher's 66 MB) travel as 32 MiB
+  # pieces over several `receive` calls, each carrying some (`carry` names them one by one);
+  # students.sh joins them on the machine once their sha256 matches.
+  w=.gpu-carry/bundles/$name/$(basename "$b")/weights.safetensors
+  if [ "$(stat -c %s "$w")" -gt $(( 48 * 1024 * 1024 )) ]; then
+    (cd "$(dirname "$w")" && sha256sum weights.safetensors >weights.safetensors.sha256)
+    split -b 32M -d -a 2 "$w" "$w.p" && rm "$w"
+  fi
 done
 # REF: a commit whose code `students.sh start` builds beside the tree's and probes the first run
 # with first (the engine and training sources: about 150 kB).

@@ -7,7 +7,7 @@
 #   bash training/gpu/students.sh collect [SECONDS]          wait for the runs to end, at most SECONDS
 #                                                            (570: give less when the device budget
 #                                                            left is shorter); pack their state
-#   bash training/gpu/students.sh parts FIRST               the last pack's parts from FIRST on (64 MiB a call)
+#   bash training/gpu/students.sh parts FIRST               the last pack's pieces from FIRST on (64 MiB a call)
 #   bash training/gpu/students.sh build                      only build (a check of the CUDA build)
 #   bash training/gpu/students.sh receive                    keep .gpu-carry/state (and bundles/) on
 #                                                            the machine for the next call (a state or
@@ -19,9 +19,10 @@
 # round-robin over the GPUs nvidia-smi lists (several share a GPU when there are fewer GPUs).
 # Carried in: .gpu-carry/ (training/gpu/stage-students.sh), with state/<run>/ where a run continues,
 # and ref-src.tar.gz where `start` first probes its first run with an earlier commit's code.
-# Brought back in $OUT: state.tar.partNN (curves, EMA bundles and, of a run not finished, its
-# training state; join with `cat state.tar.part* | tar x`), and progress.txt (each run's last
-# lines; its own name, so that a call may send its output to $OUT/log.txt without two writers).
+# Brought back in $OUT: NN-* pieces (curves, EMA bundles and, of a run not finished, its training
+# state; join them here with training/gpu/join-parts.sh, which checks their sha256), and
+# progress.txt (each run's last lines; its own name, so that a call may send its output to
+# $OUT/log.txt without two writers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -30,8 +31,9 @@ OUT=${OUT:-$PWD/$G/out}
 mkdir -p "$G" "$OUT"
 C=.gpu-carry
 BRAIN_TEACHER=etc/models/brain-mr-teacher/0.3.0  # the family's teacher; a run's TEACHER replaces it
-# A call brings back 64 MiB at most: the state travels in parts of PART, PARTS_PER_CALL a call.
-PART=15M PARTS_PER_CALL=4
+# A call brings back 8 files and 64 MiB at most: pieces of 16 MiB (a 66 MB CT bundle is four), six
+# files a call, and 64 KiB left for progress.txt and the call's log.txt.
+PIECE=16M PIECES_PER_CALL=6 CALL_BYTES=$(( 64 * 1024 * 1024 - 65536 ))
 
 # The libcrypto that Python's hashlib loads: the box has it without its headers (carried in prefix/).
 libcrypto() { ldd "$(python3 -c 'import _hashlib; print(_hashlib.__file__)')" | awk '/libcrypto/ {print $3}'; }
@@ -84,7 +86,25 @@ unpack() {  # label maps travel as tars: brain as int16 xz (a third of the gzip 
 }
 
 # Bundles staged by stage-students.sh BUNDLES= to $G/bundles/NAME/VERSION, where a run's .env looks.
-keep_bundles() { if [ -d $C/bundles ]; then mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/; fi; }
+# Weights that came as pieces over several calls are joined once all are here (their sha256).
+keep_bundles() {
+  [ -d $C/bundles ] || return 0
+  mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/
+  local s d
+  for s in $G/bundles/*/*/weights.safetensors.sha256; do
+    [ -f "$s" ] || continue
+    d=$(dirname "$s")
+    [ -f "$d/weights.safetensors" ] && continue
+    cat "$d"/weights.safetensors.p[0-9][0-9] >"$d/weights.joining" 2>/dev/null
+    if [ "$(sha256sum <"$d/weights.joining" | cut -d' ' -f1)" = "$(cut -d' ' -f1 "$s")" ]; then
+      mv "$d/weights.joining" "$d/weights.safetensors" && rm -f "$d"/weights.safetensors.p[0-9][0-9]
+      echo "$d: weights joined from their pieces"
+    else
+      rm -f "$d/weights.joining"
+      echo "$d: $(ls "$d"/weights.safetensors.p[0-9][0-9] 2>/dev/null | wc -l) pieces of its weights here, not all: carry the rest"
+    fi
+  done
+}
 
 # Nothing when the run in directory $1 still runs; else how it ended (its log's last line).
 ended() { kill -0 "$(cat "$1/pid")" 2>/dev/null || echo "(ended: $(grep -v Warning "$1/log" | tail -1))"; }
@@ -141,15 +161,28 @@ finished() {
   [ -f "$f" ] && [ "$(sed -n 's/^step: //p' "$f")" = "$(sed -n 's/^planned_iterations: //p' "$f")" ]
 }
 
-# State + curves + EMA bundles of every run, in parts the device can return. A finished run's
+# What comes back of every run, in pieces a call can return ($G/pack/, in the order they matter):
+# 00-small.tar first (logs, curves, validation, bundle.yaml files, SHA256SUMS of the large
+# files), then each bundle's weights, then the training state of a run that will resume, each
+# large file split into pieces of PIECE named after its path ('/' as '__'). A finished run's
 # training state stays behind (nothing resumes it, and a CT teacher's is 200 MB: weights, momentum
-# and EMA of 16.5 M parameters, four calls' worth); a run stopped by its deadline or a fault keeps it.
+# and EMA of 16.5 M parameters); a run stopped by its deadline or a fault keeps it, unless RESUMED=no.
+# Here: bash training/gpu/join-parts.sh DIR FILES_AT... rebuilds the runs' tree and checks it.
 pack() {
-  rm -f $G/state.tar.part*
-  local r skip=(--exclude=probe-batch-*)
-  for r in $G/runs/*/; do finished "$r" && skip+=("--exclude=./$(basename "$r")/work/*.state.safetensors"); done
-  tar cf $G/state.tar -C $G/runs "${skip[@]}" .
-  split -b $PART -d $G/state.tar $G/state.tar.part
+  rm -rf $G/pack && mkdir -p $G/pack
+  local r f i=1 large=()
+  for f in $(cd $G/runs && find . -name '*.safetensors' ! -path '*/probe-batch-*' | sed 's|^\./||' | sort); do
+    case $f in
+    */work/*) finished "$G/runs/${f%%/*}" || large+=("$f") ;;
+    *) large=("$f" "${large[@]}") ;;  # bundles before training state
+    esac
+  done
+  (cd $G/runs && { [ ${#large[@]} -eq 0 ] || sha256sum "${large[@]}"; } >SHA256SUMS)
+  tar cf $G/pack/00-small.tar -C $G/runs --exclude='*.safetensors' --exclude='probe-batch-*' --exclude=pid .
+  for f in "${large[@]}"; do
+    split -b $PIECE -d -a 2 "$G/runs/$f" "$G/pack/$(printf %02d $i)-${f//\//__}.p"
+    i=$(( i + 1 ))
+  done
   for r in $G/runs/*/; do
     echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
     ended "$r"
@@ -159,15 +192,19 @@ pack() {
   ls -la "$OUT"
 }
 
-# The parts of the last pack from FIRST on that one call brings back go to $OUT, and the line
-# names the call that fetches the rest (a finished w2 run with its bundle is 66 MB: five parts).
+# The pieces of the last pack from index FIRST on that one call brings back (CALL_BYTES, at most
+# PIECES_PER_CALL files: $OUT also holds progress.txt and a call's log.txt), and the line that
+# names the call for the rest.
 parts() {
-  local first=$1 all=("$G"/state.tar.part*)
-  local total=${#all[@]} n
-  n=$(( total - first < PARTS_PER_CALL ? total - first : PARTS_PER_CALL ))
-  rm -f "$OUT"/state.tar.part*
-  (( n > 0 )) && cp "${all[@]:first:n}" "$OUT/"
-  (( first + n < total )) && echo "parts $first-$(( first + n - 1 )) of $total here: bring the rest with \`students.sh parts $(( first + n ))\`"
+  local first=$1 all=("$G"/pack/*) bytes=0 n=0 size
+  rm -f "$OUT"/[0-9][0-9]-*
+  while (( first + n < ${#all[@]} && n < PIECES_PER_CALL )); do
+    size=$(stat -c %s "${all[first + n]}")
+    (( bytes + size > CALL_BYTES )) && break
+    cp "${all[first + n]}" "$OUT/"
+    bytes=$(( bytes + size )) n=$(( n + 1 ))
+  done
+  (( first + n < ${#all[@]} )) && echo "pieces $first-$(( first + n - 1 )) of ${#all[@]} here: bring the rest with \`students.sh parts $(( first + n ))\`"
   return 0
 }
 
@@ -236,7 +273,7 @@ start)
   while running && [ $(( $(date +%s) - t0 )) -lt 560 ]; do sleep 10; done
   pack
   ;;
-parts)  # the parts of the last pack from $2 on (the first call returned PARTS_PER_CALL)
+parts)  # the pieces of the last pack from index $2 on (`pack` named the first that did not fit)
   require_runs
   parts "$2"
   ls -la "$OUT"
