@@ -32,8 +32,9 @@ mkdir -p "$G" "$OUT"
 C=.gpu-carry
 BRAIN_TEACHER=etc/models/brain-mr-teacher/0.3.0  # the family's teacher; a run's TEACHER replaces it
 # A call brings back 8 files and 64 MiB at most: pieces of 16 MiB (a 66 MB CT bundle is four), six
-# files a call, and 64 KiB left for progress.txt and the call's log.txt.
-PIECE=16M PIECES_PER_CALL=6 CALL_BYTES=$(( 64 * 1024 * 1024 - 65536 ))
+# files a call, and 64 KiB left for progress.txt and the call's log.txt (smaller in the test,
+# tests/training/gpu_transfer_test.sh).
+PIECE=${PIECE:-16M} PIECES_PER_CALL=${PIECES_PER_CALL:-6} CALL_BYTES=${CALL_BYTES:-$(( 64 * 1024 * 1024 - 65536 ))}
 
 # The libcrypto that Python's hashlib loads: the box has it without its headers (carried in prefix/).
 libcrypto() { ldd "$(python3 -c 'import _hashlib; print(_hashlib.__file__)')" | awk '/libcrypto/ {print $3}'; }
