@@ -30,6 +30,18 @@ engine::PlausibilitySpec::Range holding(engine::PlausibilitySpec::Range r, const
   return r;
 }
 
+// Ranges widened to hold what a model finds in its validation cases would call that model's own
+// failures plausible when it misses most structures (a CT network stopped before it had learnt
+// more than the liver: 1 of 13); below half of the training maps' floor, export refuses instead.
+void refuseMissingStructures(double validationShare, double trainedFloor, double trainingLeast) {
+  if (validationShare >= trainedFloor / 2) return;
+  const auto pct = [](double x) { return std::to_string(int(std::lround(100 * x))) + " %"; };
+  throw Error(ErrorCode::BadBundle, "a validation case has only " + pct(validationShare) +
+                                        " of the structures present (every training map has " + pct(trainingLeast) +
+                                        "): ranges that held it would pass a failed segmentation; train the model further, "
+                                        "or export it without --plausibility-labels");
+}
+
 struct Extremes {
   double lo = INFINITY, hi = 0;
   void add(double v) { lo = std::min(lo, v), hi = std::max(hi, v); }
@@ -61,7 +73,10 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   // No validation case may fall outside a range.
   p.labelledVolumeMl = holding({ct ? labelled.lo / 20 : labelled.lo * (1 - m), labelled.hi * (1 + m)}, validation.labelledVolumeMl);
   p.structuresPresent = std::max(0.0, present.lo - o.structuresTolerance);
-  if (const auto& v = validation.structuresPresent) p.structuresPresent = std::min(p.structuresPresent, *v);
+  if (const auto& v = validation.structuresPresent) {
+    refuseMissingStructures(*v, p.structuresPresent, present.lo);
+    p.structuresPresent = std::min(p.structuresPresent, *v);
+  }
   p.minStructureMl = o.minStructureMl;
   if (ratio.hi > 0 && !ct) p.leftRightRatio = holding({ratio.lo / (1 + m), ratio.hi * (1 + m)}, validation.leftRightRatio);
   if (ct)

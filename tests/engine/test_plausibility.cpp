@@ -224,6 +224,11 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(biased.structuresPresent == Approx(0.5));
   CHECK(biased.minConnectedShare == Approx(0.6));
 
+  // A model that misses most structures on its validation cases gets no ranges that would pass it.
+  validation.structuresPresent = 1.0 / 3;  // below half of 0.75
+  CHECK_THROWS_WITH(training::plausibilityFromLabelMaps(spec, maps, validation),
+                    Catch::Contains("only 33 % of the structures present") && Catch::Contains("every training map has 100 %"));
+
   spec.modality = Modality::CT;
   auto ct = training::plausibilityFromLabelMaps(spec, maps, {});
   CHECK(ct.labelledVolumeMl[0] == Approx(16.0 / 20));
