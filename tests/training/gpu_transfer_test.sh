@@ -4,7 +4,7 @@
 # large file spans several pieces and calls), then training/gpu/join-parts.sh here, byte for byte;
 # a finished run's state and a RESUMED=no run's state stay behind, an unfinished run's comes back;
 # a missing piece is named with exit 65; bundle weights staged as pieces are joined by `receive`
-# only once all of them are there.
+# only once all of them are there; a second `start` on the machine packs only its own runs.
 #   bash tests/training/gpu_transfer_test.sh SOURCE_DIR
 set -euo pipefail
 src=$1
@@ -60,6 +60,14 @@ cmp -s joined/stopped/work/net-stopped.state.safetensors gpu-runs/runs/stopped/w
   fail "the stopped run's state did not come back whole"
 [ ! -e joined/done/work/net-done.state.safetensors ] || fail "a finished run's state came back"
 [ ! -e joined/arm/work/net-arm.state.safetensors ] || fail "a RESUMED=no run's state came back"
+
+# A later `start` on the same machine (a student after its teacher): its packs hold its runs only.
+echo arm >gpu-runs/started
+mkdir -p calls/later
+OUT=$PWD/calls/later bash training/gpu/students.sh collect 0 >later.log 2>&1 || fail "collect after a second start"
+[ "$(tar tf calls/later/00-small.tar | grep -c -e '^done/' -e '^stopped/')" -eq 0 ] || fail "a later start's pack holds the earlier runs"
+ls calls/later | grep -q '^01-arm__net-arm__' || fail "a later start's pack lacks its own run's bundle"
+rm gpu-runs/started
 
 # A call lost: join names what is missing and exits 65.
 set +e

@@ -171,26 +171,35 @@ finished() {
 # Here: bash training/gpu/join-parts.sh DIR FILES_AT... rebuilds the runs' tree and checks it.
 pack() {
   rm -rf $G/pack && mkdir -p $G/pack
-  local r f i=1 large=()
-  for f in $(cd $G/runs && find . -name '*.safetensors' ! -path '*/probe-batch-*' | sed 's|^\./||' | sort); do
+  local r f i=1 large=() runs
+  runs=$(packed_runs)
+  # shellcheck disable=SC2086
+  for f in $(cd $G/runs && find $runs -name '*.safetensors' ! -path '*/probe-batch-*' | sort); do
     case $f in
     */work/*) finished "$G/runs/${f%%/*}" || large+=("$f") ;;
     *) large=("$f" "${large[@]}") ;;  # bundles before training state
     esac
   done
   (cd $G/runs && { [ ${#large[@]} -eq 0 ] || sha256sum "${large[@]}"; } >SHA256SUMS)
-  tar cf $G/pack/00-small.tar -C $G/runs --exclude='*.safetensors' --exclude='probe-batch-*' --exclude=pid .
+  # shellcheck disable=SC2086
+  tar cf $G/pack/00-small.tar -C $G/runs --exclude='*.safetensors' --exclude='probe-batch-*' --exclude=pid SHA256SUMS $runs
   for f in "${large[@]}"; do
     split -b $PIECE -d -a 2 "$G/runs/$f" "$G/pack/$(printf %02d $i)-${f//\//__}.p"
     i=$(( i + 1 ))
   done
-  for r in $G/runs/*/; do
-    echo "== $r"; grep -v Warning "$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
-    ended "$r"
+  for r in $runs; do
+    echo "== $r"; grep -v Warning "$G/runs/$r/log" | grep -e validation -e "^it .*[05]00/" -e probe -e error -e segnode-distill | tail -25
+    ended "$G/runs/$r"
   done >"$OUT/progress.txt"
   tail -60 "$OUT/progress.txt"
   parts 0
   ls -la "$OUT"
+}
+
+# The runs a pack holds: those the machine's last `start` launched (a later `start` on the same
+# machine, such as a student run after its teacher's, does not send the earlier runs again).
+packed_runs() {
+  if [ -f $G/started ]; then cat $G/started; else (cd $G/runs && ls); fi
 }
 
 # The pieces of the last pack from index FIRST on that one call brings back (CALL_BYTES, at most
@@ -241,6 +250,7 @@ start)
   echo "host: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
   [ -f $C/ref-src.tar.gz ] && probe_reference "$1"
   ngpu=$(nvidia-smi -L | wc -l)
+  printf '%s\n' "$@" >$G/started
   i=0
   for run in "$@"; do
     unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED
