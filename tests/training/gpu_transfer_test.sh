@@ -8,12 +8,12 @@
 #   bash tests/training/gpu_transfer_test.sh SOURCE_DIR
 set -euo pipefail
 src=$1
+source "$src/tests/cli/e2e_common.sh"  # fail
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 mkdir -p "$t/repo/training/gpu"
 cp "$src/training/gpu/students.sh" "$src/training/gpu/join-parts.sh" "$t/repo/training/gpu/"
 cd "$t/repo"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 export PIECE=40K PIECES_PER_CALL=6 CALL_BYTES=$((100 * 1024))
 
 # Three runs: one finished, one stopped by its deadline, one that nothing resumes.

@@ -31,6 +31,8 @@ OUT=${OUT:-$PWD/$G/out}
 mkdir -p "$G" "$OUT"
 C=.gpu-carry
 BRAIN_TEACHER=etc/models/brain-mr-teacher/0.3.0  # the family's teacher; a run's TEACHER replaces it
+# What a run's .env may set beyond OPTIONS and the schedule, cleared before each one is sourced.
+RUN_VARS="PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED"
 # A call brings back 8 files and 64 MiB at most: pieces of 16 MiB (a 66 MB CT bundle is four), six
 # files a call, and 64 KiB left for progress.txt and the call's log.txt (smaller in the test,
 # tests/training/gpu_transfer_test.sh).
@@ -69,7 +71,8 @@ probe_reference() {  # once a machine: a later `start` on the warm machine skips
   rm -rf $G/ref-src && mkdir -p $G/ref-src && tar xzf $C/ref-src.tar.gz -C $G/ref-src
   build $G/ref-src build-ref || { echo "reference $ref: no build"; return 0; }
   (
-    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED
+    # shellcheck disable=SC2086
+    unset $RUN_VARS
     # shellcheck source=/dev/null
     source "training/gpu/runs/$run.env"
     data_of
@@ -93,15 +96,13 @@ keep_bundles() {
   mkdir -p $G/bundles && cp -r $C/bundles/. $G/bundles/
   local s d
   for s in $G/bundles/*/*/weights.safetensors.sha256; do
-    [ -f "$s" ] || continue
     d=$(dirname "$s")
-    [ -f "$d/weights.safetensors" ] && continue
-    cat "$d"/weights.safetensors.p[0-9][0-9] >"$d/weights.joining" 2>/dev/null
-    if [ "$(sha256sum <"$d/weights.joining" | cut -d' ' -f1)" = "$(cut -d' ' -f1 "$s")" ]; then
-      mv "$d/weights.joining" "$d/weights.safetensors" && rm -f "$d"/weights.safetensors.p[0-9][0-9]
-      echo "$d: weights joined from their pieces"
+    [ -f "$s" ] && [ ! -f "$d/weights.safetensors" ] || continue
+    cat "$d"/weights.safetensors.p[0-9][0-9] >"$d/weights.safetensors" 2>/dev/null
+    if (cd "$d" && sha256sum --quiet -c weights.safetensors.sha256 >/dev/null 2>&1); then
+      rm -f "$d"/weights.safetensors.p[0-9][0-9] && echo "$d: weights joined from their pieces"
     else
-      rm -f "$d/weights.joining"
+      rm -f "$d/weights.safetensors"
       echo "$d: $(ls "$d"/weights.safetensors.p[0-9][0-9] 2>/dev/null | wc -l) pieces of its weights here, not all: carry the rest"
     fi
   done
@@ -154,9 +155,9 @@ launch() {
   if [ "${RESUMED:-yes}" = no ]; then touch "$work/no-resume"; else rm -f "$work/no-resume"; fi
 }
 
-# The schedule of the run in directory $1 is done (its state.yaml's step is its planned total), or
-# nothing will resume it (launch: RESUMED=no).
-finished() {
+# The training state of the run in directory $1 stays on the machine: its schedule is done (its
+# state.yaml's step is its planned total), or nothing will resume it (launch: RESUMED=no).
+state_stays() {
   local f=$1/work/state.yaml
   [ -e "$1/no-resume" ] && return 0
   [ -f "$f" ] && [ "$(sed -n 's/^step: //p' "$f")" = "$(sed -n 's/^planned_iterations: //p' "$f")" ]
@@ -171,15 +172,16 @@ finished() {
 # Here: bash training/gpu/join-parts.sh DIR FILES_AT... rebuilds the runs' tree and checks it.
 pack() {
   rm -rf $G/pack && mkdir -p $G/pack
-  local r f i=1 large=() runs
+  local r f i=1 bundles=() states=() large runs
   runs=$(packed_runs)
   # shellcheck disable=SC2086
   for f in $(cd $G/runs && find $runs -name '*.safetensors' ! -path '*/probe-batch-*' | sort); do
     case $f in
-    */work/*) finished "$G/runs/${f%%/*}" || large+=("$f") ;;
-    *) large=("$f" "${large[@]}") ;;  # bundles before training state
+    */work/*) state_stays "$G/runs/${f%%/*}" || states+=("$f") ;;
+    *) bundles+=("$f") ;;
     esac
   done
+  large=("${bundles[@]}" "${states[@]}")
   (cd $G/runs && { [ ${#large[@]} -eq 0 ] || sha256sum "${large[@]}"; } >SHA256SUMS)
   # shellcheck disable=SC2086
   tar cf $G/pack/00-small.tar -C $G/runs --exclude='*.safetensors' --exclude='probe-batch-*' --exclude=pid SHA256SUMS $runs
@@ -253,7 +255,8 @@ start)
   printf '%s\n' "$@" >$G/started
   i=0
   for run in "$@"; do
-    unset PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED
+    # shellcheck disable=SC2086
+    unset $RUN_VARS
     source "training/gpu/runs/$run.env"
     # A new run takes the batch with the most samples per second, measured here; a run with a
     # batch probes only if its .env asks (PROBE_BATCHES), to see where the time of a step goes,
