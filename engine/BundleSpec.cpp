@@ -183,6 +183,19 @@ PlausibilitySpec readPlausibility(yaml::Reader& r, const std::vector<LabelInfo>&
   return p;
 }
 
+PostprocessingSpec readPostprocessing(yaml::Reader& r, const std::vector<LabelInfo>& labels) {
+  PostprocessingSpec p;
+  const std::string key = "postprocessing.largest_component";
+  if (!r.has(key)) return p;
+  p.largestComponent = r.list<int>(key, "a label value");
+  for (int v : p.largestComponent) {
+    bool known = false;
+    for (size_t i = 1; i < labels.size(); ++i) known |= labels[i].value == v;
+    if (!known) r.fail(key, "value " + std::to_string(v) + " is no foreground label of this bundle", "list values of `labels`, not 0");
+  }
+  return p;
+}
+
 YAML::Node codeNode(const CodedConcept& c) {
   YAML::Node n;
   n["scheme"] = c.scheme;
@@ -310,6 +323,7 @@ BundleSpec parseBundleFile(const std::filesystem::path& file, bool isTemplate) {
   b.architecture = readArchitecture(r, int(b.labels.size()));
   b.inference = readInference(r);
   b.plausibility = readPlausibility(r, b.labels);
+  b.postprocessing = readPostprocessing(r, b.labels);
   b.provenance = r.has("provenance") ? yaml::toJson(r.at("provenance")) : nlohmann::ordered_json::object();
   b.metrics = r.has("metrics") ? yaml::toJson(r.at("metrics")) : nlohmann::ordered_json::object();
   if (!isTemplate) {
@@ -398,6 +412,8 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
     }
     root["inference"]["int8_calibration"] = cal;
   }
+  if (const auto& keep = b.postprocessing.largestComponent; !keep.empty())
+    root["postprocessing"]["largest_component"] = flowList(keep);
   if (const auto& q = b.plausibility; q.declared) {
     YAML::Node n;
     auto range = [](const PlausibilitySpec::Range& v) {

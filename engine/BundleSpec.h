@@ -119,6 +119,15 @@ struct PlausibilitySpec {
   std::string source;            // how the ranges were derived, free text
 };
 
+// What is done to the labels after the network (engine/Segmenter.cpp, in every path that
+// segments: node, CLI, evaluate). nnU-Net's "remove all but the largest component": each label
+// listed keeps only its largest 6-connected piece, the rest becomes background (Components.h).
+// A template lists the structures that are one piece in anatomy (the 13 FLARE22 organs), so a
+// liver-like patch in the pelvis, which the synthetic training never showed, is not "liver".
+struct PostprocessingSpec {
+  std::vector<int> largestComponent;  // label values
+};
+
 struct BundleSpec {
   std::string name;
   SemVer version;
@@ -131,6 +140,7 @@ struct BundleSpec {
   ArchitectureSpec architecture;
   InferenceSpec inference;
   PlausibilitySpec plausibility;
+  PostprocessingSpec postprocessing;
   nlohmann::ordered_json provenance = nlohmann::ordered_json::object();  // free-form: teacher, distillation, data, untrained flag
   nlohmann::ordered_json metrics = nlohmann::ordered_json::object();     // free-form: params, dice per label, cpu seconds
   std::string weightsFile = "weights.safetensors";

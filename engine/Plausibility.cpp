@@ -1,5 +1,7 @@
 #include "engine/Plausibility.h"
 
+#include "engine/Components.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -78,40 +80,10 @@ VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::
   return v;
 }
 
-double connectedShare(const Volume& labels) {
-  int64_t labelled = 0, inLargest = 0;
-  withLabelValues(labels.data, [&](const auto* v, int64_t n) {
-    const int64_t nk = labels.data.size(0), nj = labels.data.size(1), ni = labels.data.size(2);
-    std::vector<uint8_t> seen(size_t(n), 0);
-    std::map<int, int64_t> largest;
-    std::vector<int64_t> stack;
-    for (int64_t start = 0; start < n; ++start) {
-      if (v[start] == 0 || seen[size_t(start)]) continue;
-      const auto label = v[start];
-      int64_t size = 0;
-      stack.assign(1, start);
-      seen[size_t(start)] = 1;
-      while (!stack.empty()) {
-        const int64_t at = stack.back();
-        stack.pop_back();
-        ++size;
-        const int64_t i = at % ni, j = (at / ni) % nj, k = at / (ni * nj);
-        auto visit = [&](bool inside, int64_t next) {
-          if (inside && !seen[size_t(next)] && v[next] == label) seen[size_t(next)] = 1, stack.push_back(next);
-        };
-        visit(i > 0, at - 1), visit(i + 1 < ni, at + 1);
-        visit(j > 0, at - ni), visit(j + 1 < nj, at + ni);
-        visit(k > 0, at - ni * nj), visit(k + 1 < nk, at + ni * nj);
-      }
-      labelled += size;
-      largest[int(label)] = std::max(largest[int(label)], size);
-    }
-    for (const auto& [label, size] : largest) inLargest += size;
-  });
-  return labelled ? double(inLargest) / double(labelled) : 0;
-}
+double connectedShare(const Volume& labels) { return summarisePieces(labels).connectedShare(); }
 
-PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence) {
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence,
+                                     std::optional<double> connectedShareBefore) {
   PlausibilityReport r;
   r.confidence = confidence;
   const PlausibilitySpec& p = spec.plausibility;
@@ -120,7 +92,7 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   const VolumeSummary v = summariseVolumes(volumes, spec.labels, p.minStructureMl);
   const int present = v.present, foreground = v.foreground;
   r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
-  r.connectedShare = connectedShare(labels);
+  r.connectedShare = connectedShareBefore.value_or(connectedShare(labels));
   if (!p.declared) return r;
   if (!within(r.labelledMl, p.labelledVolumeMl))
     r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));

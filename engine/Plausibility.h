@@ -5,6 +5,7 @@
 // the left/right volume ratio, per-structure volumes, and the confidence of the network itself.
 // A phantom, a CT sent to a brain model or a scan of another body part fails with a reason that
 // names what was measured and what was expected.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::
 // nothing is labelled. One pass over the volume with a flood fill per piece.
 double connectedShare(const Volume& labels);
 
-PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence);
+// connectedShareBefore: the labels' connected share before post-processing removed pieces
+// (SegmentStats::connectedShare), which is what tells a fragmented result; else measured here.
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence,
+                                     std::optional<double> connectedShareBefore = std::nullopt);
 
 }  // namespace segnode::engine

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "engine/Components.h"
 #include "engine/Preprocess.h"
 
 namespace segnode::engine {
@@ -86,6 +87,11 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
   Volume out;
   out.geometry = input.geometry;
   out.data = labelValues(classes, spec.labels);
+  if (const auto& keep = spec.postprocessing.largestComponent; options.postprocess && !keep.empty()) {
+    const PieceSummary pieces = keepLargestPieces(out, keep);
+    st.removedVoxels = pieces.removed;
+    st.connectedShare = pieces.connectedShare();
+  }
   st.postprocessSeconds = secondsSince(t0);
   return out;
 }

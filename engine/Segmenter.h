@@ -14,6 +14,7 @@ namespace segnode::engine {
 struct SegmentOptions {
   std::optional<double> tileStep;  // default: the bundle's inference.tile_step
   std::optional<bool> mirror;      // default: mirroring on iff the bundle lists mirror_axes
+  bool postprocess = true;         // false: the network's labels as they are (evaluate --postprocessing none)
   ProgressFn progress;
 };
 
@@ -22,6 +23,10 @@ struct SegmentStats {
   int64_t tiles = 0;
   Size3 networkSize{};
   Confidence confidence;  // of this result, from the window's own outputs (Confidence.h)
+  // Post-processing (BundleSpec::postprocessing): voxels it set to background, and the labels'
+  // connected share before it did (Components.h); unset when the bundle declares none.
+  int64_t removedVoxels = 0;
+  std::optional<double> connectedShare;
 };
 
 // The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles

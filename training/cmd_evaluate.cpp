@@ -36,6 +36,7 @@
 #include "training/Data.h"
 #include "training/Metrics.h"
 #include "training/PlausibilityRanges.h"
+#include "training/PostprocessingChoice.h"
 #include "training/PrecisionGuard.h"
 
 namespace segnode::distill {
@@ -138,6 +139,7 @@ struct EvaluateArgs {
   std::vector<std::string> bundles;
   std::string cases, out, dataRoot, teacher;
   std::string precision;  // "" = each bundle's own (inference.precision)
+  std::string postprocessing = "bundle";  // or "none": measures what the bundle's post-processing adds
   std::optional<double> step;  // sliding-window step; default: each bundle's (inference.tile_step)
   int threads = int(std::thread::hardware_concurrency());
 };
@@ -185,6 +187,7 @@ int evaluateBundles(const EvaluateArgs& args) {
       c10::InferenceMode guard;
       engine::SegmentOptions options;
       options.tileStep = args.step;
+      options.postprocess = args.postprocessing == "bundle";
       engine::SegmentStats stats;
       if (sum.volumes == 0) engine::segment(*model, image, options);  // warm-up: TorchScript optimises on first calls
       auto t0 = std::chrono::steady_clock::now();
@@ -209,14 +212,15 @@ int evaluateBundles(const EvaluateArgs& args) {
         sum.diceByStructure[c.group][s.name].push_back(d);
       }
       sum.diceByGroup[c.group].push_back(mean(caseDice));
-      auto plausibility = engine::checkPlausibility(spec, pred, stats.confidence);
+      auto plausibility = engine::checkPlausibility(spec, pred, stats.confidence, stats.connectedShare);
       sum.confidence.push_back(stats.confidence.meanMaxProbability);
       sum.labelledMl.push_back(plausibility.labelledMl);
       if (plausibility.leftRightRatio > 0) sum.leftRight.push_back(plausibility.leftRightRatio);
       sum.structuresPresent.push_back(plausibility.structuresPresent);
       sum.connectedShare.push_back(plausibility.connectedShare);
-      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s; %.0f %% in one piece\n", spec.name.c_str(), c.name.c_str(),
-                   mean(caseDice), sec, plausibility.summary().c_str(), 100 * plausibility.connectedShare);
+      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s; %.0f %% in one piece%s\n", spec.name.c_str(), c.name.c_str(),
+                   mean(caseDice), sec, plausibility.summary().c_str(), 100 * plausibility.connectedShare,
+                   stats.connectedShare ? (", post-processing cleared " + std::to_string(stats.removedVoxels) + " voxels").c_str() : "");
     }
     summaries.push_back(sum);
   }
@@ -259,6 +263,7 @@ int evaluateBundles(const EvaluateArgs& args) {
     m["cpu_seconds_per_volume"] = std::round(100 * s.seconds / std::max(1, s.volumes)) / 100;
     m["cpu_threads"] = threads;
     m["precision"] = s.precision;
+    m["postprocessing"] = args.postprocessing;
     m["tiles_per_volume"] = std::round(10.0 * double(s.tiles) / std::max(1, s.volumes)) / 10;
     if (args.step) m["tile_step"] = *args.step;
     // Four decimals: the precision guard (export --guard) compares drops of 0.005.
@@ -328,6 +333,7 @@ int evaluateBundles(const EvaluateArgs& args) {
 struct ExportArgs {
   std::string bundle, metrics, modelsDir = "etc/models", templateFile, version, description;
   std::vector<std::string> guards;  // PRECISION=FILE: evaluate's metrics in another precision
+  std::string postprocessingCheck;  // evaluate's metrics with --postprocessing none
   std::optional<double> tileStep;     // the bundle's default sliding-window step, when measured
   bool fp16 = false;
   std::vector<std::string> plausibilityLabels;  // training label maps: bundle.yaml `plausibility:`
@@ -345,12 +351,22 @@ int exportBundle(const ExportArgs& args) {
         throw Error(ErrorCode::BadBundle, t + ": label " + std::to_string(i) + " has another value than the bundle's");
       spec.labels[i] = tpl.labels[i];
     }
+    spec.postprocessing = tpl.postprocessing;
   }
   if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
     throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
   if (!args.description.empty()) spec.description = args.description;
   if (args.tileStep) spec.inference.tileStep = *args.tileStep;
-  if (!args.metrics.empty()) spec.metrics = yaml::toJson(yaml::Reader(args.metrics, ErrorCode::BadInput).at(""));
+  if (!args.metrics.empty()) {
+    // A post-processing choice made by an earlier export stays with the bundle it shaped.
+    const auto check = spec.metrics.value("postprocessing_check", nlohmann::ordered_json());
+    spec.metrics = yaml::toJson(yaml::Reader(args.metrics, ErrorCode::BadInput).at(""));
+    if (!check.is_null()) spec.metrics["postprocessing_check"] = check;
+  }
+  // The bundle's recorded Dice is the product's: measured with the post-processing it declares.
+  if (spec.metrics.value("postprocessing", "bundle") == "none" && !spec.postprocessing.largestComponent.empty())
+    throw Error(ErrorCode::BadInput, args.metrics + ": measured with --postprocessing none, but the bundle keeps the largest "
+                                     "piece of its organs; evaluate it again without that option");
   for (const auto& g : args.guards) {
     auto eq = g.find('=');
     engine::Precision p;
@@ -359,6 +375,17 @@ int exportBundle(const ExportArgs& args) {
     if (args.metrics.empty()) throw Error(ErrorCode::InvalidArgument, "--guard needs --metrics: the fp32 reference");
     auto candidate = yaml::toJson(yaml::Reader(g.substr(eq + 1), ErrorCode::BadInput).at(""));
     spec.metrics["precision_guard"][engine::toString(p)] = training::precisionGuard(spec.metrics, candidate).toJson();
+  }
+  if (!args.postprocessingCheck.empty()) {
+    if (args.metrics.empty()) throw Error(ErrorCode::InvalidArgument, "--postprocessing-check needs --metrics: the same cases post-processed");
+    const auto without = yaml::toJson(yaml::Reader(args.postprocessingCheck, ErrorCode::BadInput).at(""));
+    const auto choice = training::choosePostprocessing(spec, spec.metrics, without);
+    spec.postprocessing.largestComponent = choice.kept;
+    spec.metrics["postprocessing_check"] = choice.toJson();
+    for (const auto& name : choice.dropped)
+      std::fprintf(stderr, "post-processing: %s keeps all its pieces (its largest alone lost %.4f Dice on the validation cases); "
+                           "its metrics were measured with it: evaluate the exported bundle again\n",
+                   name.c_str(), -choice.gain[name].get<double>());
   }
   if (!args.plausibilityLabels.empty()) {
     training::ValidationExtremes validation;
@@ -408,6 +435,10 @@ void addEvaluate(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   evaluate->add_option("--step", e->step, "sliding-window step for every bundle (default: each bundle's)")
       ->check(CLI::Range(0.05, 1.0));
+  evaluate->add_option("--postprocessing", e->postprocessing,
+                       "bundle: each bundle's post-processing (largest piece per listed organ), as the node runs it; "
+                       "none: the network's labels as they are")
+      ->check(CLI::IsMember({"bundle", "none"}));
   evaluate->add_option("--teacher", e->teacher, "bundle name retention is measured against (default: the one named *teacher*)");
   evaluate->callback([e] { evaluateBundles(*e); });
 
@@ -415,13 +446,16 @@ void addEvaluate(CLI::App& app) {
   auto* install = app.add_subcommand("export", "install a trained bundle into a models directory with its measured metrics");
   install->add_option("--bundle", x->bundle, "the trained bundle's folder")->required();
   install->add_option("--metrics", x->metrics, "NAME-VERSION.metrics.yaml (segnode-distill evaluate)");
-  install->add_option("--template", x->templateFile, "refresh label codes and colours from this template");
+  install->add_option("--template", x->templateFile, "refresh label codes, colours and post-processing from this template");
   install->add_option("--version", x->version, "X.Y.Z (default: the bundle's)");
   install->add_option("--description", x->description, "replace the bundle's description");
   install->add_flag("--fp16", x->fp16, "store the weights as float16");
   install->add_option("--models-dir", x->modelsDir, "where to install");
   install->add_option("--tile-step", x->tileStep, "the bundle's default sliding-window step (its --metrics measured with it)")
       ->check(CLI::Range(0.05, 1.0));
+  install->add_option("--postprocessing-check", x->postprocessingCheck,
+                      "METRICS.yaml of `evaluate --postprocessing none` on the --metrics cases: keeps the largest piece only "
+                      "of the organs where that did not lower the Dice (nnU-Net's rule)");
   install->add_option("--guard", x->guards, "PRECISION=METRICS.yaml: the same evaluation in bf16 or int8; recorded as "
                                             "metrics.precision_guard (the node runs a precision only where it passed)")
       ->delimiter(',');

@@ -118,6 +118,7 @@ int listModels(const ModelsArgs& a, const char* argv0) {
       nlohmann::json j = bundleJson(b, verify && b.ok);
       if (b.ok) j["precision"] = precisionLine(b.spec, cache);
       if (b.ok) j["plausibility"] = plausibilityLine(b.spec.plausibility);
+      if (b.ok) j["largest_component"] = b.spec.postprocessing.largestComponent;
       if (!b.ok || (verify && j.contains("weights_ok") && !j.at("weights_ok").get<bool>())) ++broken;
       std::printf("%s\n", j.dump().c_str());
     }
@@ -142,6 +143,8 @@ int listModels(const ModelsArgs& a, const char* argv0) {
                 (long long)s.architecture.parameterCount(), metrics.c_str());
     std::printf("%-28s precision: %s\n", "", precisionLine(s, cache).c_str());
     std::printf("%-28s plausibility: %s\n", "", plausibilityLine(s.plausibility).c_str());
+    if (const auto n = s.postprocessing.largestComponent.size(); n > 0)
+      std::printf("%-28s post-processing: largest piece of %zu of %zu structures\n", "", n, s.labels.size() - 1);
   }
   if (all.empty()) std::printf("(none installed)\n");
   return broken ? 65 : 0;
