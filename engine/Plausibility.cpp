@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <vector>
 
 namespace segnode::engine {
@@ -92,7 +91,7 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   const VolumeSummary v = summariseVolumes(volumes, spec.labels, p.minStructureMl);
   const int present = v.present, foreground = v.foreground;
   r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
-  r.connectedShare = connectedShareBefore.value_or(connectedShare(labels));
+  r.connectedShare = connectedShareBefore ? *connectedShareBefore : connectedShare(labels);
   if (!p.declared) return r;
   if (!within(r.labelledMl, p.labelledVolumeMl))
     r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));
