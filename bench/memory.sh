@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Peak memory of one inference on the largest series processing.max_voxels lets through by
 # default: a synthetic 512 x 512 x 600 CT (0.8 x 0.8 x 1 mm, noise over the whole field, so
-# nothing is cropped away) through `segnode segment` with the CT student (docs/reliability.md).
+# nothing is cropped away) through `segnode segment` with the default CT route's model, the CT
+# teacher (docs/reliability.md).
 #   bash bench/memory.sh [MODEL] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-abdomen-ct-student-w4} threads=${2:-2}
+model=${1:-abdomen-ct-teacher} threads=${2:-2}
 work=build/bench-memory
 mkdir -p $work
 [[ -f $work/ct512.nii ]] || /usr/bin/python3 - $work/ct512.nii <<'PY'

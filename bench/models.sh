@@ -18,21 +18,15 @@ $D synth --template etc/templates/brain-mr-synthseg.yaml --labels $S/training_se
 b() { ls -d "$models/$1"/*/ | sort -V | tail -1; }
 $D evaluate --cases training/eval/brain-cases.yaml --data-root "$out/data" --out "$out/brain" \
   --bundles "$(b brain-mr-teacher),$(b brain-mr-student-w2),$(b brain-mr-student-w4),$(b brain-mr-student-w8)"
-# CT. The FLARE22 bundles (issue 15; their label table has the duodenum) are validated on the 8
-# held-out maps (arterial phase, 6 mm slices: neither drawn in training) and the real
-# TotalSegmentator example; the one-subject 0.1.0 pair on its own subject.
+# CT: the FLARE22 bundles (issue 15) on the 8 held-out maps (arterial phase, 6 mm slices: neither
+# drawn in training) and the real TotalSegmentator example.
 F=$shared/abdomen_ct/flare22_label_maps
 held=$(grep -v '^#' training/ct/flare22-split.txt | sed "s|^|$F/|; s|\$|.nii.gz|" | paste -sd,)
 $D synth --template etc/templates/abdomen-ct-flare13.yaml --labels "$held" --table training/ct/abdomen-ct-generation.tsv \
   --recipes ct-arterial,ct-portal-venous-6mm --out "$out/data/val-ct" --seed 2000 --device cpu >/dev/null
-ct=$(b abdomen-ct-teacher)
-if grep -q "name: duodenum" "$ct/bundle.yaml"; then
-  students=$(for w in 2 4 8; do [ -d "$models/abdomen-ct-student-w$w" ] && echo ",$(b abdomen-ct-student-w$w)"; done | tr -d '\n')
-  $D evaluate --cases training/eval/abdomen-ct-cases.yaml --data-root "$out/data" --out "$out/ct" --bundles "$ct$students"
-else
-  $D evaluate --cases training/eval/ct-cases.yaml --data-root "$out/data" --out "$out/ct" \
-    --bundles "$ct,$(b abdomen-ct-student-w4)"
-fi
+students=$(for w in 2 4 8; do [ -d "$models/abdomen-ct-student-w$w" ] && echo ",$(b abdomen-ct-student-w$w)"; done | tr -d '\n')
+$D evaluate --cases training/eval/abdomen-ct-cases.yaml --data-root "$out/data" --out "$out/ct" \
+  --bundles "$(b abdomen-ct-teacher)$students"
 # CPU latency, teacher vs 1/4 student, interleaved on the same volume.
 build/bin/segnode bench --models-dir "$models" --models brain-mr-teacher,brain-mr-student-w4 \
   --input "$shared/brain_mr/colin27_mricron/ch2.nii.gz" --repeat 3

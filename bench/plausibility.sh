@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Plausibility checks and confidence against wrong inputs (issue 16; docs/models.md,
-# "Plausibility"): the installed brain and CT students on inputs they must not accept, made here
+# "Plausibility"): the installed brain and CT models on inputs they must not accept, made here
 # from ../shared/data. The validation cases' confidence comes from `segnode-distill evaluate`
 # (bench/models.sh); this prints what `segnode segment` decides for each wrong input.
 #   [BRAIN_MODELS="NAME ..."] [CT_MODELS="NAME ..."] bash bench/plausibility.sh [MODELS_DIR] [OUT_DIR]
-# The models: the w4 students by default (the CI test's reference rows; the default brain route
-# runs w2); name others to check them on the same inputs (an empty list skips that half).
+# The models: the brain w4 student and the CT teacher by default (the CI test's reference rows; the
+# default brain route runs w2, the CT route this teacher); name others to check them on the same
+# inputs (an empty list skips that half).
 # CPU only; a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,8 +52,8 @@ for m in ${BRAIN_MODELS-brain-mr-student-w4}; do
   run "$m" "$ct" "abdominal CT (TotalSegmentator example)"
   run "$m" "$out/noise.nii.gz" "pure noise"
 done
-for m in ${CT_MODELS-abdomen-ct-student-w4}; do
-  run "$m" "$ct" "abdominal CT (its own training subject)"
+for m in ${CT_MODELS-abdomen-ct-teacher}; do
+  run "$m" "$ct" "abdominal CT (TotalSegmentator example)"
   run "$m" "$out/philips-t1.nii.gz" "brain T1 (Philips MPRAGE)"
   run "$m" "$out/noise-hu.nii.gz" "pure noise (uniform -1000 to 1000 HU)"
 done

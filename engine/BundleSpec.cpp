@@ -174,6 +174,8 @@ PlausibilitySpec readPlausibility(yaml::Reader& r, const std::vector<LabelInfo>&
     }
   p.minConnectedShare = r.getOr<double>("plausibility.min_connected_share", "a fraction 0..1", 0);
   p.minConfidence = r.getOr<double>("plausibility.min_confidence", "a probability 0..1", 0);
+  if (r.has("plausibility.lowest_input_at_most"))
+    p.lowestInputAtMost = r.getOr<double>("plausibility.lowest_input_at_most", "an intensity (HU for CT)", 0);
   p.source = r.getOr<std::string>("plausibility.source", "text", "");
   if (!(p.structuresPresent >= 0 && p.structuresPresent <= 1))
     r.fail("plausibility.structures_present", "must be a fraction in [0, 1]");
@@ -428,6 +430,7 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
     for (const auto& [name, v] : q.structureVolumeMl) n["structure_volume_ml"][name] = range(v);
     if (q.minConnectedShare > 0) n["min_connected_share"] = shortNumber(q.minConnectedShare, 3);
     if (q.minConfidence > 0) n["min_confidence"] = shortNumber(q.minConfidence, 3);
+    if (q.lowestInputAtMost) n["lowest_input_at_most"] = shortNumber(*q.lowestInputAtMost, 4);
     if (!q.source.empty()) n["source"] = q.source;
     root["plausibility"] = n;
   }

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -116,6 +117,11 @@ struct PlausibilitySpec {
   std::vector<std::pair<std::string, Range>> structureVolumeMl;  // per label name (CT organs)
   double minConnectedShare = 0;  // labelled voxels in their label's largest piece (Plausibility.h)
   double minConfidence = 0;      // mean top-class probability; below it: LOW CONFIDENCE
+  // CT: the input's lowest value must be at most this. A CT in Hounsfield units holds air (around
+  // the body, in the lungs and the bowel: about -1000 HU) far below any tissue (fat, the lowest,
+  // about -100 HU); an MR or any picture of non-negative values does not, and a CT network finds
+  // organs in it all the same (docs/models.md). Unset: not checked.
+  std::optional<double> lowestInputAtMost;
   std::string source;            // how the ranges were derived, free text
 };
 

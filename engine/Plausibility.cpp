@@ -82,7 +82,7 @@ VolumeSummary summariseVolumes(const std::vector<double>& volumesMl, const std::
 double connectedShare(const Volume& labels) { return summarisePieces(labels).connectedShare(); }
 
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence,
-                                     std::optional<double> connectedShareBefore) {
+                                     std::optional<double> connectedShareBefore, std::optional<double> lowestInput) {
   PlausibilityReport r;
   r.confidence = confidence;
   const PlausibilitySpec& p = spec.plausibility;
@@ -92,7 +92,14 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   const int present = v.present, foreground = v.foreground;
   r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
   r.connectedShare = connectedShareBefore ? *connectedShareBefore : connectedShare(labels);
+  r.lowestInput = lowestInput;
   if (!p.declared) return r;
+  if (p.lowestInputAtMost && lowestInput && *lowestInput > *p.lowestInputAtMost) {
+    char b[128];
+    std::snprintf(b, sizeof b, "not a CT in Hounsfield units: lowest value %.0f, expected at most %.0f (air)", *lowestInput,
+                  *p.lowestInputAtMost);
+    r.reasons.push_back(b);
+  }
   if (!within(r.labelledMl, p.labelledVolumeMl))
     r.reasons.push_back(outside("labelled volume", r.labelledMl, p.labelledVolumeMl, " mL"));
   if (r.structuresPresent < p.structuresPresent)

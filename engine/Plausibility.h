@@ -21,6 +21,7 @@ struct PlausibilityReport {
   bool lowConfidence = false;  // confidence below the bundle's min_confidence
   std::vector<std::string> reasons;  // one per failed range, e.g. "labelled volume 4 mL, expected 700-2000 mL"
   double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0, connectedShare = 0;
+  std::optional<double> lowestInput;  // the input image's lowest value, where the caller gave it
   Confidence confidence;
   // The failed ranges, "; "-separated ("" when plausible).
   std::string reasonText() const;
@@ -50,7 +51,10 @@ double connectedShare(const Volume& labels);
 
 // connectedShareBefore: the labels' connected share before post-processing removed pieces
 // (SegmentStats::connectedShare), which is what tells a fragmented result; else measured here.
+// lowestInput: the input image's lowest value (SegmentStats::lowestInput), for the bundle's
+// lowest_input_at_most; not checked without it.
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence,
-                                     std::optional<double> connectedShareBefore = std::nullopt);
+                                     std::optional<double> connectedShareBefore = std::nullopt,
+                                     std::optional<double> lowestInput = std::nullopt);
 
 }  // namespace segnode::engine

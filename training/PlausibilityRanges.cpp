@@ -82,12 +82,13 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   if (ct)
     for (size_t i = 1; i < spec.labels.size(); ++i)
       if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
+  if (ct) p.lowestInputAtMost = o.ctLowestInputAtMost;
   p.minConnectedShare = std::max(0.0, std::floor(100 * (connected - o.connectedTolerance)) / 100);
   if (const auto& v = validation.connectedShare) p.minConnectedShare = std::min(p.minConnectedShare, std::floor(100 * *v) / 100);
   if (const auto& c = validation.lowestConfidence) p.minConfidence = std::max(0.0, std::floor(100 * (*c - 0.05)) / 100);
   p.source = std::to_string(maps.size()) + (maps.size() == 1 ? " training label map" : " training label maps") +
              " (ranges widened by " + std::to_string(int(100 * m)) +
-             " %" + (ct ? "; CT: organ volumes bounded above only, a series may cover part of the abdomen" : "") + ")" +
+             " %" + (ct ? "; CT: organ volumes bounded above only, a series may cover part of the abdomen, and the input must hold air" : "") + ")" +
              (validation.lowestConfidence ? " and the validation cases (every range holds them; min_confidence 0.05 below the lowest)" : "");
   return p;
 }

@@ -16,6 +16,9 @@ struct RangeOptions {
   double minStructureMl = 0.05;  // a structure counts as present from this volume
   double structuresTolerance = 0.25;  // structures_present: the training maps' least share minus this
   double connectedTolerance = 0.2;    // min_connected_share: the least connected map's share minus this
+  // CT: lowest_input_at_most, halfway between air (-1000 HU) and fat (-100), so a field of view
+  // cut inside the body still passes by its bowel gas or lung base (engine/BundleSpec.h).
+  double ctLowestInputAtMost = -500;
 };
 
 // `maps`: label maps with the training data's values (each label's source_values). MR (a brain

@@ -96,6 +96,11 @@ std::string plausibilityLine(const engine::PlausibilitySpec& p) {
   if (p.structuresPresent > 0) add(">= " + std::to_string(int(std::lround(100 * p.structuresPresent))) + " % of structures");
   if (p.leftRightRatio[1] > 0) add("left/right " + range(p.leftRightRatio));
   if (!p.structureVolumeMl.empty()) add(std::to_string(p.structureVolumeMl.size()) + " structure volume ranges");
+  if (p.lowestInputAtMost) {
+    char b[48];
+    std::snprintf(b, sizeof b, "input's lowest value <= %.0f", *p.lowestInputAtMost);
+    add(b);
+  }
   if (p.minConfidence > 0) {
     char b[32];
     std::snprintf(b, sizeof b, "confidence >= %.2f", p.minConfidence);

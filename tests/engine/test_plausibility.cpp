@@ -238,6 +238,35 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(ct.structureVolumeMl[2].second[0] == 0);
   CHECK(ct.structureVolumeMl[2].second[1] == Approx(12 * 1.25));
   CHECK(ct.minConfidence == 0);
+  REQUIRE(ct.lowestInputAtMost);
+  CHECK(*ct.lowestInputAtMost == -500);
+  CHECK_FALSE(mr.lowestInputAtMost);  // an MR has no units to check
+}
+
+TEST_CASE("a CT bundle refuses an input with no air in it: not Hounsfield units", "[engine][plausibility]") {
+  BundleSpec spec = fourLabels();
+  spec.modality = Modality::CT;
+  auto& p = spec.plausibility;
+  p.declared = true;
+  p.lowestInputAtMost = -500;
+  const Volume labels = labelMap(500, 500, 1000);
+  auto ct = checkPlausibility(spec, labels, {}, std::nullopt, -1024.0);
+  CHECK(ct.plausible);
+  REQUIRE(ct.lowestInput);
+  CHECK(*ct.lowestInput == -1024);
+  auto mr = checkPlausibility(spec, labels, {}, std::nullopt, 0.0);  // an MR's magnitudes
+  CHECK_FALSE(mr.plausible);
+  CHECK(mr.reasonText() == "not a CT in Hounsfield units: lowest value 0, expected at most -500 (air)");
+  CHECK(checkPlausibility(spec, labels, {}).plausible);  // the caller gave no input: not checked
+
+  TempDir dir;  // and it survives bundle.yaml
+  spec.version = {0, 0, 1};
+  spec.architecture = ArchitectureSpec::nnunetDefault(3, 4);
+  spec.weightsSha256 = std::string(64, 'a');
+  saveBundleSpec(spec, dir / "bundle.yaml");
+  const auto back = loadBundleSpec(dir.path()).plausibility;
+  REQUIRE(back.lowestInputAtMost);
+  CHECK(*back.lowestInputAtMost == -500);
 }
 
 TEST_CASE("volumes and connected share are the same whatever integer or float type holds the labels", "[engine][plausibility]") {
