@@ -92,7 +92,6 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   const int present = v.present, foreground = v.foreground;
   r.labelledMl = v.labelledMl, r.structuresPresent = v.structuresPresent, r.leftRightRatio = v.leftRightRatio;
   r.connectedShare = connectedShareBefore ? *connectedShareBefore : connectedShare(labels);
-  r.lowestInput = lowestInput;
   if (!p.declared) return r;
   if (p.lowestInputAtMost && lowestInput && *lowestInput > *p.lowestInputAtMost) {
     char b[128];

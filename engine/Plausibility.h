@@ -21,7 +21,6 @@ struct PlausibilityReport {
   bool lowConfidence = false;  // confidence below the bundle's min_confidence
   std::vector<std::string> reasons;  // one per failed range, e.g. "labelled volume 4 mL, expected 700-2000 mL"
   double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0, connectedShare = 0;
-  std::optional<double> lowestInput;  // the input image's lowest value, where the caller gave it
   Confidence confidence;
   // The failed ranges, "; "-separated ("" when plausible).
   std::string reasonText() const;
