@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Peak memory of the daemon's whole path on the largest series processing.max_voxels admits by
-# default: the 512 x 512 x 600 noise CT of bench/memory.sh, written as 600 CT files (pydicom),
-# sent with storescu to a segnoded that loads it from DICOM, segments it with the CT student and
-# writes its SEG (send_flagged: noise is implausible, and a rejected job would skip the SEG
-# writer, whose frames are part of what this measures). Reports segnoded's peak RSS (VmHWM) and
+# default: the 512 x 512 x 600 noise CT of bench/memory.sh, written as 600 CT files
+# (bench/nifti-to-ct-dicom.py), sent with storescu to a segnoded that loads it from DICOM, segments
+# it with the CT route's model and writes its SEG (send_flagged: noise is implausible, and a
+# rejected job would skip the SEG writer, whose frames are part of what this measures). Reports segnoded's peak RSS (VmHWM) and
 # the job's timings (docs/reliability.md "Inference memory").
 #   [ON_IMPLAUSIBLE=reject] bash bench/memory-daemon.sh [THREADS]   (needs a full build: segnoded)
 # ON_IMPLAUSIBLE=reject stops the job before the SEG writer: the difference is the writer's share.
@@ -18,40 +18,14 @@ done
 /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null || { echo "memory-daemon: python3-pydicom missing" >&2; exit 69; }
 rm -rf "$work/var" && mkdir -p "$work/var"
 if [[ ! -f $work/ct/0599.dcm ]]; then
-  mkdir -p "$work/ct"
-  /usr/bin/python3 - "$work/ct" <<'PY'
-import os, sys
-import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-out = sys.argv[1]
-volume = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # x, y, z as bench/memory.sh
-study, series, frame = generate_uid(), generate_uid(), generate_uid()
-for z in range(600):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-    ds.PatientName, ds.PatientID, ds.StudyID, ds.AccessionNumber = "Bench^Memory", "BENCH-MEMORY", "1", ""
-    ds.Modality, ds.BodyPartExamined, ds.SeriesDescription = "CT", "ABDOMEN", "memory bench noise 512x512x600"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SeriesNumber, ds.InstanceNumber = 1, z + 1
-    ds.ImagePositionPatient = [0.0, 0.0, float(z)]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 1.0
-    ds.Rows, ds.Columns = 512, 512
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-    ds.PixelData = np.ascontiguousarray(volume[:, :, z].T).tobytes()  # rows are y
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(os.path.join(out, f"{z:04d}.dcm"), write_like_original=False)
+  /usr/bin/python3 - "$work/ct512.nii" <<'PY'
+import sys
+import nibabel as nib, numpy as np
+a = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # as bench/memory.sh
+nib.save(nib.Nifti1Image(a, np.diag([0.8, 0.8, 1.0, 1.0])), sys.argv[1])
 PY
+  /usr/bin/python3 bench/nifti-to-ct-dicom.py "$work/ct512.nii" "$work/ct" "memory bench noise 512x512x600"
+  rm "$work/ct512.nii"
 fi
 # The default config with its paths, ports and one worker here; the CT route sends what it makes
 # flagged; the destination is a port nobody listens on (the SEG waits in the outbox).

@@ -110,7 +110,7 @@ void NodeProcess::editConfig(const std::string& from, const std::string& to) {
 
 void NodeProcess::appendConfig(const std::string& yaml) { std::ofstream(configFile(), std::ios::app) << yaml; }
 
-void NodeProcess::start() {
+void NodeProcess::start(double listenSeconds) {
   pid_ = fork();
   if (pid_ == 0) {
     int fd = ::open((dir() / "segnoded.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -119,7 +119,7 @@ void NodeProcess::start() {
     execl(segnodedPath().c_str(), "segnoded", "--config", configFile().c_str(), nullptr);
     _exit(127);
   }
-  for (int i = 0; i < 100; ++i) {  // up to 10 s
+  for (int i = 0; i < int(listenSeconds * 10); ++i) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -135,7 +135,7 @@ void NodeProcess::start() {
     if (up) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  throw std::runtime_error("segnoded did not listen within 10 s:\n" + log());
+  throw std::runtime_error("segnoded did not listen within " + std::to_string(int(listenSeconds)) + " s:\n" + log());
 }
 
 long NodeProcess::peakRssKb() const {

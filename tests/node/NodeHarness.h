@@ -36,7 +36,9 @@ class NodeProcess {
   // Edits the scratch config before start(): replaces the first `from` with `to`.
   void editConfig(const std::string& from, const std::string& to);
   void appendConfig(const std::string& yaml);
-  void start();  // spawns and waits (bounded) until C-ECHO answers
+  // Spawns and waits (bounded) until it listens. segnoded loads every route's model before it
+  // listens, and times each precision on a fresh state directory: a real teacher needs longer.
+  void start(double listenSeconds = 10);
   void kill9();  // crash it
   int stop();    // SIGTERM and wait (bounded); returns the exit code (-1: killed by a signal)
   void signal(int sig) const;  // e.g. SIGHUP

@@ -1,60 +1,16 @@
 // DICOM-SEG writing (issue 5 groundwork): dciodvfy-valid, and decoding it gives back the labels.
 #include <catch2/catch.hpp>
 
-#include <dcmtk/dcmfg/fgplanpo.h>
-#include <dcmtk/dcmfg/fgseg.h>
-#include <dcmtk/dcmseg/segdoc.h>
-#include <dcmtk/dcmseg/segment.h>
-#include <dcmtk/dcmseg/segutils.h>
-
 #include <cmath>
 #include <memory>
 
 #include "NodeHarness.h"
+#include "SegDecode.h"
 #include "daemon/dicom/SegWriter.h"
 #include "daemon/dicom/SeriesLoader.h"
 
 using namespace segnode;
 namespace fs = std::filesystem;
-
-namespace {
-
-// SEG -> label volume on the source grid (frames placed by their position, values by segment).
-std::vector<uint16_t> decodeSeg(const fs::path& file, const dicom::SeriesImage& src, const std::vector<engine::LabelInfo>& table) {
-  DcmSegmentation* raw = nullptr;
-  REQUIRE(DcmSegmentation::loadFile(file.c_str(), raw).good());
-  std::unique_ptr<DcmSegmentation> seg(raw);
-  const auto& g = src.geometry;
-  const size_t plane = size_t(g.size[0] * g.size[1]);
-  std::vector<uint16_t> out(plane * size_t(g.size[2]), 0);
-  for (size_t f = 0; f < seg->getNumberOfFrames(); ++f) {
-    auto* pos = dynamic_cast<FGPlanePosPatient*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_PLANEPOSPATIENT));
-    auto* sfg = dynamic_cast<FGSegmentation*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_SEGMENTATION));
-    REQUIRE(pos);
-    REQUIRE(sfg);
-    Float64 x, y, z;
-    pos->getImagePositionPatient(x, y, z);
-    long k = std::lround(g.worldToIndex({x, y, z})[2]);
-    REQUIRE(k >= 0);
-    REQUIRE(k < g.size[2]);
-    Uint16 number = 0;
-    sfg->getReferencedSegmentNumber(number);
-    DcmSegment* segment = seg->getSegment(number);
-    REQUIRE(segment);
-    OFString label;
-    segment->getSegmentLabel(label);
-    int value = -1;
-    for (const auto& l : table)
-      if (l.name == label.c_str()) value = l.value;
-    REQUIRE(value > 0);
-    std::unique_ptr<DcmIODTypes::Frame> bits(DcmSegUtils::unpackBinaryFrame(seg->getFrame(f), Uint16(g.size[1]), Uint16(g.size[0])));
-    for (size_t i = 0; i < plane; ++i)
-      if (bits->pixData[i]) out[size_t(k) * plane + i] = uint16_t(value);
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the labels written", "[seg][data]") {
   auto dir = test::dicomData("philips_ingenia_elitionx_t1_mprage_sag");
@@ -85,7 +41,7 @@ TEST_CASE("a DICOM-SEG of a real series passes dciodvfy and decodes to the label
   INFO(report);
   CHECK(errors == 0);
 
-  CHECK(decodeSeg(tmp / "seg.dcm", src, table) == labels);
+  CHECK(test::decodeSeg(tmp / "seg.dcm", src.geometry, table) == labels);
   // Same study and frame of reference as the source; the series says which model made it.
   auto dump = test::runCommand({"dcmdump", "+P", "StudyInstanceUID", "+P", "FrameOfReferenceUID", "+P", "SeriesDescription",
                                 "+P", "SegmentAlgorithmName", "+P", "CodeValue",
