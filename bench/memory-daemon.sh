@@ -22,7 +22,9 @@ if [[ ! -f $work/ct/0599.dcm ]]; then
 import sys
 import nibabel as nib, numpy as np
 a = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # as bench/memory.sh
-nib.save(nib.Nifti1Image(a, np.diag([0.8, 0.8, 1.0, 1.0])), sys.argv[1])
+# x and y run right-to-left and front-to-back (RAS -x, -y): in DICOM's LPS, the standard axial
+# orientation (1,0,0 / 0,1,0) a scanner writes, which the loader takes without reorienting.
+nib.save(nib.Nifti1Image(a, np.diag([-0.8, -0.8, 1.0, 1.0])), sys.argv[1])
 PY
   /usr/bin/python3 bench/nifti-to-ct-dicom.py "$work/ct512.nii" "$work/ct" "memory bench noise 512x512x600"
   rm "$work/ct512.nii"
