@@ -64,26 +64,21 @@ PieceSummary summarise(const std::vector<Piece>& all, std::map<int, size_t>* lar
 
 std::array<int64_t, 3> dimsOf(const torch::Tensor& t) { return {t.size(0), t.size(1), t.size(2)}; }
 
-// The labels as uint8 or int16, contiguous (a copy only for other types), and f(values) on them.
-torch::Tensor storedValues(const torch::Tensor& t) {
+}  // namespace
+
+torch::Tensor storedLabelValues(const torch::Tensor& t) {
   const auto type = t.scalar_type();
   return (type == torch::kByte || type == torch::kShort ? t : t.to(torch::kShort)).contiguous();
 }
-template <class F>
-auto withValues(const torch::Tensor& values, F&& f) {
-  return values.scalar_type() == torch::kByte ? f(values.data_ptr<uint8_t>()) : f(values.data_ptr<int16_t>());
-}
-
-}  // namespace
 
 PieceSummary summarisePieces(const Volume& labels) {
-  const auto values = storedValues(labels.data);
-  return withValues(values, [&](const auto* v) { return summarise(pieces(v, dimsOf(values))); });
+  const auto values = storedLabelValues(labels.data);
+  return withLabelPointer(values, [&](const auto* v) { return summarise(pieces(v, dimsOf(values))); });
 }
 
 PieceSummary keepLargestPieces(Volume& labels, const std::vector<int>& values) {
-  labels.data = storedValues(labels.data);
-  return withValues(labels.data, [&](auto* v) {
+  labels.data = storedLabelValues(labels.data);
+  return withLabelPointer(labels.data, [&](auto* v) {
     const auto dims = dimsOf(labels.data);
     const auto all = pieces(v, dims);
     std::map<int, size_t> largest;

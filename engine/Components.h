@@ -10,6 +10,15 @@
 
 namespace segnode::engine {
 
+// A label map's values as stored when they are uint8 or int16 (what the segmenter writes and label
+// maps hold), contiguous; any other type as an int16 copy. No whole-volume copy on the node's path.
+torch::Tensor storedLabelValues(const torch::Tensor& t);
+// f(v) with v the typed pointer (uint8_t* or int16_t*) to the values of storedLabelValues' result.
+template <class F>
+auto withLabelPointer(const torch::Tensor& values, F&& f) {
+  return values.scalar_type() == torch::kByte ? f(values.data_ptr<uint8_t>()) : f(values.data_ptr<int16_t>());
+}
+
 struct PieceSummary {
   int64_t labelled = 0;   // non-zero voxels
   int64_t inLargest = 0;  // of those, in the largest piece of their own label

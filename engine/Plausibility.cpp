@@ -24,18 +24,6 @@ std::string outside(const std::string& what, double value, const PlausibilitySpe
 
 bool within(double v, const PlausibilitySpec::Range& r) { return r[1] <= 0 || (v >= r[0] && v <= r[1]); }
 
-// f(values, count) over a label volume's values as stored when they are uint8 or int16 (what the
-// segmenter writes and label maps hold), else over an int16 copy: no whole-volume copy on the
-// node's path.
-template <class F>
-void withLabelValues(const torch::Tensor& data, F&& f) {
-  const auto values = data.contiguous();
-  if (values.scalar_type() == torch::kByte) return f(values.data_ptr<uint8_t>(), values.numel());
-  if (values.scalar_type() == torch::kShort) return f(values.data_ptr<int16_t>(), values.numel());
-  const auto copy = values.to(torch::kShort);
-  f(copy.data_ptr<int16_t>(), copy.numel());
-}
-
 }  // namespace
 
 std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<LabelInfo>& table) {
@@ -45,8 +33,9 @@ std::vector<double> labelVolumesMl(const Volume& labels, const std::vector<Label
   // copy of a 512 x 512 x 600 CT's labels (and its clamped copy) were 2.5 GB, more than the rest
   // of the inference (bench/memory.sh).
   std::vector<int64_t> counts(size_t(maxValue) + 1, 0);
-  withLabelValues(labels.data, [&](const auto* v, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) ++counts[size_t(std::clamp(int(v[i]), 0, maxValue))];
+  const auto values = storedLabelValues(labels.data);
+  withLabelPointer(values, [&](const auto* v) {
+    for (int64_t i = 0, n = values.numel(); i < n; ++i) ++counts[size_t(std::clamp(int(v[i]), 0, maxValue))];
   });
   const auto& s = labels.geometry.spacing;
   const double voxelMl = s[0] * s[1] * s[2] / 1000;

@@ -60,7 +60,7 @@ Volume segment(const SegmentationModel& model, const Volume& input, const Segmen
   SegmentStats& st = stats ? *stats : local;
 
   auto t0 = std::chrono::steady_clock::now();
-  st.lowestInput = input.data.min().item<double>();
+  if (spec.plausibility.lowestInputAtMost) st.lowestInput = input.data.min().item<double>();
   Preprocessed pre = preprocess(input, spec.preprocessing);
   st.preprocessSeconds = secondsSince(t0);
   st.networkSize = pre.record.networkSize;

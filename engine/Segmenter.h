@@ -27,7 +27,9 @@ struct SegmentStats {
   // connected share before it did (Components.h); unset when the bundle declares none.
   int64_t removedVoxels = 0;
   std::optional<double> connectedShare;
-  double lowestInput = 0;  // the input's lowest value (Plausibility.h: a CT holds air)
+  // The input's lowest value, measured only for a bundle that checks it (Plausibility.h: a CT
+  // holds air).
+  std::optional<double> lowestInput;
 };
 
 // The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles
