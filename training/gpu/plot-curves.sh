@@ -34,12 +34,12 @@ group=$(awk -F, 'NR == 2 { print $4 }' "$first")
 structures=$(head -1 "$first" | tr , '\n' | grep -c '^dice_')
 names=$(for run in "${runs[@]}"; do basename "$run"; done | paste -sd, | sed 's/,/, /g')
 gnuplot <<GP
-set terminal pngcairo size 900,520 font "sans,11"
+set terminal pngcairo size 1100,520 font "sans,11"
 set output "$out"
 set title "$names: validation Dice ($group), EMA and raw weights"
 set xlabel "training samples"
 set ylabel "mean Dice, $structures structures"
-set key left top
+set key outside right top
 set grid
 plot $plots
 GP
