@@ -32,7 +32,7 @@ for arm in standard fatty; do
   done
 done
 $D evaluate --cases "$out/cases.yaml" --data-root "$out" --out "$out/report" --precision bf16 --bundles "${bundles[@]}" >/dev/null
-head -3 "$out/report/report.md"
+sed -n "1,/^$/p" "$out/report/report.md"
 echo "pancreas, mean Dice per bundle and group:"
 awk -F, '$4 == "\"pancreas\"" { s[$1 FS $3] += $5; n[$1 FS $3]++ } END { for (k in s) printf "  %s %.3f\n", k, s[k] / n[k] }' \
   "$out/report/report.csv" | sort
