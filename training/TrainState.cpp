@@ -135,6 +135,7 @@ void writeRunState(const fs::path& dir, const RunState& s) {
   e << YAML::Key << "networks" << YAML::Value << YAML::Flow << s.networks;
   e << YAML::Key << "calls" << YAML::Value << s.calls;
   if (!s.extensions.empty()) e << YAML::Key << "extensions" << YAML::Value << s.extensions;
+  if (!s.recipe.empty()) e << YAML::Key << "recipe" << YAML::Value << s.recipe;
   e << YAML::EndMap;
   fs::create_directories(dir);
   {
@@ -161,6 +162,10 @@ RunState readRunState(const fs::path& dir) {
   s.networks = r.list<std::string>("networks", "a network name");
   s.calls = r.getOr<int>("calls", "an integer", 0);
   s.extensions = r.list<std::string>("extensions", "text");
+  if (auto recipe = r.at("recipe"); recipe.IsDefined()) {
+    if (!recipe.IsMap()) r.fail("recipe", "must be a map of name: fingerprint", "write name: value lines");
+    for (const auto& kv : recipe) s.recipe[kv.first.as<std::string>()] = kv.second.as<std::string>();
+  }
   r.finish();
   return s;
 }
@@ -187,6 +192,14 @@ void checkSameRun(const RunState& saved, const RunState& wanted) {
   if (saved.seed != wanted.seed) refuse("--seed", str(saved.seed), str(wanted.seed));
   if (saved.batch != wanted.batch) refuse("--batch", str(saved.batch), str(wanted.batch));
   if (saved.patch != wanted.patch) refuse("--patch", patch(saved.patch), patch(wanted.patch));
+  for (const auto& [what, had] : saved.recipe) {
+    auto want = wanted.recipe.find(what);
+    const std::string now = want == wanted.recipe.end() ? "none" : want->second;
+    if (now != had)
+      throw Error(ErrorCode::InvalidArgument, "--resume: the saved run drew its batches from " + what + " " + had +
+                                                  ", this command from " + now +
+                                                  " (a run keeps one recipe: start a new --out to change it)");
+  }
   for (const auto& n : wanted.networks)  // a subset may continue (the losers of an ablation stop)
     if (std::find(saved.networks.begin(), saved.networks.end(), n) == saved.networks.end())
       throw Error(ErrorCode::InvalidArgument, "--resume: the saved run has no network '" + n + "' (it has " +

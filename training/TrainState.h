@@ -6,6 +6,7 @@
 // A resumed run draws the same batches and applies the same learning rates as one that never
 // stopped.
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ struct RunState {
   int calls = 0;                      // how many runs (GPU calls) this state has been through
   // Deliberate extensions of the planned total (--extend), e.g. "at step 1828: 7500 -> 15000".
   std::vector<std::string> extensions;
+  // What the batches and their targets are drawn from, by content, so that a resumed run draws
+  // what it started with: the label maps, images, generation table and body context (sha256 of
+  // the files), the synthesis options, and a distillation's teacher (its weights' sha256). Filled
+  // by the command (training/cmd_train.cpp, recipeOf). A state written before it was recorded has
+  // none and takes the resuming command's.
+  std::map<std::string, std::string> recipe;
 };
 
 // The data seed of global step `step`: a different, well-mixed seed for every step (splitmix64).
@@ -70,7 +77,8 @@ void writeRunState(const std::filesystem::path& dir, const RunState& s);
 // Throws NotFound when dir/state.yaml is missing, BadInput naming the key when it is malformed.
 RunState readRunState(const std::filesystem::path& dir);
 // Refuses (InvalidArgument, naming what differs) to continue `saved` with the plan `wanted`; the
-// wanted networks may be a subset of the saved ones.
+// wanted networks may be a subset of the saved ones, and a recipe entry the saved run lacks is
+// taken from `wanted`.
 void checkSameRun(const RunState& saved, const RunState& wanted);
 // Raises saved's planned total to wanted's and records it; refuses to lower it or to extend a run
 // past its end (its learning rate has already reached zero).

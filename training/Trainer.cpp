@@ -149,12 +149,15 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
   want.seed = s.seed, want.plannedIterations = s.iterations, want.warmupIterations = s.warmupIterations;
   want.learningRate = s.learningRate, want.batch = batch, want.patch = patch;
   for (auto& n : nets) want.networks.push_back(n.name);
+  want.recipe = s.recipe;
   RunState st = want;
   const bool resuming = s.resume && fs::exists(workDir / "state.yaml");
   if (resuming) {
     RunState saved = readRunState(workDir);
     if (s.extend) extendRun(saved, want);
     checkSameRun(saved, want);
+    if (saved.recipe.empty() && !want.recipe.empty())
+      std::fprintf(stderr, "the saved state has no recipe yet: this command's is recorded from now on\n");
     st.step = saved.step, st.seconds = saved.seconds, st.calls = saved.calls, st.extensions = saved.extensions;
     for (auto& n : nets) loadNetworkState(workDir, n.name, *n.net, *n.opt, *n.ema);
     std::fprintf(stderr, "resuming at iteration %lld of %lld (%.0f s in %d calls)\n", (long long)st.step,

@@ -10,6 +10,7 @@
 // count or wall-time limit, which never touch the learning rate, and the next call resumes at the
 // same global step with the same momentum, EMA and data stream. Every step draws a new batch.
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct ScheduleOptions {
   uint64_t seed = 1;
   bool resume = false;
   bool extend = false;  // with resume: raise the saved run's planned total to `iterations` (recorded)
+  std::map<std::string, std::string> recipe;  // what the batches are drawn from (RunState::recipe)
 };
 
 // The learning rate of global step `step` (0-based).

@@ -4,8 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <sstream>
 
 #include "common/Error.h"
+#include "common/Sha256.h"
 #include "engine/Model.h"
 #include "engine/Nifti.h"
 #include "engine/Segmenter.h"
@@ -63,6 +66,29 @@ training::ScheduleOptions scheduleFrom(const RunArgs& a) {
   s.learningRate = a.lr.value_or(s.optimizer == "adamw" ? 1e-3 : 1e-2);
   s.bf16 = a.precision == "bf16";
   return s;
+}
+
+// What the batches are drawn from (RunState::recipe), by content: the same files under another
+// path (a device call unpacks them elsewhere) are the same recipe.
+std::map<std::string, std::string> recipeOf(const DataOptions& d) {
+  auto files = [](const std::vector<std::string>& paths) -> std::string {
+    if (paths.empty()) return "none";
+    Sha256 all;
+    for (const auto& p : paths) {
+      auto one = sha256File(p);
+      all.update(one.data(), one.size());
+    }
+    return all.hexDigest();
+  };
+  std::ostringstream synthesis;
+  synthesis << "phases " << (d.phases.empty() ? "all" : CLI::detail::join(d.phases)) << ", body blobs " << d.bodyBlobs
+            << ", prior probability " << d.priorProbability << ", real probability "
+            << (d.realProbability ? std::to_string(*d.realProbability) : "default");
+  return {{"label_maps", files(d.labels)},
+          {"images", files(d.images)},
+          {"generation_table", d.table.empty() ? "none" : sha256File(d.table)},
+          {"body_context", files(d.contextMaps)},
+          {"synthesis", synthesis.str()}};
 }
 
 std::array<int64_t, 3> patchFrom(const RunArgs& a, const std::array<int64_t, 3>& def) {
@@ -137,6 +163,7 @@ int train(const TrainArgs& args) {
   }
   auto data = makeSynthesizer(args.data, spec, device);
   auto s = scheduleFrom(args);
+  s.recipe = recipeOf(args.data);
   auto patch = patchFrom(args, plan.patchSize);
   int batch = args.batch.value_or(plan.batchSize);
 
@@ -311,6 +338,8 @@ int distill(const DistillArgs& args) {
   auto teacher = training::loadEager(teacherSpec, device);
   auto data = makeSynthesizer(args.data, teacherSpec, device);
   auto s = scheduleFrom(args);
+  s.recipe = recipeOf(args.data);
+  s.recipe["teacher"] = teacherSpec.reference() + " " + teacherSpec.weightsSha256;
   auto patch = patchFrom(args, teacherSpec.inference.patchSize);
   int batch = args.batch.value_or(2);
   training::DistillSettings w = args.w;

@@ -13,6 +13,7 @@
 #include "training/Metrics.h"
 #include "training/Plan.h"
 #include "training/Synth.h"
+#include "training/TrainState.h"
 #include "training/Trainer.h"
 
 using namespace segnode;
@@ -248,6 +249,20 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
   CHECK_THROWS_WITH(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU),
                     Catch::Contains("--iterations 25"));
   s.iterations = 25;
+  CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
+  // So is what its batches are drawn from: the state saved above has no recipe (as one written
+  // before recipes were recorded) and takes the command's; from then on another one is refused,
+  // naming the part that differs.
+  s.recipe = {{"generation_table", "table-a"}, {"label_maps", "maps-a"}};
+  CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
+  CHECK(readRunState(dir.path() / "work").recipe == s.recipe);
+  s.recipe["generation_table"] = "table-b";
+  CHECK_THROWS_WITH(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU),
+                    Catch::Contains("generation_table table-a, this command from table-b"));
+  s.recipe = {{"generation_table", "table-a"}};  // a part the run had, now missing
+  CHECK_THROWS_WITH(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU),
+                    Catch::Contains("label_maps maps-a, this command from none"));
+  s.recipe = {{"generation_table", "table-a"}, {"label_maps", "maps-a"}};
   CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
 
   spec.provenance = nlohmann::ordered_json::object();
