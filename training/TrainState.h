@@ -53,7 +53,10 @@ struct RunState {
   // what it started with: the label maps, images, generation table and body context (sha256 of
   // the files), the synthesis options, and a distillation's teacher (its weights' sha256). Filled
   // by the command (training/cmd_train.cpp, recipeOf). A state written before it was recorded has
-  // none and takes the resuming command's.
+  // none and takes the resuming command's. Files are compared by their bytes (the staging scripts
+  // write them byte for byte the same each time); the same data written differently is refused
+  // too, and deleting that entry from state.yaml, deliberately, records the new file's.
+
   std::map<std::string, std::string> recipe;
 };
 
