@@ -56,7 +56,6 @@ struct RunState {
   // none and takes the resuming command's. Files are compared by their bytes (the staging scripts
   // write them byte for byte the same each time); the same data written differently is refused
   // too, and deleting that entry from state.yaml, deliberately, records the new file's.
-
   std::map<std::string, std::string> recipe;
 };
 
