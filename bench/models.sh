@@ -20,10 +20,8 @@ $D evaluate --cases training/eval/brain-cases.yaml --data-root "$out/data" --out
   --bundles "$(b brain-mr-teacher),$(b brain-mr-student-w2),$(b brain-mr-student-w4),$(b brain-mr-student-w8)"
 # CT: the FLARE22 bundles (issue 15) on the 8 held-out maps (arterial phase, 6 mm slices: neither
 # drawn in training) and the real TotalSegmentator example.
-F=$shared/abdomen_ct/flare22_label_maps
-held=$(grep -v '^#' training/ct/flare22-split.txt | sed "s|^|$F/|; s|\$|.nii.gz|" | paste -sd,)
-$D synth --template etc/templates/abdomen-ct-flare13.yaml --labels "$held" --table training/ct/abdomen-ct-generation.tsv \
-  --recipes ct-arterial,ct-portal-venous-6mm --out "$out/data/val-ct" --seed 2000 --device cpu >/dev/null
+rm -rf "$out/data/val-ct"
+bash training/ct/validation-data.sh "$out/data"
 students=$(for w in 2 4 8; do [ -d "$models/abdomen-ct-student-w$w" ] && echo ",$(b abdomen-ct-student-w$w)"; done | tr -d '\n')
 $D evaluate --cases training/eval/abdomen-ct-cases.yaml --data-root "$out/data" --out "$out/ct" \
   --bundles "$(b abdomen-ct-teacher)$students"

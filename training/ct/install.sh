@@ -7,8 +7,8 @@
 #   2. the chosen bundle measured again as it now runs, in fp32 and bf16, and exported with its
 #      metrics, the bf16 guard and CT plausibility ranges from the 42 training maps (export
 #      refuses them if a validation case is implausible) into MODELS_DIR.
-# The 17 validation cases (training/eval/abdomen-ct-cases.yaml) are made first if missing, as
-# bench/models.sh makes them. Reports: build/ct-install/NAME-VERSION/.
+# The 17 validation cases (training/eval/abdomen-ct-cases.yaml) are made first if missing
+# (training/ct/validation-data.sh). Reports: build/ct-install/NAME-VERSION/.
 # BESIDE: bundles evaluated before it in the fp32 run, so that its report gives the retention
 # against the first (a student beside its teacher).
 #   [BESIDE="DIR ..."] bash training/ct/install.sh BUNDLE_DIR [MODELS_DIR]      (MODELS_DIR: etc/models)
@@ -22,15 +22,13 @@ maps=$(cd ../shared/data/abdomen_ct/flare22_label_maps && pwd)
 name=$(sed -n 's/^name: //p' "$bundle/bundle.yaml") version=$(sed -n 's/^version: //p' "$bundle/bundle.yaml")
 if [ -z "$name" ] || [ -z "$version" ]; then echo "$bundle/bundle.yaml: no name or version" >&2; exit 65; fi
 work=build/ct-install/$name-$version
-rm -rf "$work" && mkdir -p "$work" "$data"
+rm -rf "$work" && mkdir -p "$work"
 held=$(grep -v '^#' training/ct/flare22-split.txt)
-if [ ! -d "$data/val-ct" ]; then
-  ln -sfn "$(cd ../shared/data && pwd)" "$data/shared"
-  $D synth --template etc/templates/abdomen-ct-flare13.yaml --labels "$(echo "$held" | sed "s|^|$maps/|; s|\$|.nii.gz|" | paste -sd,)" \
-    --table training/ct/abdomen-ct-generation.tsv --recipes ct-arterial,ct-portal-venous-6mm \
-    --out "$data/val-ct" --seed 2000 --device cpu >/dev/null
-fi
-evaluate() { $D evaluate --cases training/eval/abdomen-ct-cases.yaml --data-root "$data" --out "$work/$1" "${@:2}" >"$work/$1.log" 2>&1; }
+bash training/ct/validation-data.sh "$data"
+evaluate() {
+  $D evaluate --cases training/eval/abdomen-ct-cases.yaml --data-root "$data" --out "$work/$1" "${@:2}" >"$work/$1.log" 2>&1 ||
+    { tail -5 "$work/$1.log" >&2; return 1; }
+}
 metrics=$name-$version.metrics.yaml
 evaluate with-pp --precision fp32 --bundles "$bundle"
 evaluate without-pp --precision fp32 --postprocessing none --bundles "$bundle"
