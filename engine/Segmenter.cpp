@@ -53,6 +53,10 @@ WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& o) {
   return w;
 }
 
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const SegmentStats& stats) {
+  return checkPlausibility(spec, labels, stats.confidence, stats.connectedShare, stats.lowestInput);
+}
+
 Volume segment(const SegmentationModel& model, const Volume& input, const SegmentOptions& options, SegmentStats* stats) {
   c10::InferenceMode inferenceMode;
   const BundleSpec& spec = model.spec();

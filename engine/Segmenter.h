@@ -6,6 +6,7 @@
 
 #include "engine/Confidence.h"
 #include "engine/Model.h"
+#include "engine/Plausibility.h"
 #include "engine/Predictor.h"
 #include "engine/Volume.h"
 
@@ -31,6 +32,11 @@ struct SegmentStats {
   // holds air).
   std::optional<double> lowestInput;
 };
+
+// The result against the bundle's plausibility ranges, with what segment() measured on the way
+// (the confidence, the connected share before post-processing, the input's lowest value): the
+// one check the node, `segnode segment` and `segnode-distill evaluate` make.
+PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const SegmentStats& stats);
 
 // The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles
 // `segnode-distill calibrate` observes).

@@ -212,7 +212,7 @@ int evaluateBundles(const EvaluateArgs& args) {
         sum.diceByStructure[c.group][s.name].push_back(d);
       }
       sum.diceByGroup[c.group].push_back(mean(caseDice));
-      auto plausibility = engine::checkPlausibility(spec, pred, stats.confidence, stats.connectedShare, stats.lowestInput);
+      auto plausibility = engine::checkPlausibility(spec, pred, stats);
       sum.confidence.push_back(stats.confidence.meanMaxProbability);
       sum.labelledMl.push_back(plausibility.labelledMl);
       if (plausibility.leftRightRatio > 0) sum.leftRight.push_back(plausibility.leftRightRatio);

@@ -84,7 +84,7 @@ void segmentVolume(const SegmentArgs& a, const char* argv0) {
                a.input.c_str(), a.output.c_str(), spec.reference().c_str(), a.threads, total, stats.preprocessSeconds,
                (long long)stats.tiles, stats.inferenceSeconds, stats.postprocessSeconds);
   // What the node would decide (issue 16): the bundle's plausibility ranges and the confidence.
-  auto check = engine::checkPlausibility(spec, labels, stats.confidence, stats.connectedShare, stats.lowestInput);
+  auto check = engine::checkPlausibility(spec, labels, stats);
   std::fprintf(stderr, "segnode: %s (labelled %.0f mL, %.0f %% of structures, %.0f %% in one piece, low-margin voxels %.0f %%)%s\n",
                check.summary().c_str(), check.labelledMl, 100 * check.structuresPresent, 100 * check.connectedShare,
                100 * stats.confidence.lowMarginFraction, check.checked ? "" : "; this bundle declares no plausibility ranges");

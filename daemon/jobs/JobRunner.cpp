@@ -180,7 +180,7 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     const auto& spec = net->spec();
     // Is this what the model's anatomy looks like? A phantom or another body part is rejected
     // with what was measured, or sent flagged where the route says so (issue 16).
-    const auto check = engine::checkPlausibility(spec, labels, stats.confidence, stats.connectedShare, stats.lowestInput);
+    const auto check = engine::checkPlausibility(spec, labels, stats);
     const std::optional<double> confidence = stats.confidence.meanMaxProbability;
     if (!check.plausible && !job.sendImplausible)
       return {JobState::Rejected, "implausible result of " + spec.reference() + ": " + check.reasonText(), "", false,
