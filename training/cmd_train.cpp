@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "common/Error.h"
@@ -126,6 +127,18 @@ nlohmann::ordered_json provenanceOf(const RunArgs& a, const training::TrainResul
   return p;
 }
 
+// What a continued teacher started from, for its provenance: the bundle and the schedule that
+// trained it (its own provenance keeps the rest).
+std::string continuedFrom(const engine::BundleSpec& from) {
+  std::string text = from.reference() + " (weights sha256 " + from.weightsSha256 + ")";
+  const auto& p = from.provenance;
+  if (p.contains("training") && p["training"].contains("iterations"))
+    text += ", trained " + p["training"]["iterations"].dump() + " iterations";
+  if (p.contains("data") && p["data"].contains("generation_table"))
+    text += " on " + p["data"]["generation_table"].get<std::string>();
+  return text;
+}
+
 // Starts `net` from a trained bundle of the same architecture (continued training).
 void copyWeights(engine::PlainConvUNet& net, const engine::BundleSpec& from) {
   auto trained = training::loadEager(from, torch::kCPU);
@@ -164,13 +177,18 @@ int train(const TrainArgs& args) {
   auto data = makeSynthesizer(args.data, spec, device);
   auto s = scheduleFrom(args);
   s.recipe = recipeOf(args.data);
+  std::optional<engine::BundleSpec> init;  // a trained teacher to continue (a fine-tuning run)
+  if (!args.init.empty()) {
+    init = engine::loadBundleSpec(args.init);
+    s.recipe["init"] = init->reference() + " " + init->weightsSha256;  // a resumed run keeps its start
+  }
   auto patch = patchFrom(args, plan.patchSize);
   int batch = args.batch.value_or(plan.batchSize);
 
   torch::manual_seed(s.seed);
   engine::PlainConvUNet net(spec.architecture);
   training::initialiseHe(net);
-  if (!args.init.empty()) copyWeights(net, engine::loadBundleSpec(args.init));  // continue a trained teacher
+  if (init) copyWeights(net, *init);
   fs::path out = args.out;
   std::fprintf(stderr, "teacher %s: %lld parameters, patch %lldx%lldx%lld, batch %d, %zu subjects, device %s\n",
                spec.name.c_str(), (long long)net->parameterCount(), (long long)patch[0], (long long)patch[1],
@@ -180,6 +198,7 @@ int train(const TrainArgs& args) {
   spec.created = isoNow();
   spec.provenance = provenanceOf(args, r, s);
   spec.provenance["training"]["final_loss"] = r.finalLoss[0];
+  if (init) spec.provenance["training"]["continued_from"] = continuedFrom(*init);
   spec.metrics = {{"params", net->parameterCount()}};
   auto written = training::writeTrainedBundle(spec, r.ema[0], out / spec.name / spec.version.toString(),
                                               args.fp16 ? torch::kHalf : torch::kFloat);

@@ -32,7 +32,7 @@ mkdir -p "$G" "$OUT"
 C=.gpu-carry
 BRAIN_TEACHER=etc/models/brain-mr-teacher/0.3.0  # the family's teacher; a run's TEACHER replaces it
 # What a run's .env may set beyond OPTIONS and the schedule, cleared before each one is sourced.
-RUN_VARS="PROBE_BATCHES MODE DATA BATCH TEACHER SYNTH_THREADS RESUMED"
+RUN_VARS="PROBE_BATCHES MODE DATA TABLE BATCH TEACHER SYNTH_THREADS RESUMED"
 # A call brings back 8 files and 64 MiB at most: pieces of 16 MiB (a 66 MB CT bundle is four), six
 # files a call, and 64 KiB left for progress.txt and the call's log.txt (smaller in the test,
 # tests/training/gpu_transfer_test.sh).
@@ -123,7 +123,7 @@ data_of() {
     local held; held=$(grep -v '^#' training/ct/flare22-split.txt | paste -sd'|')
     train=$(ls $G/flare/*.nii.gz | grep -v -E "$held" | paste -sd,)
     val=$(ls $G/flare/*.nii.gz | grep -E "$held" | paste -sd,)
-    table=training/ct/abdomen-ct-generation.tsv ;;
+    table=${TABLE:-training/ct/abdomen-ct-generation.tsv} ;;  # TABLE: a run's own (teacher 0.3's)
   esac
 }
 
