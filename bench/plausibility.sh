@@ -4,9 +4,9 @@
 # from ../shared/data. The validation cases' confidence comes from `segnode-distill evaluate`
 # (bench/models.sh); this prints what `segnode segment` decides for each wrong input.
 #   [BRAIN_MODELS="NAME ..."] [CT_MODELS="NAME ..."] bash bench/plausibility.sh [MODELS_DIR] [OUT_DIR]
-# The models: the brain w4 student and the CT teacher by default (the CI test's reference rows; the
-# default brain route runs w2, the CT route this teacher); name others to check them on the same
-# inputs (an empty list skips that half).
+# The models: the brain w4 student and the CT teacher by default (the CI test's reference rows, to
+# which it adds the CT w2 student; the default brain route runs w2, the CT route this teacher);
+# name others to check them on the same inputs (an empty list skips that half).
 # CPU only; a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -80,8 +80,14 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
   p.minStructureMl = o.minStructureMl;
   if (ratio.hi > 0 && !ct) p.leftRightRatio = holding({ratio.lo / (1 + m), ratio.hi * (1 + m)}, validation.leftRightRatio);
   if (ct)
-    for (size_t i = 1; i < spec.labels.size(); ++i)
-      if (perLabel[i].hi > 0) p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, perLabel[i].hi * (1 + m)});
+    for (size_t i = 1; i < spec.labels.size(); ++i) {
+      if (perLabel[i].hi <= 0) continue;
+      double hi = perLabel[i].hi * (1 + m);
+      // 0.5 % above the case: bundle.yaml writes 4 significant digits, which must not cut below it.
+      if (auto c = validation.largestStructureMl.find(spec.labels[i].name); c != validation.largestStructureMl.end())
+        hi = std::max(hi, c->second * 1.005);
+      p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, hi});
+    }
   if (ct) p.lowestInputAtMost = o.ctLowestInputAtMost;
   p.minConnectedShare = std::max(0.0, std::floor(100 * (connected - o.connectedTolerance)) / 100);
   if (const auto& v = validation.connectedShare) p.minConnectedShare = std::min(p.minConnectedShare, std::floor(100 * *v) / 100);

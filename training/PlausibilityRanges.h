@@ -3,6 +3,7 @@
 // `segnode-distill export` from the label maps the model was trained on and from what the
 // validation cases gave: every training map and every validation case lies inside them.
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,7 +27,7 @@ struct RangeOptions {
 // series may cover part of the abdomen): organ volumes bounded above only, the labelled volume
 // below at a twentieth of the smallest training map's. `validation` (evaluate's metrics,
 // validation_cases): min_confidence is set 0.05 below its lowest confidence, and the labelled
-// volume, left/right ratio and structures-present ranges widened to hold every validation case
+// volume, left/right ratio, structures-present and (CT) organ volume ranges widened to hold every validation case
 // (a student's own bias, e.g. w8's left/right 0.69-0.76 against the maps' 0.9-1.1, is not a
 // reason to reject the cases it was validated on).
 struct ValidationExtremes {
@@ -35,6 +36,9 @@ struct ValidationExtremes {
   std::optional<std::array<double, 2>> leftRightRatio;
   std::optional<double> structuresPresent;  // the least share of structures present in a case
   std::optional<double> connectedShare;     // the least engine::connectedShare of a case
+  // CT: the largest volume of each structure in a case, by name (a student that draws the adrenal
+  // glands thicker than any training map still passes the cases it was validated on).
+  std::map<std::string, double> largestStructureMl;
 };
 engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spec, const std::vector<std::string>& maps,
                                                    const ValidationExtremes& validation, const RangeOptions& options = {});

@@ -118,6 +118,7 @@ struct BundleSummary {
   std::map<std::string, std::map<std::string, std::vector<double>>> diceByStructure;  // group -> structure
   // Per case, for the plausibility thresholds export derives (issue 16).
   std::vector<double> confidence, labelledMl, leftRight, structuresPresent, connectedShare;
+  std::map<std::string, double> largestStructureMl;  // CT: each organ's largest volume in a case
 };
 
 double mean(const std::vector<double>& v) {
@@ -218,6 +219,11 @@ int evaluateBundles(const EvaluateArgs& args) {
       if (plausibility.leftRightRatio > 0) sum.leftRight.push_back(plausibility.leftRightRatio);
       sum.structuresPresent.push_back(plausibility.structuresPresent);
       sum.connectedShare.push_back(plausibility.connectedShare);
+      if (spec.modality == engine::Modality::CT) {
+        const auto volumes = engine::labelVolumesMl(pred, spec.labels);
+        for (size_t i = 1; i < volumes.size(); ++i)
+          sum.largestStructureMl[spec.labels[i].name] = std::max(sum.largestStructureMl[spec.labels[i].name], volumes[i]);
+      }
       std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s; %.0f %% in one piece%s\n", spec.name.c_str(), c.name.c_str(),
                    mean(caseDice), sec, plausibility.summary().c_str(), 100 * plausibility.connectedShare,
                    stats.connectedShare ? (", post-processing cleared " + std::to_string(stats.removedVoxels) + " voxels").c_str() : "");
@@ -287,6 +293,8 @@ int evaluateBundles(const EvaluateArgs& args) {
       if (!s.leftRight.empty()) m["validation_cases"]["left_right_ratio"] = outwards(s.leftRight);
       m["validation_cases"]["structures_present"] = std::floor(1000 * lo(s.structuresPresent)) / 1000;
       m["validation_cases"]["connected_share"] = outwards(s.connectedShare);
+      for (const auto& [name, ml] : s.largestStructureMl)
+        m["validation_cases"]["largest_structure_ml"][name] = std::ceil(100 * ml) / 100;
     }
     // Name and version: two versions of one model evaluated side by side keep separate files.
     YAML::Emitter e;
@@ -397,6 +405,8 @@ int exportBundle(const ExportArgs& args) {
       if (v.contains("left_right_ratio")) validation.leftRightRatio = range("left_right_ratio");  // evaluate since 2026-12-02
       if (v.contains("structures_present")) validation.structuresPresent = v["structures_present"].get<double>();
       if (v.contains("connected_share")) validation.connectedShare = v["connected_share"][0].get<double>();
+      if (v.contains("largest_structure_ml"))  // CT, evaluate since 2026-12-04
+        for (const auto& [name, ml] : v["largest_structure_ml"].items()) validation.largestStructureMl[name] = ml.get<double>();
     } else {
       std::fprintf(stderr, "no validation cases in --metrics (evaluate them again): min_confidence not set\n");
     }

@@ -237,6 +237,12 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(ct.structureVolumeMl[2].first == "organ");
   CHECK(ct.structureVolumeMl[2].second[0] == 0);
   CHECK(ct.structureVolumeMl[2].second[1] == Approx(12 * 1.25));
+  // A validation case with more organ than any map (a student's thick adrenal) stays inside.
+  training::ValidationExtremes thick;
+  thick.largestStructureMl = {{"organ", 20}, {"left thing", 1}};
+  auto held = training::plausibilityFromLabelMaps(spec, maps, thick);
+  CHECK(held.structureVolumeMl[2].second[1] == Approx(20 * 1.005));
+  CHECK(held.structureVolumeMl[0].second[1] == Approx(ct.structureVolumeMl[0].second[1]));  // the maps' bound is wider
   CHECK(ct.minConfidence == 0);
   REQUIRE(ct.lowestInputAtMost);
   CHECK(*ct.lowestInputAtMost == -500);
