@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/Error.h"
@@ -84,8 +85,13 @@ engine::PlausibilitySpec plausibilityFromLabelMaps(const engine::BundleSpec& spe
       if (perLabel[i].hi <= 0) continue;
       double hi = perLabel[i].hi * (1 + m);
       // 0.5 % above the case: bundle.yaml writes 4 significant digits, which must not cut below it.
-      if (auto c = validation.largestStructureMl.find(spec.labels[i].name); c != validation.largestStructureMl.end())
-        hi = std::max(hi, c->second * 1.005);
+      // Said aloud: the model draws this organ larger than any training map has it.
+      if (auto c = validation.largestStructureMl.find(spec.labels[i].name);
+          c != validation.largestStructureMl.end() && c->second * 1.005 > hi) {
+        std::fprintf(stderr, "plausibility: %s up to %.4g mL to hold a validation case (the training maps' largest: %.4g mL)\n",
+                     spec.labels[i].name.c_str(), c->second * 1.005, perLabel[i].hi);
+        hi = c->second * 1.005;
+      }
       p.structureVolumeMl.emplace_back(spec.labels[i].name, engine::PlausibilitySpec::Range{0, hi});
     }
   if (ct) p.lowestInputAtMost = o.ctLowestInputAtMost;

@@ -27,9 +27,10 @@ struct RangeOptions {
 // series may cover part of the abdomen): organ volumes bounded above only, the labelled volume
 // below at a twentieth of the smallest training map's. `validation` (evaluate's metrics,
 // validation_cases): min_confidence is set 0.05 below its lowest confidence, and the labelled
-// volume, left/right ratio, structures-present and (CT) organ volume ranges widened to hold every validation case
-// (a student's own bias, e.g. w8's left/right 0.69-0.76 against the maps' 0.9-1.1, is not a
-// reason to reject the cases it was validated on).
+// volume, left/right ratio, structures-present and (CT) organ volume ranges widened to hold every
+// validation case (a student's own bias, e.g. w8's left/right 0.69-0.76 against the maps' 0.9-1.1,
+// or CT w2's adrenal glands of up to 21 mL against the maps' 7.5, is not a reason to reject the
+// cases it was validated on).
 struct ValidationExtremes {
   std::optional<double> lowestConfidence;
   std::optional<std::array<double, 2>> labelledVolumeMl;
