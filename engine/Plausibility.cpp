@@ -103,24 +103,44 @@ PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& label
   }
   for (const auto& [name, range] : p.structureVolumeMl)
     for (size_t i = 0; i < spec.labels.size(); ++i)
-      if (spec.labels[i].name == name && !within(volumes[i], range))
+      if (spec.labels[i].name == name && !within(volumes[i], range)) {
         r.reasons.push_back(outside(name, volumes[i], range, " mL"));
+        r.structuresOutside.push_back(i);
+      }
   r.plausible = r.reasons.empty();
   r.lowConfidence = p.minConfidence > 0 && confidence.meanMaxProbability < p.minConfidence;
   return r;
 }
 
-std::string PlausibilityReport::reasonText() const {
+namespace {
+std::string joined(const std::vector<std::string>& parts) {
   std::string s;
-  for (size_t i = 0; i < reasons.size(); ++i) s += (i ? "; " : "") + reasons[i];
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? "; " : "") + parts[i];
   return s;
 }
+}  // namespace
+
+std::string PlausibilityReport::reasonText() const { return joined(reasons); }
+std::string PlausibilityReport::omittedText() const { return joined(omitted); }
 
 std::string PlausibilityReport::summary() const {
-  std::string s = plausible ? "plausible" : "implausible: " + reasonText();
+  std::string s = !plausible ? "implausible: " + reasonText() : omitted.empty() ? "plausible" : "plausible without: " + omittedText();
   char c[96];
   std::snprintf(c, sizeof c, "; confidence %.2f%s", confidence.meanMaxProbability, lowConfidence ? " (LOW)" : "");
   return s + c;
+}
+
+std::vector<size_t> omittableStructures(const PlausibilityReport& check, const BundleSpec& spec) {
+  const size_t structures = spec.labels.empty() ? 0 : spec.labels.size() - 1;  // 0 is background
+  const size_t most = std::max<size_t>(1, structures / 4);
+  const bool onlyStructures = !check.plausible && check.reasons.size() == check.structuresOutside.size();
+  if (!onlyStructures || check.structuresOutside.size() > most) return {};
+  return check.structuresOutside;
+}
+
+void setToBackground(Volume& labels, const std::vector<size_t>& structures, const std::vector<LabelInfo>& table) {
+  c10::InferenceMode inferenceMode;  // segment()'s labels are inference tensors: changed in place only in this mode
+  for (size_t i : structures) labels.data.masked_fill_(labels.data == table.at(i).value, 0);
 }
 
 }  // namespace segnode::engine

@@ -20,11 +20,19 @@ struct PlausibilityReport {
   bool plausible = true;       // every declared range holds
   bool lowConfidence = false;  // confidence below the bundle's min_confidence
   std::vector<std::string> reasons;  // one per failed range, e.g. "labelled volume 4 mL, expected 700-2000 mL"
+  // The label-table indices of the structures outside their own volume range (CT organs); each
+  // has its reason in `reasons` too.
+  std::vector<size_t> structuresOutside;
+  // What omitStructures() left out of the result, each with its reason; the rest was found plausible.
+  std::vector<std::string> omitted;
   double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0, connectedShare = 0;
   Confidence confidence;
   // The failed ranges, "; "-separated ("" when plausible).
   std::string reasonText() const;
-  // "plausible; confidence 0.93" / "implausible: <reasons>; confidence 0.41 (LOW)".
+  // The omitted structures' reasons, "; "-separated ("" when none).
+  std::string omittedText() const;
+  // "plausible; confidence 0.93" / "implausible: <reasons>; confidence 0.41 (LOW)" /
+  // "plausible without: <omitted>; confidence 0.88".
   std::string summary() const;
 };
 
@@ -55,5 +63,15 @@ double connectedShare(const Volume& labels);
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const Confidence& confidence,
                                      std::optional<double> connectedShareBefore = std::nullopt,
                                      std::optional<double> lowestInput = std::nullopt);
+
+// The structures a result may leave out instead of being rejected: those outside their own volume
+// range when nothing else failed, and at most a quarter of the structures (at least one). An
+// adrenal a student draws twice as thick as any training map's is that structure's error; a volume,
+// share, left/right, fragment or "not a CT" failure, or many organs out of range at once, mean the
+// input is not what the model is for, and nothing may be left out (empty).
+std::vector<size_t> omittableStructures(const PlausibilityReport& check, const BundleSpec& spec);
+
+// Sets the given structures (label-table indices) to background in `labels`.
+void setToBackground(Volume& labels, const std::vector<size_t>& structures, const std::vector<LabelInfo>& table);
 
 }  // namespace segnode::engine

@@ -1,5 +1,6 @@
 #include "engine/Segmenter.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <type_traits>
@@ -55,6 +56,22 @@ WindowOptions windowOptions(const BundleSpec& spec, const SegmentOptions& o) {
 
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const SegmentStats& stats) {
   return checkPlausibility(spec, labels, stats.confidence, stats.connectedShare, stats.lowestInput);
+}
+
+PlausibilityReport omitStructures(const BundleSpec& spec, Volume& labels, const SegmentStats& stats,
+                                  const PlausibilityReport& check) {
+  const auto structures = omittableStructures(check, spec);
+  if (structures.empty()) return check;
+  setToBackground(labels, structures, spec.labels);
+  BundleSpec rest = spec;  // the rest against every range but those of the structures left out
+  auto& ranges = rest.plausibility.structureVolumeMl;
+  for (size_t i : structures)
+    ranges.erase(std::remove_if(ranges.begin(), ranges.end(), [&](const auto& r) { return r.first == spec.labels[i].name; }),
+                 ranges.end());
+  PlausibilityReport again = checkPlausibility(rest, labels, stats);
+  if (!again.plausible) return check;
+  again.omitted = check.reasons;  // only the structures' own, by omittableStructures
+  return again;
 }
 
 Volume segment(const SegmentationModel& model, const Volume& input, const SegmentOptions& options, SegmentStats* stats) {

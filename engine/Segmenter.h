@@ -37,6 +37,11 @@ struct SegmentStats {
 // (the confidence, the connected share before post-processing, the input's lowest value): the
 // one check the node, `segnode segment` and `segnode-distill evaluate` make.
 PlausibilityReport checkPlausibility(const BundleSpec& spec, const Volume& labels, const SegmentStats& stats);
+// Where `check` failed only on structures that may be left out (omittableStructures), sets them to
+// background in `labels` and checks again: the new report names them in `omitted`. Else, or where
+// the rest fails that second check (too few structures left), `check` (a result to reject).
+PlausibilityReport omitStructures(const BundleSpec& spec, Volume& labels, const SegmentStats& stats,
+                                  const PlausibilityReport& check);
 
 // The sliding window the bundle asks for, with the caller's overrides (segment, and the tiles
 // `segnode-distill calibrate` observes).

@@ -224,8 +224,14 @@ int evaluateBundles(const EvaluateArgs& args) {
         for (size_t i = 1; i < volumes.size(); ++i)
           sum.largestStructureMl[spec.labels[i].name] = std::max(sum.largestStructureMl[spec.labels[i].name], volumes[i]);
       }
-      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s; %.0f %% in one piece%s\n", spec.name.c_str(), c.name.c_str(),
-                   mean(caseDice), sec, plausibility.summary().c_str(), 100 * plausibility.connectedShare,
+      // What a node route with on_implausible: reject does with it (pred is not used after this).
+      std::string decision;
+      if (!plausibility.plausible) {
+        const auto kept = engine::omitStructures(spec, pred, stats, plausibility);
+        decision = kept.omitted.empty() ? " (a rejecting route rejects it)" : " (a rejecting route sends the rest)";
+      }
+      std::fprintf(stderr, "%s %s: mean Dice %.3f, %.1f s; %s%s; %.0f %% in one piece%s\n", spec.name.c_str(), c.name.c_str(),
+                   mean(caseDice), sec, plausibility.summary().c_str(), decision.c_str(), 100 * plausibility.connectedShare,
                    stats.connectedShare ? (", post-processing cleared " + std::to_string(stats.removedVoxels) + " voxels").c_str() : "");
     }
     summaries.push_back(sum);

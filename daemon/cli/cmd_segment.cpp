@@ -88,6 +88,11 @@ void segmentVolume(const SegmentArgs& a, const char* argv0) {
   std::fprintf(stderr, "segnode: %s (labelled %.0f mL, %.0f %% of structures, %.0f %% in one piece, low-margin voxels %.0f %%)%s\n",
                check.summary().c_str(), check.labelledMl, 100 * check.structuresPresent, 100 * check.connectedShare,
                100 * stats.confidence.lowMarginFraction, check.checked ? "" : "; this bundle declares no plausibility ranges");
+  if (!check.plausible) {  // a route that rejects would send the rest (the file written keeps every label)
+    engine::Volume rest{labels.data.clone(), labels.geometry};
+    if (auto kept = engine::omitStructures(spec, rest, stats, check); !kept.omitted.empty())
+      std::fprintf(stderr, "segnode: a node route with on_implausible: reject sends it without them: %s\n", kept.summary().c_str());
+  }
   // The structures the network was least sure of: where a reader should look first.
   std::vector<std::pair<double, std::string>> perStructure;
   const auto& byClass = stats.confidence.classMeanMaxProbability;

@@ -179,8 +179,10 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     timings["postprocess_s"] = stats.postprocessSeconds;
     const auto& spec = net->spec();
     // Is this what the model's anatomy looks like? A phantom or another body part is rejected
-    // with what was measured, or sent flagged where the route says so (issue 16).
-    const auto check = engine::checkPlausibility(spec, labels, stats);
+    // with what was measured, or sent flagged where the route says so (issue 16). A route that
+    // rejects keeps the rest of a result where only a few organs fall outside their own ranges.
+    auto check = engine::checkPlausibility(spec, labels, stats);
+    if (!check.plausible && !job.sendImplausible) check = engine::omitStructures(spec, labels, stats, check);
     const std::optional<double> confidence = stats.confidence.meanMaxProbability;
     if (!check.plausible && !job.sendImplausible)
       return {JobState::Rejected, "implausible result of " + spec.reference() + ": " + check.reasonText(), "", false,
@@ -192,10 +194,12 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     torch::from_blob(values.data(), labels.data.sizes(), torch::kShort).copy_(labels.data);
     std::filesystem::create_directories(options_.outputDir);
     auto path = options_.outputDir / ("job-" + std::to_string(job.id) + ".dcm");
-    const bool flagged = !check.plausible || check.lowConfidence;
     dicom::SegOutput out{job.segSeriesUid, job.segSopUid, int(job.segSeriesNumber), "", spec.name, spec.version.toString(),
-                         options_.uidRoot, !flagged ? "" : !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE",
-                         flagged ? check.summary() : "", stats.confidence.classMeanMaxProbability};
+                         options_.uidRoot, "", "", stats.confidence.classMeanMaxProbability};
+    if (!check.plausible || check.lowConfidence)
+      out.flag = !check.plausible ? "IMPLAUSIBLE" : "LOW CONFIDENCE", out.note = check.summary();
+    else if (!check.omitted.empty())  // the structures left out, where a viewer shows it
+      out.flag = "STRUCTURES OMITTED", out.note = check.omittedText();
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
     timings["seg_s"] = since(t0);

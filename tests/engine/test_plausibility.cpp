@@ -12,6 +12,7 @@
 #include "engine/Confidence.h"
 #include "engine/Nifti.h"
 #include "engine/Plausibility.h"
+#include "engine/Segmenter.h"
 #include "training/PlausibilityRanges.h"
 
 using namespace segnode;
@@ -127,6 +128,54 @@ TEST_CASE("a result outside the declared ranges is implausible, with what was me
   CHECK(checkPlausibility(spec, labelMap(2, 0, 1), unsure).plausible);
 }
 
+TEST_CASE("a few organs outside their own ranges are left out and the rest goes on; anything more is rejected",
+          "[engine][plausibility]") {
+  BundleSpec spec = fourLabels();
+  auto& p = spec.plausibility;
+  p.declared = true;
+  p.labelledVolumeMl = {4, 20};
+  p.structuresPresent = 0.6;  // 2 of 3
+  p.minStructureMl = 0.05;
+  p.leftRightRatio = {0.8, 1.25};
+  p.structureVolumeMl = {{"organ", {1, 10}}};  // a lower bound too: the rest is checked without it
+  SegmentStats stats;
+  stats.confidence.meanMaxProbability = 0.95;
+
+  Volume big = labelMap(500, 500, 1500);  // the organ 12 mL, all else within
+  const auto check = checkPlausibility(spec, big, stats);
+  REQUIRE_FALSE(check.plausible);
+  CHECK(check.structuresOutside == std::vector<size_t>{3});
+  CHECK(omittableStructures(check, spec) == std::vector<size_t>{3});
+  const auto kept = omitStructures(spec, big, stats, check);
+  CHECK(kept.plausible);
+  CHECK(kept.omitted == std::vector<std::string>{"organ 12 mL, expected 1-10 mL"});
+  CHECK(kept.summary() == "plausible without: organ 12 mL, expected 1-10 mL; confidence 0.95");
+  CHECK(big.data.eq(5).sum().item<int64_t>() == 0);     // the organ is background now
+  CHECK(big.data.gt(0).sum().item<int64_t>() == 1000);  // and nothing else changed
+
+  // A case-level range fails too (left/right): the input is wrong, nothing is left out.
+  Volume lopsided = labelMap(900, 300, 1500);
+  const auto both = checkPlausibility(spec, lopsided, stats);
+  CHECK(omittableStructures(both, spec).empty());
+  CHECK(omitStructures(spec, lopsided, stats, both).omitted.empty());
+  CHECK(lopsided.data.eq(5).sum().item<int64_t>() == 1500);
+
+  // More organs out of range than a quarter of the structures (here one of three): rejected.
+  p.structureVolumeMl = {{"organ", {0, 10}}, {"left thing", {0, 1}}};
+  Volume two = labelMap(500, 500, 1500);
+  CHECK(omittableStructures(checkPlausibility(spec, two, stats), spec).empty());
+
+  // What is left must pass on its own: with every structure required, leaving one out cannot.
+  p.structureVolumeMl = {{"organ", {0, 10}}};
+  p.structuresPresent = 1;
+  Volume all = labelMap(500, 500, 1500);
+  const auto first = checkPlausibility(spec, all, stats);
+  const auto after = omitStructures(spec, all, stats, first);
+  CHECK_FALSE(after.plausible);
+  CHECK(after.reasonText() == first.reasonText());
+  CHECK(after.omitted.empty());
+}
+
 TEST_CASE("connected share: organs in one piece pass, a label scattered in fragments does not", "[engine][plausibility]") {
   BundleSpec spec = fourLabels();
   Volume v = labelMap(0, 0, 0);
@@ -138,7 +187,7 @@ TEST_CASE("connected share: organs in one piece pass, a label scattered in fragm
   auto& p = spec.plausibility;
   p.declared = true;
   p.minConnectedShare = 0.95;
-  auto r = checkPlausibility(spec, v, {});
+  auto r = checkPlausibility(spec, v, Confidence{});
   CHECK(r.connectedShare == Approx(130.0 / 140));
   CHECK_FALSE(r.plausible);
   CHECK_THAT(r.reasonText(), Catch::Contains("fragmented: 93 % of the labelled voxels in their structure's largest piece, expected at least 95 %"));
@@ -212,7 +261,7 @@ TEST_CASE("export's ranges hold every training map and validation case - CT orga
   CHECK(mr.minConfidence == Approx(0.75));
   CHECK(mr.minConnectedShare == Approx(0.8));  // each map is one piece per label, less the tolerance of 0.2
   CHECK(mr.structureVolumeMl.empty());
-  for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), {}).plausible);
+  for (const auto& m : maps) CHECK(checkPlausibility([&] { auto s = spec; s.plausibility = mr; return s; }(), readNifti(m), Confidence{}).plausible);
 
   // A student's own bias on its validation cases widens the ranges (w8: left/right 0.69-0.76).
   validation.leftRightRatio = PlausibilitySpec::Range{0.7, 1.1};
@@ -256,12 +305,12 @@ TEST_CASE("a CT bundle refuses an input with no air in it: not Hounsfield units"
   p.declared = true;
   p.lowestInputAtMost = -500;
   const Volume labels = labelMap(500, 500, 1000);
-  auto ct = checkPlausibility(spec, labels, {}, std::nullopt, -1024.0);
+  auto ct = checkPlausibility(spec, labels, Confidence{}, std::nullopt, -1024.0);
   CHECK(ct.plausible);
-  auto mr = checkPlausibility(spec, labels, {}, std::nullopt, 0.0);  // an MR's magnitudes
+  auto mr = checkPlausibility(spec, labels, Confidence{}, std::nullopt, 0.0);  // an MR's magnitudes
   CHECK_FALSE(mr.plausible);
   CHECK(mr.reasonText() == "not a CT in Hounsfield units: lowest value 0, expected at most -500 (air)");
-  CHECK(checkPlausibility(spec, labels, {}).plausible);  // the caller gave no input: not checked
+  CHECK(checkPlausibility(spec, labels, Confidence{}).plausible);  // the caller gave no input: not checked
 
   TempDir dir;  // and it survives bundle.yaml
   spec.version = {0, 0, 1};

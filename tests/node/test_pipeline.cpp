@@ -64,6 +64,18 @@ void declareImpossibleBrain(const fs::path& models) {
   engine::saveBundleSpec(spec, dir / "bundle.yaml");
 }
 
+// Declares a volume range for one structure of the test bundle that no result meets (at least 1 L of
+// it), and nothing else: every result fails on that structure alone. Returns its name.
+std::string declareImpossibleStructure(const fs::path& models) {
+  const fs::path dir = models / "e2e-brain" / "0.0.1";
+  engine::BundleSpec spec = engine::loadBundleSpec(dir);
+  spec.plausibility.declared = true;
+  spec.plausibility.structureVolumeMl = {{spec.labels.at(2).name, {1000, 2000}}};
+  spec.plausibility.source = "test: one structure's range no result reaches";
+  engine::saveBundleSpec(spec, dir / "bundle.yaml");
+  return spec.labels.at(2).name;
+}
+
 // Orthanc (Debian's package) and the series a test sends: a skip when either is not here.
 bool absent(const std::string& series) {
   return segnode::test::missing(OrthancProcess::available(), "Orthanc (/usr/sbin/Orthanc)") ||
@@ -558,5 +570,29 @@ TEST_CASE("on_implausible: send_flagged - the SEG goes out marked IMPLAUSIBLE wh
   CHECK_THAT(dump, Catch::Contains(" (mean probability of its voxels)]"));  // per segment, from the window's outputs
   CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE: implausible: labelled volume "));
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND plausibility LIKE 'implausible: %'") == 1);
+  site.node.stop();
+}
+
+TEST_CASE("one structure outside its own range: the SEG goes out without it, marked STRUCTURES OMITTED, and stays valid",
+          "[pipeline][plausibility][orthanc][data]") {
+  if (absent("philips_ingenia_elitionx_t1_mprage_sag")) return;
+  Site site;
+  const std::string name = declareImpossibleStructure(site.node.dir() / "models");
+  site.pacs.start();
+  site.node.start();
+  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
+  if (!waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240)) FAIL(site.node.log());
+  TempDir tmp;
+  site.pacs.download(site.pacs.instancesOfModality("SEG")[0], tmp / "seg.dcm");
+  std::string report;
+  CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
+  INFO(report);
+  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", "+P", "SegmentLabel",
+                          (tmp / "seg.dcm").string()}).output;
+  CHECK_THAT(dump, Catch::Contains("[STRUCTURES OMITTED e2e-brain 0.0.1 segmentation]"));
+  CHECK_THAT(dump, Catch::Contains("[STRUCTURES OMITTED: " + name.substr(0, 20)));
+  CHECK_THAT(dump, !Catch::Contains("[" + name + "]"));  // no segment of it
+  CHECK_THAT(dump, Catch::Contains("SegmentLabel"));      // the others are there
+  CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND plausibility LIKE 'plausible without: %'") == 1);
   site.node.stop();
 }
