@@ -53,6 +53,19 @@ struct Site {
                       "routes:\n  - {name: brain-t1, match: {modality: MR, min_slices: 20}, model: e2e-brain, destinations: [pacs]}\n");
   }
 };
+// Sends the Philips MPRAGE as it is, waits for its SEG at the PACS and checks it with dciodvfy (0
+// errors); returns dcmdump's print of the SEG's SeriesDescription, ContentDescription and `segmentTag`.
+std::string sendMprageForItsSeg(Site& site, const std::string& segmentTag) {
+  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
+  if (!waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240)) FAIL(site.node.log());
+  TempDir tmp;
+  site.pacs.download(site.pacs.instancesOfModality("SEG")[0], tmp / "seg.dcm");
+  std::string report;
+  if (dciodvfyErrors(tmp / "seg.dcm", report) != 0) FAIL_CHECK(report);
+  return runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", "+P", segmentTag, (tmp / "seg.dcm").string()})
+      .output;
+}
+
 // Declares plausibility ranges in the test bundle (issue 16): a labelled volume no brain has, so
 // that every result of the random network is implausible.
 void declareImpossibleBrain(const fs::path& models) {
@@ -557,15 +570,7 @@ TEST_CASE("on_implausible: send_flagged - the SEG goes out marked IMPLAUSIBLE wh
   site.node.editConfig("destinations: [pacs]}", "destinations: [pacs], on_implausible: send_flagged}");
   site.pacs.start();
   site.node.start();
-  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
-  REQUIRE(waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240));
-  TempDir tmp;
-  site.pacs.download(site.pacs.instancesOfModality("SEG")[0], tmp / "seg.dcm");
-  std::string report;
-  CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
-  INFO(report);
-  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", "+P", "SegmentDescription",
-                          (tmp / "seg.dcm").string()}).output;
+  const std::string dump = sendMprageForItsSeg(site, "SegmentDescription");
   CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE e2e-brain 0.0.1 segmentation]"));
   CHECK_THAT(dump, Catch::Contains(" (mean probability of its voxels)]"));  // per segment, from the window's outputs
   CHECK_THAT(dump, Catch::Contains("[IMPLAUSIBLE: implausible: labelled volume "));
@@ -580,15 +585,7 @@ TEST_CASE("one structure outside its own range: the SEG goes out without it, mar
   const std::string name = declareImpossibleStructure(site.node.dir() / "models");
   site.pacs.start();
   site.node.start();
-  REQUIRE(site.node.storeAsIs(dicomFilesIn(dicomData("philips_ingenia_elitionx_t1_mprage_sag") / "dicom")).exitCode == 0);
-  if (!waitFor([&] { return !site.pacs.instancesOfModality("SEG").empty(); }, 240)) FAIL(site.node.log());
-  TempDir tmp;
-  site.pacs.download(site.pacs.instancesOfModality("SEG")[0], tmp / "seg.dcm");
-  std::string report;
-  CHECK(dciodvfyErrors(tmp / "seg.dcm", report) == 0);
-  INFO(report);
-  auto dump = runCommand({"dcmdump", "+P", "SeriesDescription", "+P", "ContentDescription", "+P", "SegmentLabel",
-                          (tmp / "seg.dcm").string()}).output;
+  const std::string dump = sendMprageForItsSeg(site, "SegmentLabel");
   CHECK_THAT(dump, Catch::Contains("[STRUCTURES OMITTED e2e-brain 0.0.1 segmentation]"));
   CHECK_THAT(dump, Catch::Contains("[STRUCTURES OMITTED: " + name.substr(0, 20)));
   CHECK_THAT(dump, !Catch::Contains("[" + name + "]"));  // no segment of it
