@@ -32,6 +32,8 @@ const std::vector<Descriptor>& table() {
       {"segnode_associations_accepted_total", Type::Counter, "DICOM associations accepted.", {}},
       {"segnode_associations_refused_total", Type::Counter, "DICOM associations refused, by reason.", {"reason"}},
       {"segnode_jobs_finished_total", Type::Counter, "Segmentation jobs finished, by model and outcome.", {"model", "outcome"}},
+      {"segnode_structures_omitted_total", Type::Counter,
+       "Structures left out of a sent SEG because they alone fell outside their volume range.", {"model", "structure"}},
       {"segnode_send_attempts_total", Type::Counter, "C-STOREs of results attempted, by destination.", {"destination"}},
       {"segnode_send_failures_total", Type::Counter, "Failed C-STOREs of results (retried or dead-lettered).", {"destination"}},
       {"segnode_dead_letters_total", Type::Counter, "Deliveries given up after the last retry.", {"destination"}},

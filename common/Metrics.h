@@ -16,6 +16,7 @@ enum class Family {
   AssociationsAccepted,  //
   AssociationsRefused,   // {reason}: called_ae, calling_ae, host
   JobsFinished,          // {model, outcome}: done, failed, rejected
+  StructuresOmitted,     // {model, structure}: left out of a sent SEG, alone outside its volume range
   SendAttempts,          // {destination}
   SendFailures,          // {destination}: attempts that failed (retried or dead-lettered)
   DeadLetters,           // {destination}

@@ -23,8 +23,10 @@ struct PlausibilityReport {
   // The label-table indices of the structures outside their own volume range (CT organs); each
   // has its reason in `reasons` too.
   std::vector<size_t> structuresOutside;
-  // What omitStructures() left out of the result, each with its reason; the rest was found plausible.
+  // What omitStructures() left out of the result, each with its reason, and their label-table
+  // indices; the rest was found plausible.
   std::vector<std::string> omitted;
+  std::vector<size_t> omittedStructures;
   double labelledMl = 0, structuresPresent = 0, leftRightRatio = 0, connectedShare = 0;
   Confidence confidence;
   // The failed ranges, "; "-separated ("" when plausible).

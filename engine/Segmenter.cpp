@@ -71,6 +71,7 @@ PlausibilityReport omitStructures(const BundleSpec& spec, Volume& labels, const 
   PlausibilityReport again = checkPlausibility(rest, labels, stats);
   if (!again.plausible) return check;
   again.omitted = check.reasons;  // only the structures' own, by omittableStructures
+  again.omittedStructures = structures;
   return again;
 }
 

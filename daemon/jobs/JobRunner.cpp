@@ -202,6 +202,8 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
       out.flag = "STRUCTURES OMITTED", out.note = check.omittedText();
     dicom::writeSegmentation(image, values, spec.labels, files.front(), out, path);
     storage::syncFilesystems({options_.outputDir});  // on disk before an outbox row says it can be sent
+    for (size_t i : check.omittedStructures)  // a model that often leaves one out has drifted from its data
+      metrics::add(metrics::Family::StructuresOmitted, {job.model, spec.labels[i].name});
     timings["seg_s"] = since(t0);
     return {JobState::Done, "", path.string(), false, confidence, check.summary()};
   } catch (const Stopped&) {

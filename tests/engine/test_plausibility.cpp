@@ -128,7 +128,7 @@ TEST_CASE("a result outside the declared ranges is implausible, with what was me
   CHECK(checkPlausibility(spec, labelMap(2, 0, 1), unsure).plausible);
 }
 
-TEST_CASE("a few organs outside their own ranges are left out and the rest goes on; anything more is rejected",
+TEST_CASE("a few organs outside their own ranges are left out and the rest goes on - anything more is rejected",
           "[engine][plausibility]") {
   BundleSpec spec = fourLabels();
   auto& p = spec.plausibility;
@@ -149,6 +149,7 @@ TEST_CASE("a few organs outside their own ranges are left out and the rest goes 
   const auto kept = omitStructures(spec, big, stats, check);
   CHECK(kept.plausible);
   CHECK(kept.omitted == std::vector<std::string>{"organ 12 mL, expected 1-10 mL"});
+  CHECK(kept.omittedStructures == std::vector<size_t>{3});
   CHECK(kept.summary() == "plausible without: organ 12 mL, expected 1-10 mL; confidence 0.95");
   CHECK(big.data.eq(5).sum().item<int64_t>() == 0);     // the organ is background now
   CHECK(big.data.gt(0).sum().item<int64_t>() == 1000);  // and nothing else changed

@@ -591,5 +591,7 @@ TEST_CASE("one structure outside its own range: the SEG goes out without it, mar
   CHECK_THAT(dump, !Catch::Contains("[" + name + "]"));  // no segment of it
   CHECK_THAT(dump, Catch::Contains("SegmentLabel"));      // the others are there
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND plausibility LIKE 'plausible without: %'") == 1);
+  CHECK_THAT(site.node.http("/metrics").output,
+             Catch::Contains("segnode_structures_omitted_total{model=\"e2e-brain\",structure=\"" + name + "\"} 1\n"));
   site.node.stop();
 }

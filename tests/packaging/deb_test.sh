@@ -50,8 +50,11 @@ getent passwd segnode >/dev/null || fail "no segnode user after install"
 src=$(cd "$(dirname "$0")/../.." && pwd)
 segnode models init --template "$src/etc/templates/brain-mr-synthseg.yaml" --name site-brain --version 0.0.1 \
   --width-divisor 8 --models-dir /var/lib/segnode/models >/dev/null
-segnode models --config /etc/segnode/segnode.yaml | grep -q "^site-brain " || fail "the site's bundle is not listed"
-segnode models --config /etc/segnode/segnode.yaml | grep -q "^brain-mr-student-w4 " || fail "the packaged bundles are not listed"
+# Read whole, then searched: `segnode models | grep -q` fails under pipefail once the list is longer
+# than one write (grep leaves at its match, the writer gets SIGPIPE).
+models=$(segnode models --config /etc/segnode/segnode.yaml) || fail "segnode models failed"
+grep -q "^site-brain " <<<"$models" || fail "the site's bundle is not listed"
+grep -q "^brain-mr-student-w4 " <<<"$models" || fail "the packaged bundles are not listed"
 systemd-analyze verify /lib/systemd/system/segnoded.service || fail "systemd-analyze verify"
 systemd-analyze security --offline=true /lib/systemd/system/segnoded.service | grep "Overall exposure level"
 
@@ -74,7 +77,7 @@ wait_for 30 curl -sf "http://127.0.0.1:$http_port/readyz" || fail "/readyz is no
 echo "segnoded runs as segnode, answers C-ECHO and /readyz"
 if [[ -d $series ]]; then
   storescu -aet STORESCU -aec SEGNODE 127.0.0.1 "$dicom_port" "$series"/*.dcm || fail "storescu"
-  jobs_done() { segnode jobs --config /etc/segnode/segnode.yaml --state done --json | grep -q brain-mr-student-w2; }
+  jobs_done() { local j; j=$(segnode jobs --config /etc/segnode/segnode.yaml --state done --json) && grep -q brain-mr-student-w2 <<<"$j"; }
   wait_for 180 jobs_done || fail "the series' job did not finish"
   ls /var/lib/segnode/out/*.dcm >/dev/null || fail "no SEG written"
   echo "the series was segmented by the packaged model: $(ls /var/lib/segnode/out)"
