@@ -182,11 +182,13 @@ JobRunner::Outcome JobRunner::process(const storage::Job& job, int worker, nlohm
     // with what was measured, or sent flagged where the route says so (issue 16). A route that
     // rejects keeps the rest of a result where only a few organs fall outside their own ranges.
     auto check = engine::checkPlausibility(spec, labels, stats);
-    if (!check.plausible && !job.sendImplausible) check = engine::omitStructures(spec, labels, stats, check);
     const std::optional<double> confidence = stats.confidence.meanMaxProbability;
-    if (!check.plausible && !job.sendImplausible)
-      return {JobState::Rejected, "implausible result of " + spec.reference() + ": " + check.reasonText(), "", false,
-              confidence, check.summary()};
+    if (!check.plausible && !job.sendImplausible) {
+      check = engine::omitStructures(spec, labels, stats, check);
+      if (!check.plausible)
+        return {JobState::Rejected, "implausible result of " + spec.reference() + ": " + check.reasonText(), "", false,
+                confidence, check.summary()};
+    }
     t0 = std::chrono::steady_clock::now();
     // Straight into the SEG writer's buffer (label values are < 32768): no int32 copy of the
     // volume on the way (600 MB for a 512 x 512 x 600 CT).
