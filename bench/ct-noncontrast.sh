@@ -11,7 +11,8 @@
 # CPU only; about 6 minutes for the teacher on 2 cores (bf16, as the node picks it here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bundles=("${@:-etc/models/abdomen-ct-teacher/0.2.0}")
+newest_teacher=$(ls -d etc/models/abdomen-ct-teacher/*/ | sort -V | tail -1)
+bundles=("${@:-${newest_teacher%/}}")
 D=build/bin/segnode-distill out=build/ct-noncontrast
 maps=../shared/data/abdomen_ct/flare22_label_maps
 [ -d "$maps" ] || { echo "skipped: $maps is missing"; exit 0; }

@@ -23,6 +23,9 @@
 # state; join them here with training/gpu/join-parts.sh, which checks their sha256), and
 # progress.txt (each run's last lines; its own name, so that a call may send its output to
 # $OUT/log.txt without two writers).
+# PIECES_PER_CALL=1 sends only 00-small.tar (curves, logs): for a `start` that a `collect` follows
+# on the same machine. A call that sends 48-64 MB back has twice left the machine gone before the
+# next call (sessions 23, 24), where calls that send little back kept it (docs/models.md, session 24).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -234,7 +237,8 @@ require_runs() {
 
 case $1 in
 receive)  # state to $G/received/RUN, bundles (stage-students.sh BUNDLES) to $G/bundles/NAME/VERSION
-  mkdir -p $G/received && cp -r $C/state/. $G/received/
+  mkdir -p $G/received
+  if [ -d $C/state ]; then cp -r $C/state/. $G/received/; fi  # a call may carry only bundle pieces
   keep_bundles
   du -sh $G/received/* $G/bundles/* 2>/dev/null
   ;;
