@@ -1,8 +1,13 @@
 #include "daemon/dicom/StoreScp.h"
 
+#include <atomic>
+#include <list>
+#include <system_error>
+#include <thread>
+
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 
 #include "common/Error.h"
@@ -129,31 +134,81 @@ class Session : public DcmThreadSCP {
 
 }  // namespace
 
-// DcmSCPPool default-constructs its workers; ours need the handler, so the pool is ours.
-struct StoreScp::Pool : public DcmBaseSCPPool {
-  struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, public Session {
-    Worker(Pool& pool) : DcmBaseSCPWorker(pool), Session(pool.handler) {}
-    OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override { return Session::setSharedConfig(config); }
-    OFBool busy() override { return Session::isConnected(); }
-    OFCondition workerListen(T_ASC_Association* const assoc) override { return Session::run(assoc); }
+// The accept loop and one thread per association, owned here rather than by DCMTK's DcmSCPPool.
+// Its worker deletes itself when its association ends, while OFThread::start() may still be
+// writing the new thread's id into it (a C-ECHO that ends before pthread_create returns to the
+// listener, likelier with every core busy segmenting: heap corruption), and it never joins the
+// threads it ends, so each association kept its stack. Here every thread is joined: the finished
+// ones before each association is accepted, the rest at stop().
+struct StoreScp::Listener {
+  Listener(const ScpOptions& options, StoreHandler& h) : handler(h), maxSessions(size_t(options.maxAssociations)) {}
+
+  struct Running {
+    Session session;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    explicit Running(StoreHandler& h) : session(h) {}
   };
-  explicit Pool(StoreHandler& h) : handler(h) {}
-  DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this); }
+
+  // Hands an accepted association to a new thread, or refuses it (the sender may retry) when
+  // maxSessions run or no thread can be started.
+  void hand(T_ASC_Association* assoc, const DcmSharedSCPConfig& shared) {
+    if (sessions.size() >= maxSessions) {
+      SEGNODE_LOG(Warn, Dicom, "association refused: " << maxSessions << " associations already running (dicom.max_associations)");
+      return refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
+    }
+    auto& r = sessions.emplace_back(handler);
+    r.session.setSharedConfig(shared);
+    try {
+      r.thread = std::thread([&r, assoc] {
+        try {
+          r.session.run(assoc);
+        } catch (const std::exception& e) {
+          SEGNODE_LOG(Error, Dicom, "association ended by an error: " << e.what());
+        }
+        r.done = true;
+      });
+    } catch (const std::system_error& e) {  // EAGAIN: out of threads or memory; the node stays up
+      sessions.pop_back();
+      SEGNODE_LOG(Error, Dicom, "association refused: no thread to run it: " << e.what());
+      refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+    }
+  }
+
+  // Joins the sessions whose association has ended (all of them: waits for the running ones).
+  void reap(bool all) {
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (!all && !it->done) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      it = sessions.erase(it);
+    }
+  }
+
+  static void refuse(T_ASC_Association* assoc, T_ASC_RejectParametersReason reason) {
+    T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED, reason};
+    ASC_rejectAssociation(assoc, &rej);
+    ASC_dropAssociation(assoc);
+    ASC_destroyAssociation(&assoc);
+  }
+
   StoreHandler& handler;
+  const size_t maxSessions;
+  DcmSCPConfig config;
+  std::list<Running> sessions;  // a list: a running thread holds a reference to its element
+  std::atomic<bool> stopping{false};
 };
 
-StoreScp::StoreScp(const ScpOptions& c, StoreHandler& handler) : pool_(std::make_unique<Pool>(handler)) {
-  pool_->setMaxThreads(Uint16(c.maxAssociations));
-  DcmSCPConfig& cfg = pool_->getConfig();
+StoreScp::StoreScp(const ScpOptions& c, StoreHandler& handler) : listener_(std::make_unique<Listener>(c, handler)) {
+  DcmSCPConfig& cfg = listener_->config;
   cfg.setAETitle(c.aeTitle.c_str());
   cfg.setPort(c.port);
   cfg.setMaxReceivePDULength(c.maxPdu);
   cfg.setACSETimeout(Uint32(c.acseTimeoutSeconds));
   cfg.setDIMSETimeout(Uint32(c.dimseTimeoutSeconds));
   cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-  // Wake up every second while idle so that stop() is noticed.
-  cfg.setConnectionBlockingMode(DUL_NOBLOCK);
-  cfg.setConnectionTimeout(1);
   cfg.setHostLookupEnabled(OFFalse);
   if (c.tls) {
     tls_ = makeTlsLayer(*c.tls, /*accepting=*/true);
@@ -172,10 +227,35 @@ StoreScp::StoreScp(const ScpOptions& c, StoreHandler& handler) : pool_(std::make
 StoreScp::~StoreScp() = default;
 
 void StoreScp::run() {
-  OFCondition c = pool_->listen();
-  if (c.bad()) throw Error(ErrorCode::Io, std::string("DICOM listener stopped: ") + c.text());
+  Listener& l = *listener_;
+  T_ASC_Network* network = nullptr;
+  OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, int(l.config.getPort()), int(l.config.getACSETimeout()), &network);
+  if (c.good() && tls_) c = ASC_setTransportLayer(network, tls_.get(), /*takeoverOwnership=*/0);
+  if (c.bad()) {
+    ASC_dropNetwork(&network);
+    throw Error(ErrorCode::Io, "DICOM listener on port " + std::to_string(l.config.getPort()) + ": " + c.text());
+  }
+  const DcmSharedSCPConfig shared(l.config);
+  while (!l.stopping) {
+    l.reap(false);
+    T_ASC_Association* assoc = nullptr;
+    // Wakes up every second while idle, so that stop() is noticed.
+    c = ASC_receiveAssociation(network, &assoc, long(l.config.getMaxReceivePDULength()), nullptr, nullptr,
+                               OFBool(tls_ != nullptr), DUL_NOBLOCK, 1);
+    if (c.good()) {
+      l.hand(assoc, shared);
+      continue;
+    }
+    if (c != DUL_NOASSOCIATIONREQUEST) {  // a connection that broke before it was an association
+      SEGNODE_LOG(Warn, Dicom, "receiving an association failed: " << c.text());
+      if (assoc) ASC_dropAssociation(assoc);
+    }
+    ASC_destroyAssociation(&assoc);
+  }
+  l.reap(true);
+  ASC_dropNetwork(&network);
 }
 
-void StoreScp::stop() { pool_->stopAfterCurrentAssociations(); }
+void StoreScp::stop() { listener_->stopping = true; }
 
 }  // namespace segnode::dicom

@@ -1,6 +1,6 @@
 #pragma once
-// The node's DICOM listener: C-ECHO and C-STORE on a pool of association threads (DCMTK's
-// DcmSCPPool). Every DICOM detail stays in here; decisions are the StoreHandler's.
+// The node's DICOM listener: C-ECHO and C-STORE, one thread per association (at most
+// max_associations). Every DICOM detail stays in here; decisions are the StoreHandler's.
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,11 +23,11 @@ class StoreScp {
   void run();
   void stop();  // from another thread: finish the running associations, then return from run()
 
-  struct Pool;
+  struct Listener;
 
  private:
-  std::shared_ptr<DcmTransportLayer> tls_;  // outlives the pool that uses it
-  std::unique_ptr<Pool> pool_;
+  std::shared_ptr<DcmTransportLayer> tls_;  // outlives the listener that uses it
+  std::unique_ptr<Listener> listener_;
 };
 
 }  // namespace segnode::dicom

@@ -13,6 +13,8 @@
 #include <dcmtk/dcmdata/dctk.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
@@ -91,7 +93,27 @@ NodeProcess::NodeProcess(const std::string& peersYaml, const std::string& extraY
 }
 
 NodeProcess::~NodeProcess() {
+  if (const auto report = exitReport(); !report.empty()) std::fprintf(stderr, "%s\n", report.c_str());
   if (pid_ > 0) kill9();
+}
+
+namespace {
+std::string lastLines(const std::string& text, int n) {
+  size_t cut = text.size();
+  while (n-- >= 0 && cut != std::string::npos && cut > 0) cut = text.rfind('\n', cut - 1);
+  return cut == std::string::npos || cut == 0 ? text : text.substr(cut + 1);
+}
+}  // namespace
+
+std::string NodeProcess::exitReport() {
+  int status = 0;
+  if (pid_ <= 0 || waitpid(pid_, &status, WNOHANG) != pid_) return exitReport_;
+  pid_ = -1;
+  const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+                                                    strsignal(WTERMSIG(status)) + ")"
+                                              : "exited with code " + std::to_string(WEXITSTATUS(status));
+  exitReport_ = "segnoded " + how + " while the test still used it; the end of its log:\n" + lastLines(log(), 40);
+  return exitReport_;
 }
 
 std::string NodeProcess::log() const {
@@ -144,6 +166,13 @@ long NodeProcess::peakRssKb() const {
   while (pid_ > 0 && std::getline(status, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
   return 0;
+}
+
+long NodeProcess::memoryMaps() const {
+  std::ifstream maps("/proc/" + std::to_string(pid_) + "/maps");
+  long n = 0;
+  for (std::string line; pid_ > 0 && std::getline(maps, line);) ++n;
+  return n;
 }
 
 void NodeProcess::kill9() {

@@ -38,12 +38,17 @@ class NodeProcess {
   void appendConfig(const std::string& yaml);
   // Spawns and waits (bounded) until it listens. segnoded loads every route's model before it
   // listens, and times each precision on a fresh state directory: a real teacher needs longer.
-  void start(double listenSeconds = 10);
+  void start(double listenSeconds = 60);  // a bound, not a wait: a busy CI machine times a model slowly
   void kill9();  // crash it
   int stop();    // SIGTERM and wait (bounded); returns the exit code (-1: killed by a signal)
   void signal(int sig) const;  // e.g. SIGHUP
   bool running() const { return pid_ > 0; }
+  // How segnoded ended when nobody stopped it ("" while it runs): its exit code or signal and the
+  // last lines of its log. A test waiting on a node that went away fails at once with this, and
+  // the destructor prints it: CI keeps no scratch directory to read the log from afterwards.
+  std::string exitReport();
   long peakRssKb() const;  // VmHWM of the running segnoded (0 when not running)
+  long memoryMaps() const;  // lines of /proc/PID/maps of the running segnoded (0 when not running)
 
   int port() const { return port_; }
   int httpPort() const { return httpPort_; }
@@ -72,6 +77,7 @@ class NodeProcess {
   TempDir dir_;
   int port_, httpPort_;
   pid_t pid_ = -1;
+  std::string exitReport_;
 };
 
 // A throwaway CA made with openssl(1), and certificates it signs (CN 127.0.0.1) for "node",

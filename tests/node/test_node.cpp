@@ -60,6 +60,21 @@ TEST_CASE("C-ECHO answers known peers - unknown or misaddressed callers are refu
   CHECK_THAT(json.output, Catch::Contains("\"outcome\":\"refused\"") && Catch::Contains("not in dicom.peers"));
 }
 
+// Each association runs on its own thread. DCMTK's pool never joined its threads: every one kept
+// its stack, a mapping and its guard page, until the node ran out of them.
+TEST_CASE("short associations leave nothing behind: after 200 C-ECHOs the node has the memory maps it had",
+          "[node][dicom]") {
+  NodeProcess node;
+  node.start();
+  REQUIRE(node.echoscu().exitCode == 0);  // one-time allocations of the first association
+  const long before = node.memoryMaps();
+  for (int i = 0; i < 200; ++i) REQUIRE(node.echoscu().exitCode == 0);
+  const long after = node.memoryMaps();
+  CHECK(after - before < 40);  // 400 more if each association kept its stack; malloc may add an arena or two
+  CHECK(node.stop() == 0);
+  std::printf("200 C-ECHO associations: segnoded memory maps %ld before, %ld after\n", before, after);
+}
+
 TEST_CASE("a peer known by AE title but calling from another host is refused", "[node][dicom]") {
   NodeProcess node("  peers:\n    - {ae_title: STORESCU, host: 10.9.9.9}\n");
   node.start();

@@ -377,7 +377,9 @@ TEST_CASE("a queue of series is worked off while SEGs go out as they are made an
   // While the queue is worked off: C-ECHO and a C-STORE are answered promptly, and SEGs arrive.
   double firstSeg = -1, slowestAnswer = 0;
   const auto probe = source.front();
+  std::string died;
   REQUIRE(waitFor([&] {
+    if (died = site.node.exitReport(); !died.empty()) return true;  // not 30 s x n of refused connections
     const auto a = Clock::now();
     CHECK(site.node.echoscu().exitCode == 0);
     CHECK(site.node.storescu({"-xe"}, {probe.string()}).exitCode == 0);
@@ -386,6 +388,8 @@ TEST_CASE("a queue of series is worked off while SEGs go out as they are made an
     if (segs > 0 && firstSeg < 0) firstSeg = since();
     return segs == size_t(n);
   }, 30.0 * n));
+  INFO(died);
+  REQUIRE(died.empty());
   const double lastSeg = since();
   site.node.stop();
   CHECK(site.node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == n);  // the probe's 1 image: no route
