@@ -8,6 +8,7 @@
 #include "common/Version.h"
 #include "daemon/app/Systemd.h"
 #include "daemon/dicom/InstanceReader.h"
+#include "daemon/dicom/Tls.h"
 #include "daemon/dicom/Toolkit.h"
 #include "daemon/ingest/Recovery.h"
 
@@ -159,12 +160,18 @@ void Node::stop(int sig) {
   scp_.stop();
 }
 
+void Node::checkCertificates(const config::NodeConfig& config) {
+  if (config.tls) dicom::makeTlsLayer(*config.tls, /*accepting=*/true);
+  send::Sender::remotesFor(config.destinations);
+}
+
 void Node::reload() {
   if (stopping_) return;
   notifyReloading();
   config::NodeConfig next;
   try {
     next = config::loadConfig(cfg_.file);
+    checkCertificates(next);
   } catch (const std::exception& e) {
     configProblem_ = std::string("SIGHUP: the new configuration is refused, the running one is kept: ") + e.what();
     SEGNODE_LOG(Error, App, configProblem_);
@@ -177,7 +184,13 @@ void Node::reload() {
   service_.setPeers(next.peers, next.acceptUnknownPeers);
   router_.setRoutes(next.routes);
   if (senderRestart_.joinable()) senderRestart_.join();
-  senderRestart_ = std::thread([this, d = next.destinations, r = next.retry] { sender_.restart(d, r); });
+  senderRestart_ = std::thread([this, d = next.destinations, r = next.retry] {
+    try {
+      sender_.restart(d, r);
+    } catch (const std::exception& e) {
+      SEGNODE_LOG(Error, Send, "SIGHUP: the senders kept their running destinations (a TLS file changed since the reload was checked): " << e.what());
+    }
+  });
   if (log::Level level; log::parseLevel(next.logLevel, level)) log::setLevel(level);
   cfg_.peers = next.peers, cfg_.acceptUnknownPeers = next.acceptUnknownPeers, cfg_.routes = next.routes;
   cfg_.destinations = next.destinations, cfg_.retry = next.retry, cfg_.logLevel = next.logLevel;

@@ -31,6 +31,10 @@ class Node {
   explicit Node(config::NodeConfig config);
   ~Node();
   int run();  // returns the exit code
+  // Loads the listener's and every destination's certificates as TLS will use them; throws
+  // Error(BadConfig) naming the file. The config checker sees only that the files exist: a file
+  // holding no certificate passes it. --check-config and SIGHUP (before it applies anything) run this.
+  static void checkCertificates(const config::NodeConfig& config);
 
  private:
   void recover();

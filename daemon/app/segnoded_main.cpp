@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     auto cfg = segnode::config::loadConfig(configFile);
     if (checkOnly) {
+      segnode::app::Node::checkCertificates(cfg);
       std::printf("%s: ok (AE %s, port %u, %zu peers, %zu SOP classes, spool %s, database %s)\n", configFile.c_str(),
                   cfg.aeTitle.c_str(), unsigned(cfg.port), cfg.peers.size(), cfg.sopClasses.size(),
                   cfg.spoolDir.c_str(), cfg.database.c_str());

@@ -29,11 +29,18 @@ class Sender {
   void start();
   void wake();  // new outbox rows
   void stop();   // after the C-STOREs in progress
-  // SIGHUP: stop, take the new destinations and retry policy, start again.
+  // SIGHUP: take the new destinations and retry policy, stop, start again. Their TLS layers are
+  // made first: a certificate that cannot be used throws before anything stops.
   void restart(std::vector<config::Destination> destinations, config::RetryPolicy retry);
+  // The destinations as the senders reach them, TLS layers made (dicom/Tls.h); throws
+  // Error(BadConfig) naming the file that cannot be used (app::Node::checkCertificates).
+  static std::vector<dicom::RemoteAe> remotesFor(const std::vector<config::Destination>& destinations);
 
  private:
+  void startWith(std::vector<dicom::RemoteAe> remotes);
   void loop(const std::string& destination, const dicom::RemoteAe& remote);
+  // One C-STORE of a due row and its outcome recorded; false when the outcome could not be.
+  bool deliver(const std::string& destination, const dicom::RemoteAe& remote, const storage::OutboxItem& item);
   SenderOptions options_;
   storage::Jobs& jobs_;
   std::vector<std::thread> threads_;

@@ -2,6 +2,9 @@
 // (TestPki); storescu is the client. The sender's TLS is tested against Orthanc in test_pipeline.
 #include <catch2/catch.hpp>
 
+#include <csignal>
+#include <fstream>
+
 #include "NodeHarness.h"
 
 using namespace segnode::test;
@@ -52,7 +55,7 @@ TEST_CASE("DICOM TLS: a client with a trusted certificate is served - an untrust
                       sopInstanceUidOf(files[4]) + "')") == 2);
 }
 
-TEST_CASE("segnoded refuses to start with a TLS key that does not match its certificate - exit 78 naming the files",
+TEST_CASE("segnoded and --check-config refuse a TLS key that does not match its certificate - exit 78 naming the files",
           "[node][tls][config]") {
   if (segnode::test::missing(runCommand({"openssl", "version"}).exitCode == 0, "openssl(1)")) return;
   TestPki pki;
@@ -61,6 +64,9 @@ TEST_CASE("segnoded refuses to start with a TLS key that does not match its cert
   auto r = runCommand({segnodedPath().string(), "--config", node.configFile().string()});
   CHECK(r.exitCode == 78);
   CHECK_THAT(r.output, Catch::Contains("does not match certificate") && Catch::Contains(pki.key("client")));
+  auto check = runCommand({segnodedPath().string(), "--config", node.configFile().string(), "--check-config"});
+  CHECK(check.exitCode == 78);  // the checker loads the files as the node will, not only sees them
+  CHECK_THAT(check.output, Catch::Contains("does not match certificate"));
 }
 
 TEST_CASE("DICOM TLS min_version 1.3: a client limited to TLS 1.2 is refused, a 1.3 one served", "[node][tls][data]") {
@@ -76,4 +82,20 @@ TEST_CASE("DICOM TLS min_version 1.3: a client limited to TLS 1.2 is refused, a 
   CHECK(node.storescu(tlsClient(pki, "client"), {files[1].string()}).exitCode == 0);
   node.stop();
   CHECK(node.queryStrings("SELECT sop_instance_uid FROM instances") == std::vector<std::string>{sopInstanceUidOf(files[1])});
+}
+
+TEST_CASE("SIGHUP with a destination whose TLS certificates cannot be used: the reload is refused, the node keeps running",
+          "[node][tls][reload]") {
+  NodeProcess node;
+  node.start();
+  // The checker sees a file that exists; only loading it into a TLS layer shows it holds no certificate.
+  const fs::path notPem = node.dir() / "not-a-certificate.pem";
+  std::ofstream(notPem) << "this is not a PEM certificate\n";
+  node.appendConfig("destinations:\n  - {name: pacs, ae_title: PACS, host: 127.0.0.1, port: " + std::to_string(freePort()) +
+                    ", tls: {trusted_certificates: [" + notPem.string() + "]}}\n");
+  node.signal(SIGHUP);
+  REQUIRE(waitFor([&] { return node.http("/readyz").output.find("the new configuration is refused") != std::string::npos; }, 10));
+  CHECK_THAT(node.http("/readyz").output, Catch::Contains(notPem.string()));
+  CHECK(node.echoscu("STORESCU").exitCode == 0);  // still serving, with the old configuration
+  CHECK(node.stop() == 0);
 }
