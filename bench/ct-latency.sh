@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # CPU time per abdominal CT of the FLARE22 networks (issue 15's target: w4 <= 10 s per abdomen on
 # this machine), measured before any of them is trained: time does not depend on the weights, so
-# the networks are the template + 3 mm plan's teacher (one CPU iteration) and its w2/w4/w8 widths
-# with random weights. `segnode bench` interleaves teacher and w4 in fp32 and bf16 on the real
-# TotalSegmentator example CT; `segnode segment` gives the wall time of one whole call (load,
-# resample, sliding window, labels back on the input grid).
+# the networks are the template + plan's teacher (one CPU iteration; 3 mm unless PLAN says) and
+# its w2/w4/w8 widths with random weights. `segnode bench` interleaves teacher and w4 in fp32 and
+# bf16 on the real TotalSegmentator example CT; `segnode segment` gives the wall time of one whole
+# call (load, resample, sliding window, labels back on the input grid).
 #   bash bench/ct-latency.sh [OUT_DIR]
-# CPU only; about two minutes on 2 cores.
+#   PLAN=training/ct/abdomen-ct-flare13-2mm.plan.yaml bash bench/ct-latency.sh build/ct-latency-2mm
+# PLAN: the grid (default 3 mm; the 2 mm plan is the 2 mm teachers' and their students').
+# CPU only; about two minutes on 2 cores (3 mm), six (2 mm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/ct-latency}
 shared=$(cd ../shared/data && pwd)
 D=build/bin/segnode-distill S=build/bin/segnode
 ct=$shared/abdomen_ct/totalseg_example_ct/example_ct.nii.gz
+plan=${PLAN:-training/ct/abdomen-ct-flare13-3mm.plan.yaml}
 rm -rf "$out" && mkdir -p "$out/models"
-$D train --template etc/templates/abdomen-ct-flare13.yaml --plan training/ct/abdomen-ct-flare13-3mm.plan.yaml \
+$D train --template etc/templates/abdomen-ct-flare13.yaml --plan "$plan" \
   --name abdomen-ct-teacher --version 0.0.0 --labels "$shared/abdomen_ct/flare22_label_maps/FLARE22_Tr_0001.nii.gz" \
   --table training/ct/abdomen-ct-generation.tsv --iterations 1 --batch 1 --patch 48,48,48 --device cpu \
   --out "$out/train" >/dev/null 2>&1
