@@ -38,6 +38,8 @@ const std::vector<Descriptor>& table() {
       {"segnode_send_failures_total", Type::Counter, "Failed C-STOREs of results (retried or dead-lettered).", {"destination"}},
       {"segnode_dead_letters_total", Type::Counter, "Deliveries given up after the last retry.", {"destination"}},
       {"segnode_config_reloads_total", Type::Counter, "Configuration reloads (SIGHUP), by result.", {"result"}},
+      {"segnode_io_handler_failures_total", Type::Counter,
+       "Handlers of the io thread (quiet periods, retention, signals, HTTP) that threw; the thread went on.", {}},
       {"segnode_job_duration_seconds", Type::Histogram, "Seconds from claiming a job to its SEG on disk.", {"model"}},
       {"segnode_inference_seconds", Type::Histogram, "Seconds of network inference per job.", {"model"}},
       {"segnode_series", Type::Gauge, "Series in the database, by state.", {"state"}},

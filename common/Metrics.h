@@ -21,6 +21,7 @@ enum class Family {
   SendFailures,          // {destination}: attempts that failed (retried or dead-lettered)
   DeadLetters,           // {destination}
   ConfigReloads,         // {result}: applied, rejected
+  IoHandlerFailures,     // handlers of the io thread that threw (app/IoLoop.h); the thread goes on
   // histograms
   JobSeconds,        // {model}: claimed -> SEG written
   InferenceSeconds,  // {model}: the network's share of it

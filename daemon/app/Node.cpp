@@ -6,6 +6,7 @@
 #include "common/Log.h"
 #include "common/Metrics.h"
 #include "common/Version.h"
+#include "daemon/app/IoLoop.h"
 #include "daemon/app/Systemd.h"
 #include "daemon/dicom/InstanceReader.h"
 #include "daemon/dicom/Tls.h"
@@ -128,7 +129,12 @@ int Node::run() {
   modelProblems_ = runner_.preload(routeModels());
   for (const auto& p : modelProblems_) SEGNODE_LOG(Error, Infer, "model of a route does not load: " << p);
   start();
-  std::thread ioThread([this] { io_.run(); });
+  std::thread ioThread([this] {
+    runIoLoop(io_, [](const char* what) {
+      SEGNODE_LOG(Error, App, "a handler of the io thread failed: " << what << "; the io thread goes on");
+      metrics::add(metrics::Family::IoHandlerFailures);
+    });
+  });
   SEGNODE_LOG(Info, App, "segnoded " << version() << " " << cfg_.aeTitle << " on port " << cfg_.port << ", spool "
                                      << cfg_.spoolDir.string() << ", database " << cfg_.database.string());
   int rc = 0;

@@ -8,7 +8,7 @@
 namespace segnode::routing {
 
 SeriesAssembler::SeriesAssembler(boost::asio::io_context& io, storage::Index& index, double quietSeconds, ReadyFn onReady)
-    : io_(io), index_(index), quietMs_(int64_t(quietSeconds * 1000)), onReady_(std::move(onReady)) {}
+    : io_(io), index_(index), quietMs_(int64_t(quietSeconds * 1000)), onReady_(std::move(onReady)), resumeTimer_(io) {}
 
 void SeriesAssembler::noteActivity(const std::string& seriesUid) {
   {
@@ -19,16 +19,31 @@ void SeriesAssembler::noteActivity(const std::string& seriesUid) {
 }
 
 void SeriesAssembler::resumeReceiving() {
-  boost::asio::post(io_, [this] {
-    for (const auto& s : index_.seriesInState(storage::SeriesState::Receiving)) {
-      int64_t elapsed = std::clamp<int64_t>(storage::nowMs() - s.lastReceivedMs, 0, quietMs_);
-      {
-        std::lock_guard<std::mutex> lock(activityMutex_);
-        lastActivity_.emplace(s.uid, std::chrono::steady_clock::now() - std::chrono::milliseconds(elapsed));
-      }
-      arm(s.uid, quietMs_ - elapsed);
+  boost::asio::post(io_, [this] { resume(); });
+}
+
+// A series left receiving by the last run has no timer until this read succeeds: a failed read
+// is retried rather than thrown, or the series would wait for an instance that may never come.
+void SeriesAssembler::resume() {
+  std::vector<storage::SeriesInfo> receiving;
+  try {
+    receiving = index_.seriesInState(storage::SeriesState::Receiving);
+  } catch (const std::exception& e) {
+    SEGNODE_LOG(Error, Db, "the series still receiving before the restart could not be listed: " << e.what() << "; retrying");
+    resumeTimer_.expires_after(std::chrono::seconds(1));
+    resumeTimer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) resume();
+    });
+    return;
+  }
+  for (const auto& s : receiving) {
+    int64_t elapsed = std::clamp<int64_t>(storage::nowMs() - s.lastReceivedMs, 0, quietMs_);
+    {
+      std::lock_guard<std::mutex> lock(activityMutex_);
+      lastActivity_.emplace(s.uid, std::chrono::steady_clock::now() - std::chrono::milliseconds(elapsed));
     }
-  });
+    arm(s.uid, quietMs_ - elapsed);
+  }
 }
 
 // Milliseconds of quiet still to wait for (0: quiet now).

@@ -26,6 +26,7 @@ class SeriesAssembler {
   void resumeReceiving();                           // after a restart: arm timers for every receiving series
 
  private:
+  void resume();  // on io_'s thread; a failed read of the receiving series is retried after a second
   void arm(const std::string& seriesUid, int64_t delayMs);
   void check(const std::string& seriesUid);
   int64_t quietLeftMs(const std::string& seriesUid);
@@ -35,6 +36,7 @@ class SeriesAssembler {
   int64_t quietMs_;
   ReadyFn onReady_;
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;  // touched on io_'s thread only
+  boost::asio::steady_timer resumeTimer_;
   std::mutex activityMutex_;
   std::map<std::string, std::chrono::steady_clock::time_point> lastActivity_;
 };

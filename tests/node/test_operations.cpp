@@ -3,11 +3,13 @@
 // SIGTERM (a running job past processing.stop_timeout_s goes back to the queue, nothing is lost).
 #include <catch2/catch.hpp>
 
+#include <boost/asio.hpp>
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "daemon/app/IoLoop.h"
 #include "node/NodeHarness.h"
 
 using namespace segnode::test;
@@ -128,4 +130,23 @@ TEST_CASE("SIGTERM: a running job past stop_timeout_s goes back to the queue wit
   REQUIRE(waitFor([&] { return node.queryInt("SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1; }, 120));
   CHECK(node.queryInt("SELECT attempts FROM jobs") == 1);
   CHECK(node.stop() == 0);
+}
+
+TEST_CASE("a handler of the io thread that throws ends neither the thread nor the handlers queued after it", "[node][operations]") {
+  boost::asio::io_context io;
+  std::vector<std::string> failures;
+  int ran = 0;
+  boost::asio::post(io, [] { throw std::runtime_error("database disk image is malformed"); });
+  boost::asio::post(io, [&] { ++ran; });
+  boost::asio::steady_timer timer(io, std::chrono::milliseconds(20));
+  timer.async_wait([&](const boost::system::error_code&) {
+    ++ran;
+    throw 42;  // not a std::exception
+  });
+  boost::asio::post(io, [&] { ++ran; });
+  segnode::app::runIoLoop(io, [&](const char* what) { failures.push_back(what); });  // returns: no work left
+  CHECK(ran == 3);
+  REQUIRE(failures.size() == 2);
+  CHECK(failures[0] == "database disk image is malformed");
+  CHECK(failures[1] == "an exception of unknown type");
 }

@@ -199,6 +199,26 @@ TEST_CASE("the quiet period runs on the monotonic clock: a wall-clock step neith
   CHECK(ready == 2);
 }
 
+TEST_CASE("series left receiving by the last run: a failed read at start-up is retried, and they still become ready",
+          "[node][storage][routing]") {
+  test::TempDir dir;
+  auto db = storage::openDatabase(dir.path() / "segnode.db");
+  storage::Index index(*db);
+  index.recordInstance(instanceOf("1.2.3.9", "1.2.3.9.1", storage::nowMs()));  // received just before a restart
+  SQLite::Database other((dir.path() / "segnode.db").string(), SQLite::OPEN_READWRITE);
+  other.exec("ALTER TABLE series RENAME TO series_away");  // the read fails (as an I/O error would)
+  boost::asio::io_context io;
+  int ready = 0;
+  routing::SeriesAssembler assembler(io, index, 0.2, [&](const storage::SeriesInfo&) { ++ready; });
+  assembler.resumeReceiving();
+  CHECK_NOTHROW(io.run_for(std::chrono::milliseconds(300)));  // before: "no such table" escaped the io loop
+  CHECK(ready == 0);
+  other.exec("ALTER TABLE series_away RENAME TO series");
+  io.restart();
+  io.run_for(std::chrono::milliseconds(1500));  // the retry after 1 s, then the rest of the quiet period
+  CHECK(ready == 1);
+}
+
 TEST_CASE("retention deletes a SEG once every delivery was sent - a pending or dead one keeps it", "[node][storage][retention]") {
   test::TempDir dir;
   auto db = storage::openDatabase(dir.path() / "segnode.db");
