@@ -11,6 +11,10 @@
 #include "common/Log.h"
 #include "engine/Model.h"
 
+#ifdef SEGNODE_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
 namespace segnode::engine {
 namespace {
 
@@ -26,6 +30,27 @@ nlohmann::json readCache(const std::filesystem::path& file) {
     SEGNODE_LOG(Warn, Infer, file.string() << ": unreadable precision cache, measuring again: " << e.what());
   }
   return nlohmann::json::object();
+}
+
+// The instruction set oneDNN runs on: the CPU's, or less where ONEDNN_MAX_CPU_ISA caps it.
+std::string onednnIsa() {
+#ifdef SEGNODE_WITH_ONEDNN
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: {
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "isa 0x%x", unsigned(dnnl_get_effective_cpu_isa()));
+      return hex;
+    }
+  }
+#else
+  return "";
+#endif
 }
 
 bool sameKey(const nlohmann::json& e, const BundleSpec& spec, const std::string& cpu) {
@@ -74,6 +99,11 @@ std::string cpuModelName() {
   return "unknown CPU";
 }
 
+std::string cpuKey() {
+  const std::string isa = onednnIsa();
+  return isa.empty() ? cpuModelName() : cpuModelName() + " (oneDNN " + isa + ")";
+}
+
 std::string PrecisionChoice::summary() const {
   std::string s = std::string(toString(chosen)) + " (" + how;
   for (size_t i = 0; i < secondsPerTile.size(); ++i) {
@@ -87,7 +117,7 @@ std::string PrecisionChoice::summary() const {
 std::optional<PrecisionChoice> cachedPrecision(const BundleSpec& spec, const std::filesystem::path& cacheFile) {
   if (cacheFile.empty()) return std::nullopt;
   std::lock_guard<std::mutex> lock(g_cacheMutex);
-  const std::string cpu = cpuModelName();
+  const std::string cpu = cpuKey();
   const nlohmann::json entries = readCache(cacheFile).value("entries", nlohmann::json::array());
   for (const auto& e : entries) {
     if (!sameKey(e, spec, cpu)) continue;
@@ -127,7 +157,7 @@ PrecisionChoice choosePrecision(const BundleSpec& spec, const std::filesystem::p
   std::lock_guard<std::mutex> lock(g_cacheMutex);
   nlohmann::json cache = readCache(cacheFile);
   nlohmann::json entries = nlohmann::json::array();
-  const std::string cpu = cpuModelName();
+  const std::string cpu = cpuKey();
   const nlohmann::json old = cache.value("entries", nlohmann::json::array());
   for (const auto& e : old)
     if (!sameKey(e, spec, cpu)) entries.push_back(e);

@@ -4,7 +4,7 @@
 // faster on a Zen 4, so only a timing on the CPU itself knows. A bundle allows a precision other
 // than fp32 only when it records its validation Dice in it within the guard
 // (metrics.precision_guard.<name>.passed, written by `segnode-distill export --guard`). The
-// choice is cached per CPU model and bundle (reference + weights sha256) in a JSON file of the
+// choice is cached per CPU (cpuKey) and bundle (reference + weights sha256) in a JSON file of the
 // node's state directory, so it is measured once per machine and bundle.
 #include <filesystem>
 #include <optional>
@@ -17,6 +17,11 @@ namespace segnode::engine {
 
 std::vector<Precision> allowedPrecisions(const BundleSpec& spec);  // fp32 first
 std::string cpuModelName();                                         // /proc/cpuinfo "model name"
+// The cache's key for this CPU: the model name and the instruction set oneDNN runs on. A virtual
+// machine's model name can be as plain as "Intel(R) Xeon(R) Processor" on hosts with and without
+// AMX, where bf16 is 3.8x faster or 1.3x slower than fp32; a VM moved to another host, or
+// ONEDNN_MAX_CPU_ISA set, must measure again instead of keeping the other machine's choice.
+std::string cpuKey();
 
 struct PrecisionChoice {
   Precision chosen = Precision::Float32;

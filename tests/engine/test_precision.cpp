@@ -73,8 +73,15 @@ TEST_CASE("the precision is measured once per CPU and bundle, cached, and a pin 
   CHECK(again.chosen == first.chosen);
   auto json = nlohmann::json::parse(std::ifstream(cache));
   REQUIRE(json["entries"].size() == 1);
-  CHECK(json["entries"][0]["cpu"] == engine::cpuModelName());
+  CHECK(json["entries"][0]["cpu"] == engine::cpuKey());
   CHECK(json["entries"][0]["weights_sha256"] == spec.weightsSha256);
+#ifdef SEGNODE_WITH_ONEDNN
+  // The same model name on another instruction set (a VM moved to a host without AMX) measures again.
+  CHECK(engine::cpuKey() != engine::cpuModelName());
+  json["entries"][0]["cpu"] = engine::cpuModelName() + " (oneDNN some_other_isa)";
+  std::ofstream(cache) << json.dump();
+  CHECK(engine::choosePrecision(spec, cache).how == "measured");
+#endif
 
   auto pinned = engine::choosePrecision(spec, cache, engine::Precision::Float32);
   CHECK(pinned.chosen == engine::Precision::Float32);
