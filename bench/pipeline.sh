@@ -66,6 +66,8 @@ for _ in $(seq 600); do [[ $(find_seg | tr -d ' \n') != "[]" ]] && break; sleep 
 seg=$(find_seg | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)[0])")
 curl -sf -o "$work/seg.dcm" "http://127.0.0.1:$http_port/instances/$seg/file"
 errors=$(dciodvfy "$work/seg.dcm" 2>&1 | grep -c "^Error" || true)
+# The precision the node chose, and why (measured on this CPU, or pinned), to stderr.
+grep -o 'precision [a-z0-9]* ([^)]*)' "$work/segnoded.log" | sed 's/^/node: /' >&2 || true
 /usr/bin/python3 - "$work/db.sqlite" "$errors" <<'PY'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
