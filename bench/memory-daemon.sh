@@ -5,12 +5,20 @@
 # it with the CT route's model and writes its SEG (send_flagged: noise is implausible, and a
 # rejected job would skip the SEG writer, whose frames are part of what this measures). Reports segnoded's peak RSS (VmHWM) and
 # the job's timings (docs/reliability.md "Inference memory").
-#   [ON_IMPLAUSIBLE=reject] bash bench/memory-daemon.sh [THREADS]   (needs a full build: segnoded)
+#   [ON_IMPLAUSIBLE=reject] [ORIENTATION=flipped] bash bench/memory-daemon.sh [THREADS]   (needs a full build: segnoded)
 # ON_IMPLAUSIBLE=reject stops the job before the SEG writer: the difference is the writer's share.
+# ORIENTATION=flipped writes rows and columns the other way (ImageOrientationPatient -1\0\0\0\-1\0):
+# the loader reorients the grid before the network, one more copy of the input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
-work=$PWD/build/bench-memory-daemon
+orientation=${ORIENTATION:-standard}
+case $orientation in
+  standard) sign=- ;;
+  flipped) sign= ;;
+  *) echo "memory-daemon: ORIENTATION is standard or flipped, not $orientation" >&2; exit 64 ;;
+esac
+work=$PWD/build/bench-memory-daemon-$orientation
 bin=$PWD/build/bin
 for tool in "$bin/segnoded" storescu curl; do
   command -v "$tool" >/dev/null || { echo "memory-daemon: $tool missing (full build; dcmtk, curl)" >&2; exit 69; }
@@ -18,13 +26,15 @@ done
 /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null || { echo "memory-daemon: python3-pydicom missing" >&2; exit 69; }
 rm -rf "$work/var" && mkdir -p "$work/var"
 if [[ ! -f $work/ct/0599.dcm ]]; then
-  /usr/bin/python3 - "$work/ct512.nii" <<'PY'
+  /usr/bin/python3 - "$work/ct512.nii" "${sign}0.8" <<'PY'
 import sys
 import nibabel as nib, numpy as np
 a = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # as bench/memory.sh
-# x and y run right-to-left and front-to-back (RAS -x, -y): in DICOM's LPS, the standard axial
+# Standard: x and y run right-to-left and front-to-back (RAS -x, -y): in DICOM's LPS, the axial
 # orientation (1,0,0 / 0,1,0) a scanner writes, which the loader takes without reorienting.
-nib.save(nib.Nifti1Image(a, np.diag([-0.8, -0.8, 1.0, 1.0])), sys.argv[1])
+# Flipped (+x, +y): -1,0,0 / 0,-1,0 in LPS.
+step = float(sys.argv[2])
+nib.save(nib.Nifti1Image(a, np.diag([step, step, 1.0, 1.0])), sys.argv[1])
 PY
   /usr/bin/python3 bench/nifti-to-ct-dicom.py "$work/ct512.nii" "$work/ct" "memory bench noise 512x512x600"
   rm "$work/ct512.nii"
