@@ -13,11 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
 orientation=${ORIENTATION:-standard}
-case $orientation in
-  standard) sign=- ;;
-  flipped) sign= ;;
-  *) echo "memory-daemon: ORIENTATION is standard or flipped, not $orientation" >&2; exit 64 ;;
-esac
+[[ $orientation == standard || $orientation == flipped ]] ||
+  { echo "memory-daemon: ORIENTATION is standard or flipped, not $orientation" >&2; exit 64; }
 work=$PWD/build/bench-memory-daemon-$orientation
 bin=$PWD/build/bin
 for tool in "$bin/segnoded" storescu curl; do
@@ -26,14 +23,14 @@ done
 /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null || { echo "memory-daemon: python3-pydicom missing" >&2; exit 69; }
 rm -rf "$work/var" && mkdir -p "$work/var"
 if [[ ! -f $work/ct/0599.dcm ]]; then
-  /usr/bin/python3 - "$work/ct512.nii" "${sign}0.8" <<'PY'
+  /usr/bin/python3 - "$work/ct512.nii" "$orientation" <<'PY'
 import sys
 import nibabel as nib, numpy as np
 a = np.random.default_rng(0).normal(40, 200, (512, 512, 600)).astype(np.int16)  # as bench/memory.sh
 # Standard: x and y run right-to-left and front-to-back (RAS -x, -y): in DICOM's LPS, the axial
 # orientation (1,0,0 / 0,1,0) a scanner writes, which the loader takes without reorienting.
 # Flipped (+x, +y): -1,0,0 / 0,-1,0 in LPS.
-step = float(sys.argv[2])
+step = -0.8 if sys.argv[2] == "standard" else 0.8
 nib.save(nib.Nifti1Image(a, np.diag([step, step, 1.0, 1.0])), sys.argv[1])
 PY
   /usr/bin/python3 bench/nifti-to-ct-dicom.py "$work/ct512.nii" "$work/ct" "memory bench noise 512x512x600"

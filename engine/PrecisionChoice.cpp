@@ -100,8 +100,11 @@ std::string cpuModelName() {
 }
 
 std::string cpuKey() {
-  const std::string isa = onednnIsa();
-  return isa.empty() ? cpuModelName() : cpuModelName() + " (oneDNN " + isa + ")";
+  static const std::string key = [] {  // fixed for the process: read /proc/cpuinfo once
+    const std::string isa = onednnIsa();
+    return isa.empty() ? cpuModelName() : cpuModelName() + " (oneDNN " + isa + ")";
+  }();
+  return key;
 }
 
 std::string PrecisionChoice::summary() const {
