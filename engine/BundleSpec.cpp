@@ -96,6 +96,12 @@ PreprocessingSpec readPreprocessing(yaml::Reader& r) {
   if (!(p.cropForeground >= 0 && p.cropForeground < 1))
     r.fail("preprocessing.crop_foreground.fraction", "must be in [0, 1)", "use 0 (off) or about 0.1");
   if (!(p.cropForegroundMarginMm >= 0)) r.fail("preprocessing.crop_foreground.margin_mm", "must be >= 0");
+  if (r.has("preprocessing.crop_foreground.above")) {
+    p.cropForegroundAbove = r.get<double>("preprocessing.crop_foreground.above", "a value in the image's units (CT: HU)");
+    if (p.cropForeground > 0)
+      r.fail("preprocessing.crop_foreground", "has both `fraction` and `above`",
+             "keep one: fraction (MR, of the 99th percentile) or above (CT, e.g. -500 HU)");
+  }
   return p;
 }
 
@@ -381,10 +387,9 @@ void saveBundleSpec(const BundleSpec& b, const std::filesystem::path& yamlFile) 
   }
   root["preprocessing"]["image_interpolation"] = p.imageInterpolation == Interpolation::Cubic ? "cubic" : "linear";
   root["preprocessing"]["crop_nonzero"] = p.cropNonzero;
-  if (p.cropForeground > 0) {
-    root["preprocessing"]["crop_foreground"]["fraction"] = shortNumber(p.cropForeground);
-    root["preprocessing"]["crop_foreground"]["margin_mm"] = shortNumber(p.cropForegroundMarginMm);
-  }
+  if (p.cropForeground > 0) root["preprocessing"]["crop_foreground"]["fraction"] = shortNumber(p.cropForeground);
+  if (p.cropForegroundAbove) root["preprocessing"]["crop_foreground"]["above"] = shortNumber(*p.cropForegroundAbove);
+  if (p.cropsForeground()) root["preprocessing"]["crop_foreground"]["margin_mm"] = shortNumber(p.cropForegroundMarginMm);
   const auto& a = b.architecture;
   YAML::Node arch;
   arch["in_channels"] = a.inChannels;

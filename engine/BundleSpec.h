@@ -56,10 +56,15 @@ struct PreprocessingSpec {
   double clipLow = 0, clipHigh = 0, mean = 0, std = 1;  // CT only
   Interpolation imageInterpolation = Interpolation::Linear;
   bool cropNonzero = true;
-  // preprocessing.crop_foreground (0: off): crop also to the subject's box (Preprocess.h,
-  // foregroundBox) at this fraction of the 99th percentile, widened by the margin in mm.
-  double cropForeground = 0;
+  // preprocessing.crop_foreground: crop also to the subject's box (Preprocess.h), widened by the
+  // margin in mm. The subject is where voxels exceed `fraction` of the image's 99th percentile
+  // (MR, whose background is noise: foregroundBox) or `above`, a value in the image's own units
+  // (CT in HU: the body against the air of the field of view, foregroundBoxAbove). Off when
+  // neither is set.
+  double cropForeground = 0;                  // fraction; 0: not this rule
+  std::optional<double> cropForegroundAbove;  // above
   double cropForegroundMarginMm = 8;
+  bool cropsForeground() const { return cropForeground > 0 || cropForegroundAbove.has_value(); }
 };
 
 // nnU-Net's PlainConvUNet, described by its plan. Acts as the network's options struct.

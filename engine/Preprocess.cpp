@@ -49,7 +49,13 @@ CropBox foregroundBox(const torch::Tensor& image, double fraction, const Size3& 
   const int64_t k = std::max<int64_t>(1, int64_t(0.99 * double(sample.numel())));
   const double high = std::get<0>(sample.to(torch::kFloat).kthvalue(k)).item<double>();
   if (!(high > 0)) return whole;
-  torch::Tensor bright = image.gt(fraction * high).to(torch::kFloat);
+  return foregroundBoxAbove(image, fraction * high, margin);
+}
+
+CropBox foregroundBoxAbove(const torch::Tensor& image, double threshold, const Size3& margin) {
+  const Size3 size{image.size(2), image.size(1), image.size(0)};
+  CropBox whole{{0, 0, 0}, size};
+  torch::Tensor bright = image.gt(threshold).to(torch::kFloat);
   CropBox box;
   for (int a = 0; a < 3; ++a) {  // a: x, y, z = tensor dims 2, 1, 0
     const int64_t dim = 2 - a;
@@ -86,11 +92,12 @@ Preprocessed preprocess(const Volume& input, const PreprocessingSpec& spec) {
   torch::Tensor image = reorient(input.data.to(torch::kFloat), rec.reorientation);
 
   rec.crop = spec.cropNonzero ? nonzeroBox(image) : CropBox{{0, 0, 0}, canonical.size};
-  if (spec.cropForeground > 0) {  // within the non-zero box: both are boxes of the same grid
+  if (spec.cropsForeground()) {  // within the non-zero box: both are boxes of the same grid
     Size3 margin;
     for (int a = 0; a < 3; ++a)
       margin[size_t(a)] = int64_t(std::ceil(spec.cropForegroundMarginMm / canonical.spacing[size_t(a)]));
-    const CropBox fg = foregroundBox(image, spec.cropForeground, margin);
+    const CropBox fg = spec.cropForegroundAbove ? foregroundBoxAbove(image, *spec.cropForegroundAbove, margin)
+                                                : foregroundBox(image, spec.cropForeground, margin);
     for (int a = 0; a < 3; ++a) {
       rec.crop.begin[size_t(a)] = std::max(rec.crop.begin[size_t(a)], fg.begin[size_t(a)]);
       rec.crop.end[size_t(a)] = std::min(rec.crop.end[size_t(a)], fg.end[size_t(a)]);

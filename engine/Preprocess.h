@@ -26,6 +26,12 @@ CropBox nonzeroBox(const torch::Tensor& image);
 // slice, so they do not stretch the box. The whole grid when no slice qualifies.
 CropBox foregroundBox(const torch::Tensor& image, double fraction, const Size3& marginVoxels);
 
+// The same box with the threshold given in the image's own units: a CT's body, whose voxels lie
+// above `threshold` (-500 HU) where the air of the field of view lies below (the lungs and the
+// bowel gas are inside the box anyway). A full 500 mm field of view holds a body of about
+// 350 x 250 mm: the box is what the network must see.
+CropBox foregroundBoxAbove(const torch::Tensor& image, double threshold, const Size3& marginVoxels);
+
 struct PreprocessRecord {
   Geometry input;             // the grid labels must come back to
   Reorientation reorientation;

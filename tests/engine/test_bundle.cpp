@@ -74,10 +74,21 @@ TEST_CASE("a bundle written is a bundle read, found by name or name@version", "[
   CHECK(b.labels[1].value == 10);
   CHECK((b.architecture.features == std::vector<int>{4, 8, 16}));
   CHECK(b.untrained());
+  CHECK_FALSE(b.preprocessing.cropsForeground());
   auto model = SegmentationModel::load(b);
   CHECK(model->parameterCount() == b.architecture.parameterCount());
   CHECK_THROWS_WITH(store.resolve("nothere"), Catch::Contains("installed: tiny@0.0.1, tiny@0.2.0, tiny@0.10.0"));
   CHECK_THROWS_WITH(store.resolve("tiny@9.9.9"), Catch::Contains("not installed"));
+  // A CT body crop survives the round trip.
+  spec.preprocessing.cropForegroundAbove = -500;
+  spec.preprocessing.cropForegroundMarginMm = 10;
+  spec.version = {0, 3, 0};
+  writeRandomBundle(spec, dir / "tiny" / "0.3.0", 4);
+  BundleSpec ct = ModelStore(dir.path()).resolve("tiny@0.3.0");
+  REQUIRE(ct.preprocessing.cropForegroundAbove.has_value());
+  CHECK(*ct.preprocessing.cropForegroundAbove == -500);
+  CHECK(ct.preprocessing.cropForegroundMarginMm == 10);
+  CHECK(ct.preprocessing.cropForeground == 0);
 }
 
 TEST_CASE("corrupt, incomplete or mismatched bundles are refused with the file and the problem", "[bundle]") {
@@ -145,6 +156,14 @@ TEST_CASE("corrupt, incomplete or mismatched bundles are refused with the file a
     s.weightsSha256 = segnode::sha256File(d / "weights.safetensors");
     saveBundleSpec(s, d / "bundle.yaml");
     expectRefused(d, "weights.safetensors", "unexpected tensor 'stray.weight'");
+  }
+  SECTION("a foreground crop by two rules at once") {
+    auto d = fresh("twocrops");
+    BundleSpec s = loadBundleSpec(d);
+    s.preprocessing.cropForeground = 0.1;
+    s.preprocessing.cropForegroundAbove = -500;
+    saveBundleSpec(s, d / "bundle.yaml");
+    expectRefused(d, "bundle.yaml", "has both `fraction` and `above`");
   }
   SECTION("not YAML at all") {
     auto d = fresh("garbage");

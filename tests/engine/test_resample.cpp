@@ -133,3 +133,29 @@ TEST_CASE("the foreground box finds the subject in a noisy field of view and ign
   REQUIRE(back.sizes() == image.sizes());
   CHECK(back.sum().item<int64_t>() == 34 * 44 * 24);  // class 1 exactly on the box, 0 outside
 }
+
+TEST_CASE("a CT's body box lies above -500 HU: air around it is cut, air inside it is kept", "[preprocess]") {
+  torch::manual_seed(5);
+  torch::Tensor image = torch::randn({30, 60, 80}) * 15 - 1000;      // [z, y, x] air of the field of view
+  image.slice(1, 10, 50).slice(2, 15, 65) += 1040;                    // the body, every slice
+  image.slice(1, 20, 30).slice(2, 25, 35).fill_(-990);                // gas inside it stays in the box
+  image.index_put_({5, 2, 2}, 1200.0);                                // a stray bright voxel in the air
+  CropBox box = foregroundBoxAbove(image, -500, {3, 3, 3});
+  CHECK(box.begin == Size3{12, 7, 0});
+  CHECK(box.end == Size3{68, 53, 30});
+  // Through preprocessing with a CT bundle's spec: 1 mm voxels, margin 3 mm.
+  Volume v;
+  v.geometry.size = {80, 60, 30};
+  v.geometry.spacing = {1, 1, 1};
+  v.data = image;
+  PreprocessingSpec spec;
+  spec.normalization = Normalization::CT;
+  spec.clipLow = -200, spec.clipHigh = 300, spec.mean = 40, spec.std = 50;
+  spec.cropNonzero = false;
+  spec.cropForegroundAbove = -500;
+  spec.cropForegroundMarginMm = 3;
+  Preprocessed p = preprocess(v, spec);
+  CHECK(p.record.networkSize == Size3{56, 46, 30});
+  torch::Tensor logits = torch::stack({torch::zeros_like(p.image), torch::ones_like(p.image)});
+  CHECK(classesOnInputGrid(logits, p.record).sum().item<int64_t>() == 56 * 46 * 30);
+}
