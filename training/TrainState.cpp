@@ -192,10 +192,17 @@ void checkSameRun(const RunState& saved, const RunState& wanted) {
   if (saved.seed != wanted.seed) refuse("--seed", str(saved.seed), str(wanted.seed));
   if (saved.batch != wanted.batch) refuse("--batch", str(saved.batch), str(wanted.batch));
   if (saved.patch != wanted.patch) refuse("--patch", patch(saved.patch), patch(wanted.patch));
+  // A network the run starts from or learns from ("init", "teacher": "NAME@VERSION SHA256") is its
+  // weights: the same weights re-released under another version (another tile step or crop, which
+  // only inference reads) are the same recipe.
+  auto same = [](const std::string& what, const std::string& had, const std::string& now) {
+    if (what != "init" && what != "teacher") return had == now;
+    return had.substr(had.find_last_of(' ') + 1) == now.substr(now.find_last_of(' ') + 1);
+  };
   for (const auto& [what, had] : saved.recipe) {
     auto want = wanted.recipe.find(what);
     const std::string now = want == wanted.recipe.end() ? "none" : want->second;
-    if (now != had)
+    if (!same(what, had, now))
       throw Error(ErrorCode::InvalidArgument, "--resume: the saved run drew its batches from " + what + " " + had +
                                                   ", this command from " + now +
                                                   " (a run keeps one recipe: start a new --out to change it)");

@@ -264,6 +264,14 @@ TEST_CASE("a few training steps lower the loss, and export -> load -> predict gi
                     Catch::Contains("label_maps maps-a, this command from none"));
   s.recipe = {{"generation_table", "table-a"}, {"label_maps", "maps-a"}};
   CHECK(trainTeacher(net, synth, patch, 2, s, dir.path() / "work", torch::kCPU).iterations == 25);
+  // A teacher is its weights: the same weights under another version teach on, other weights do not.
+  RunState had = readRunState(dir.path() / "work"), other = had;
+  had.recipe["teacher"] = "abdomen-ct-teacher@0.5.0 22a12d69";
+  other.recipe["teacher"] = "abdomen-ct-teacher@0.5.1 22a12d69";
+  CHECK_NOTHROW(checkSameRun(had, other));
+  other.recipe["teacher"] = "abdomen-ct-teacher@0.5.0 66bfdd48";
+  CHECK_THROWS_WITH(checkSameRun(had, other), Catch::Contains("teacher abdomen-ct-teacher@0.5.0 22a12d69, this command from "
+                                                              "abdomen-ct-teacher@0.5.0 66bfdd48"));
 
   spec.provenance = nlohmann::ordered_json::object();
   auto written = writeTrainedBundle(spec, net, dir.path() / "bundle", torch::kFloat);
