@@ -18,6 +18,9 @@ std::pair<int64_t, int64_t> extent(const torch::Tensor& any) {
   return {idx.min().item<int64_t>(), idx.max().item<int64_t>() + 1};
 }
 
+// The box that crops nothing: a [z, y, x] tensor's whole grid.
+CropBox wholeGrid(const torch::Tensor& image) { return {{0, 0, 0}, {image.size(2), image.size(1), image.size(0)}}; }
+
 bool sameSpacing(const Vec3& a, const Vec3& b) {
   for (int i = 0; i < 3; ++i)
     if (std::fabs(a[size_t(i)] - b[size_t(i)]) > 1e-3 * b[size_t(i)]) return false;
@@ -28,11 +31,8 @@ bool sameSpacing(const Vec3& a, const Vec3& b) {
 
 CropBox nonzeroBox(const torch::Tensor& image) {
   torch::Tensor nz = image.ne(0);
+  if (!nz.any().item<bool>()) return wholeGrid(image);
   CropBox box;
-  if (!nz.any().item<bool>()) {
-    box.end = {image.size(2), image.size(1), image.size(0)};
-    return box;
-  }
   auto [z0, z1] = extent(nz.any(2).any(1));
   auto [y0, y1] = extent(nz.any(2).any(0));
   auto [x0, x1] = extent(nz.any(1).any(0));
@@ -42,19 +42,17 @@ CropBox nonzeroBox(const torch::Tensor& image) {
 }
 
 CropBox foregroundBox(const torch::Tensor& image, double fraction, const Size3& margin) {
-  const Size3 size{image.size(2), image.size(1), image.size(0)};
-  CropBox whole{{0, 0, 0}, size};
   // The percentile of a strided sample: exact enough for a threshold, and cheap on 10^7 voxels.
   torch::Tensor sample = image.flatten().slice(0, 0, image.numel(), std::max<int64_t>(1, image.numel() / 1000000));
   const int64_t k = std::max<int64_t>(1, int64_t(0.99 * double(sample.numel())));
   const double high = std::get<0>(sample.to(torch::kFloat).kthvalue(k)).item<double>();
-  if (!(high > 0)) return whole;
+  if (!(high > 0)) return wholeGrid(image);
   return foregroundBoxAbove(image, fraction * high, margin);
 }
 
 CropBox foregroundBoxAbove(const torch::Tensor& image, double threshold, const Size3& margin) {
-  const Size3 size{image.size(2), image.size(1), image.size(0)};
-  CropBox whole{{0, 0, 0}, size};
+  const CropBox whole = wholeGrid(image);
+  const Size3 size = whole.end;
   torch::Tensor bright = image.gt(threshold).to(torch::kFloat);
   CropBox box;
   for (int a = 0; a < 3; ++a) {  // a: x, y, z = tensor dims 2, 1, 0
@@ -91,7 +89,7 @@ Preprocessed preprocess(const Volume& input, const PreprocessingSpec& spec) {
   rec.canonicalSize = canonical.size;
   torch::Tensor image = reorient(input.data.to(torch::kFloat), rec.reorientation);
 
-  rec.crop = spec.cropNonzero ? nonzeroBox(image) : CropBox{{0, 0, 0}, canonical.size};
+  rec.crop = spec.cropNonzero ? nonzeroBox(image) : wholeGrid(image);
   if (spec.cropsForeground()) {  // within the non-zero box: both are boxes of the same grid
     Size3 margin;
     for (int a = 0; a < 3; ++a)
