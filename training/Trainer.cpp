@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -89,11 +90,37 @@ std::vector<Trainee> trainees(const std::vector<std::pair<std::string, engine::P
   return out;
 }
 
-// A CSV that a resumed run appends to (the header is written once, when the file is new).
-std::ofstream openCsv(const fs::path& path, bool append, const std::string& header) {
-  bool fresh = !append || !fs::exists(path) || fs::file_size(path) == 0;
-  std::ofstream csv(path, fresh ? std::ios::trunc : std::ios::app);
-  if (fresh) csv << header << "\n";
+// When this program started (static initialisation, before main). A call's time budget counts from
+// here, set-up included (the teacher, the label maps, the synthesis context): two runs set up side
+// by side on one GPU machine once took over 150 s of a 540 s call, and the call ended mid-step.
+const Clock::time_point kProgramStart = Clock::now();
+
+double programSeconds() { return std::chrono::duration<double>(Clock::now() - kProgramStart).count(); }
+
+// Rewrites the CSV log at `path` without the rows of steps after `step` (the first column). A call
+// stopped between checkpoints (at its deadline, or by a fault) logged steps that its state does not
+// hold; the resumed run takes them again, and each step must appear once.
+void dropRowsAfter(const fs::path& path, int64_t step) {
+  std::ifstream in(path);
+  std::string header, line, kept;
+  std::getline(in, header);
+  while (std::getline(in, line))
+    if (std::strtoll(line.c_str(), nullptr, 10) <= step) kept += line + "\n";
+  in.close();
+  const fs::path tmp = path.string() + ".tmp";
+  std::ofstream(tmp, std::ios::trunc) << header << "\n" << kept;
+  fs::rename(tmp, path);
+}
+
+// A run's CSV log: a new one (header first), or (resumedAt >= 0) the resumed run's, continued from
+// its state's step.
+std::ofstream openCsv(const fs::path& path, int64_t resumedAt, const std::string& header) {
+  if (resumedAt >= 0 && fs::exists(path) && fs::file_size(path) > 0) {
+    dropRowsAfter(path, resumedAt);
+    return std::ofstream(path, std::ios::app);
+  }
+  std::ofstream csv(path, std::ios::trunc);
+  csv << header << "\n";
   return csv;
 }
 
@@ -168,10 +195,11 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
     for (auto& n : nets) saveNetworkState(workDir, n.name, *n.net, *n.opt, *n.ema);
     writeRunState(workDir, st);  // last: a state.yaml always names complete network files
   };
-  auto csv = openCsv(workDir / "curves.csv", resuming, "iteration,seconds,lr," + csvHeader);
+  const int64_t resumedAt = resuming ? st.step : -1;
+  auto csv = openCsv(workDir / "curves.csv", resumedAt, "iteration,seconds,lr," + csvHeader);
   std::string valHeader = "iteration,network,weights,group,mean_dice";
   for (int c = 1; c < nets[0].net->get()->spec().numClasses; ++c) valHeader += ",dice_" + std::to_string(c);
-  auto valCsv = openCsv(workDir / "validation.csv", resuming, valHeader);
+  auto valCsv = openCsv(workDir / "validation.csv", resumedAt, valHeader);
 
   TrainResult r;
   r.finalLoss.assign(nets.size(), -1);
@@ -217,7 +245,7 @@ TrainResult runSchedule(std::vector<Trainee>& nets, const ScheduleOptions& s, in
   const double before = st.seconds;
   auto callSeconds = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
   while (st.step < s.iterations && (s.stopAfter <= 0 || st.step - first < s.stopAfter) &&
-         (s.timeBudgetSeconds <= 0 || callSeconds() < s.timeBudgetSeconds)) {
+         (s.timeBudgetSeconds <= 0 || programSeconds() < s.timeBudgetSeconds)) {
     const double lr = learningRateAt(s, st.step);
     for (auto& n : nets) setLearningRate(*n.opt, lr);
     PhaseClock clock(s.stepPhases, device);

@@ -28,7 +28,8 @@ struct ScheduleOptions {
   int64_t iterations = 1000;     // planned total of the run: the learning-rate schedule spans it
   int64_t warmupIterations = 0;  // linear warm-up from lr / warmup, inside the total
   int64_t stopAfter = 0;         // this call: stop after this many iterations (0: no limit)
-  double timeBudgetSeconds = 0;  // this call: stop after this many seconds (0: no limit)
+  double timeBudgetSeconds = 0;  // this call: stop once the program has run this many seconds,
+                                 // its set-up included (0: no limit)
   std::string optimizer = "sgd";  // sgd | adamw (adamw runs are not resumable)
   double learningRate = 0.01;     // sgd; adamw uses 1e-3 unless set
   double weightDecay = 3e-5;

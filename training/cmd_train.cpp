@@ -52,7 +52,7 @@ CLI::App* addRunCommand(CLI::App& app, const char* name, const char* what, RunAr
   g->add_option("--batch", a.batch, "(default: the plan's for train, 2 for distill)")->check(CLI::Range(1, 256));
   g->add_option("--patch", a.patch, "X,Y,Z (default: the plan's or the teacher's)")->delimiter(',');
   g->add_option("--stop-after", s.stopAfter, "this call: stop after N iterations (0: no limit)")->check(CLI::Range(0, big));
-  g->add_option("--time-budget", s.timeBudgetSeconds, "this call: stop after SECONDS (0: no limit)")->check(CLI::Range(0.0, 1e7));
+  g->add_option("--time-budget", s.timeBudgetSeconds, "this call: stop once the program has run SECONDS, set-up included (0: no limit)")->check(CLI::Range(0.0, 1e7));
   auto* resume = g->add_flag("--resume", s.resume, "continue OUT/work exactly");
   g->add_flag("--extend", s.extend, "raise the planned total to --iterations (recorded)")->needs(resume);
   g->add_option("--validate-every", s.validateEvery, "validation with --val-labels (0: at the end of a call)")->check(CLI::Range(0, big));

@@ -188,6 +188,8 @@ TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in
 
   auto split = pruneFromTeacher(teacher, arch);
   CHECK(run(split, "split", 4, true).iterations == 4);  // nothing to resume yet: starts at 0
+  // A call stopped between checkpoints (at its deadline) has logged a step its state does not hold.
+  std::ofstream(dir.path() / "split" / "curves.csv", std::ios::app) << "5,9.9,0.01,1,1,1\n";
   auto fresh = engine::PlainConvUNet(arch);  // a new process: everything comes from the state
   auto rest = run(fresh, "split", 0, true);
   CHECK(rest.iterations == 6);
@@ -202,8 +204,16 @@ TEST_CASE("a run resumed after N steps and continued for M equals N + M steps in
     while (std::getline(in, line)) ++n;
     return n;
   };
+  auto steps = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::string line, all;
+    std::getline(in, line);
+    while (std::getline(in, line)) all += line.substr(0, line.find(',')) + " ";
+    return all;
+  };
   CHECK(lines(dir.path() / "once" / "curves.csv") == 7);
   CHECK(lines(dir.path() / "split" / "curves.csv") == 7);
+  CHECK(steps(dir.path() / "split" / "curves.csv") == "1 2 3 4 5 6 ");  // each step once, in order
 
   // Another plan is refused, naming what differs; a finished run cannot be extended.
   s.iterations = 7;
