@@ -103,10 +103,14 @@ double programSeconds() { return std::chrono::duration<double>(Clock::now() - kP
 void dropRowsAfter(const fs::path& path, int64_t step) {
   std::ifstream in(path);
   std::string header, line, kept;
+  bool dropped = false;
   std::getline(in, header);
-  while (std::getline(in, line))
+  while (std::getline(in, line)) {
     if (std::strtoll(line.c_str(), nullptr, 10) <= step) kept += line + "\n";
+    else dropped = true;
+  }
   in.close();
+  if (!dropped) return;  // the usual case: the last call ended on a checkpoint
   const fs::path tmp = path.string() + ".tmp";
   std::ofstream(tmp, std::ios::trunc) << header << "\n" << kept;
   fs::rename(tmp, path);

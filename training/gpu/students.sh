@@ -225,6 +225,13 @@ parts() {
 
 running() { for p in $G/runs/*/pid; do kill -0 "$(cat "$p")" 2>/dev/null && return 0; done; return 1; }
 
+# Waits while a run is running, at most until $2 seconds after the time $1; a run still running
+# then is said, and the pack that follows holds its last checkpoint.
+await_runs() {
+  while running && (( $(date +%s) < $1 + $2 )); do sleep 5; done
+  if running; then echo "still running after $2 s: packing each run's last checkpoint"; fi
+}
+
 # `watch`, `collect` and `parts` need the machine that ran `start`. A call that finds none came
 # more than 30 s after the last (the machine went back, and this one is bare): say so, exit 69
 # (EX_UNAVAILABLE). The last pack that came back holds the state to stage and start again from.
@@ -290,8 +297,7 @@ start)
   for run in "$@"; do ended $G/runs/$run | sed "s/^/$run at start: /"; done
   # Each run's budget ends 40 s before the deadline, set-up included (segnode-distill counts from
   # its start): time to validate, save and export. The pack waits for that, never past the deadline.
-  while running && (( $(date +%s) < t0 + deadline )); do sleep 10; done
-  running && echo "still running at the deadline: packing each run's last checkpoint"
+  await_runs "$t0" "$deadline"
   pack
   ;;
 parts)  # the pieces of the last pack from index $2 on (`pack` named the first that did not fit)
@@ -301,9 +307,7 @@ parts)  # the pieces of the last pack from index $2 on (`pack` named the first t
   ;;
 watch|collect)  # watch SECONDS is collect with its limit given
   require_runs
-  t0=$(date +%s) wait_s=${2:-570}
-  while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
-  running && echo "still running after $wait_s s: packing the last checkpoint"
+  await_runs "$(date +%s)" "${2:-570}"
   pack
   ;;
 esac
