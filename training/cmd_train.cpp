@@ -209,11 +209,41 @@ int train(const TrainArgs& args) {
 // Seconds for one volume on this machine's CPU with random weights of the candidate's width.
 // A student's own description: what it segments (the teacher's first sentence) and where it
 // comes from; the teacher's figures are the teacher's, not the student's (docs/models.md has both).
-std::string studentDescription(const engine::BundleSpec& teacher, int divisor) {
+std::string studentDescription(const engine::BundleSpec& teacher, int divisor, bool reallocated) {
   auto end = teacher.description.find(". ");
   auto task = end == std::string::npos ? teacher.description : teacher.description.substr(0, end + 1);
-  return task + " 1/" + std::to_string(divisor) + "-width student distilled from " + teacher.reference() +
+  const std::string kind = reallocated ? "-parameter student (widths per stage reallocated)" : "-width student";
+  return task + " 1/" + std::to_string(divisor) + kind + " distilled from " + teacher.reference() +
          " (provenance below; validation in docs/models.md).";
+}
+
+// A student's architecture: DESIGN §6's rule (features / divisor, at least minFeatures), or, with
+// `perStage` ("16:24:40:56:64"), those widths: the same parameter budget spent differently over
+// the stages (wider near full resolution, where boundaries are drawn, narrower deep down, where
+// the parameters are). The budget holds: at most the rule's parameter count for that divisor, so
+// a reallocated w4 is still >= 93.7 % smaller than its teacher's family teacher. "rule" keeps the rule.
+engine::ArchitectureSpec studentArchitecture(const engine::ArchitectureSpec& teacher, int divisor, int minFeatures,
+                                             const std::string& perStage) {
+  auto rule = teacher.withWidthDivisor(divisor, minFeatures);
+  if (perStage == "rule") return rule;
+  auto arch = teacher;
+  arch.features.clear();
+  std::stringstream in(perStage);
+  for (std::string item; std::getline(in, item, ':');) {
+    char* end = nullptr;
+    long f = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || f < 1 || f > 4096)
+      throw Error(ErrorCode::InvalidArgument, "--features-per-stage " + perStage + ": '" + item + "' is not a width (1-4096)");
+    arch.features.push_back(int(f));
+  }
+  if (arch.stages() != teacher.stages())
+    throw Error(ErrorCode::InvalidArgument, "--features-per-stage " + perStage + ": the teacher has " +
+                                                std::to_string(teacher.stages()) + " stages");
+  if (arch.parameterCount() > rule.parameterCount())
+    throw Error(ErrorCode::InvalidArgument, "--features-per-stage " + perStage + ": " + std::to_string(arch.parameterCount()) +
+                                                " parameters, over the 1/" + std::to_string(divisor) + " rule's (of this teacher) " +
+                                                std::to_string(rule.parameterCount()));
+  return arch;
 }
 
 // The width of a bundle against the first teacher of its family: 1 for a teacher, N for a 1/N
@@ -305,7 +335,7 @@ struct DistillArgs : RunArgs {
   std::optional<double> maxParams, latencyBudget;
   bool dryRun = false;
   training::DistillSettings w;
-  std::vector<std::string> inits{"teacher"}, names, balance{"inverse-frequency"};
+  std::vector<std::string> inits{"teacher"}, names, balance{"inverse-frequency"}, stageFeatures{"rule"};
   std::vector<double> kd{1}, gradient{10}, supervised{1}, feature{0};
 };
 
@@ -366,7 +396,8 @@ int distill(const DistillArgs& args) {
   w.edges = edges == "sobel" ? training::EdgeOperator::Sobel : training::EdgeOperator::Prewitt;
 
   const size_t n = divisors.size();
-  auto inits = perStudent("--init", args.inits, n), balance = perStudent("--kd-balance", args.balance, n);
+  auto inits = perStudent("--init", args.inits, n), balance = perStudent("--kd-balance", args.balance, n),
+       stageFeatures = perStudent("--features-per-stage", args.stageFeatures, n);
   auto kds = perStudent("--kd-weight", args.kd, n), grads = perStudent("--gradient-weight", args.gradient, n),
        sups = perStudent("--supervised-weight", args.supervised, n), feats = perStudent("--feature-weight", args.feature, n);
   std::string base = teacherSpec.name;
@@ -383,9 +414,9 @@ int distill(const DistillArgs& args) {
   std::vector<training::StudentRecipe> recipes;
   for (size_t i = 0; i < n; ++i) {
     engine::BundleSpec spec = teacherSpec;
-    spec.architecture = teacherSpec.architecture.withWidthDivisor(divisors[i], minFeatures);
+    spec.architecture = studentArchitecture(teacherSpec.architecture, divisors[i], minFeatures, stageFeatures[i]);
     spec.name = names[i];
-    spec.description = studentDescription(teacherSpec, divisors[i] * teacherWidth);
+    spec.description = studentDescription(teacherSpec, divisors[i] * teacherWidth, stageFeatures[i] != "rule");
     if (!args.version.empty() && !engine::SemVer::parse(args.version, spec.version))
       throw Error(ErrorCode::InvalidArgument, "--version wants X.Y.Z");
     if (inits[i] == "teacher") {
@@ -420,6 +451,7 @@ int distill(const DistillArgs& args) {
     d["width_divisor"] = divisors[i] * teacherWidth;  // against the family's teacher
     if (teacherWidth > 1) d["width_divisor_of_teacher"] = divisors[i];
     d["min_features"] = minFeatures;
+    if (stageFeatures[i] != "rule") d["features_per_stage"] = "reallocated within the 1/" + std::to_string(divisors[i] * teacherWidth) + " rule's parameters";
     d["supervised_weight"] = recipes[i].supervised;
     d["kd_weight"] = recipes[i].kd;
     d["kd_balance"] = balance[i];
@@ -459,6 +491,9 @@ void addDistill(CLI::App& app) {
   pick->add_flag("--dry-run", a->dryRun, "print the chosen divisors and stop");
   auto* each = sub->add_option_group("Per student", "one value, or one per --divisors entry");
   each->add_option("--names", a->names, "bundle names (default: TEACHER-student-wD)")->delimiter(',');
+  each->add_option("--features-per-stage", a->stageFeatures,
+                   "widths per stage, as 16:24:40:56:64 (at most the divisor rule's parameters), or rule: features / divisor")
+      ->delimiter(',');
   each->add_option("--init", a->inits, "start from the pruned teacher or from scratch")->delimiter(',')->check(CLI::IsMember({"teacher", "scratch"}));
   const auto weight = CLI::Range(0.0, std::numeric_limits<double>::infinity());
   each->add_option("--kd-weight", a->kd, "weight of the distillation loss")->delimiter(',')->check(weight);

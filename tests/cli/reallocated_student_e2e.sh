@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A student whose widths are given per stage (`distill --features-per-stage`, issue 10's
+# reallocated w4): the budget is the divisor rule's parameter count and is enforced, the bundle
+# carries the widths and says so, and a stage kept at the teacher's full width starts as the
+# teacher's own filters (pruning keeps every channel there, in order).
+#   reallocated_student_e2e.sh SEGNODE_DISTILL SHARED_DATA SOURCE_DIR
+set -euo pipefail
+distill=$1 shared=$2 src=$3
+source "$src/tests/cli/e2e_common.sh"
+maps=$shared/brain_mr/synthseg_label_maps
+require_file "$maps/training_seg_01.nii.gz"
+teacher=$src/etc/models/brain-mr-student-w2/0.4.6  # features 16:32:64:128:160
+require_file "$teacher/weights.safetensors"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+run() {
+  "$distill" distill --teacher "$teacher" --divisors 2 --labels "$maps/training_seg_01.nii.gz" \
+    --table "$maps/synthseg_generation_label_table.tsv" --device cpu --batch 1 --patch 32,32,32 \
+    --iterations 1 --lr 1e-7 --ema-decay 0 --names brain-mr-student-w4 --version 0.0.1 "$@"
+}
+refused() {  # refused ALLOCATION WHAT: exit 64 (EX_USAGE) and the reason
+  set +e
+  run --features-per-stage "$1" --out "$work/no" >"$work/no.log" 2>&1
+  local rc=$?
+  set -e
+  [ $rc -eq 64 ] && grep -q "$2" "$work/no.log" || fail "$1: rc $rc, $(tail -2 "$work/no.log")"
+}
+refused 16:32:64:128:160 "4145684 parameters, over the 1/2 rule's (of this teacher) 1039308"
+refused 16:24:40:56 "the teacher has 5 stages"
+refused 16:24:x:56:64 "'x' is not a width"
+run --features-per-stage 16:24:40:56:64 --out "$work/a" >/dev/null 2>"$work/a.log" || fail "reallocated: $(tail -3 "$work/a.log")"
+b=$work/a/brain-mr-student-w4/0.0.1
+grep -q "features_per_stage: \[16, 24, 40, 56, 64\]" "$b/bundle.yaml" || fail "the bundle's widths"
+grep -q "features_per_stage: reallocated within the 1/4 rule's parameters" "$b/bundle.yaml" || fail "no provenance"
+grep -q "params: 969348" "$b/bundle.yaml" || fail "parameter count: $(grep params: "$b/bundle.yaml")"
+/usr/bin/python3 - "$teacher/weights.safetensors" "$b/weights.safetensors" <<'PY' || fail "stage 0 is not the teacher's"
+import json, struct, sys
+import numpy as np
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    return {k: (np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32), v["shape"])
+            for k, v in head.items() if k != "__metadata__"}
+t, s = tensors(sys.argv[1]), tensors(sys.argv[2])
+# Stage 0 keeps all 16 of the teacher's channels: its first conv is the teacher's (lr 1e-7, no EMA).
+for k in ("encoder.0.0.conv.weight", "encoder.0.1.conv.weight"):
+    assert t[k][1] == s[k][1] == [16, 1 if k.startswith("encoder.0.0") else 16, 3, 3, 3], (k, t[k][1], s[k][1])
+    worst = float(np.abs(t[k][0] - s[k][0]).max())
+    print(f"{k}: largest difference from the teacher {worst:.2e}")
+    assert worst < 1e-3, worst
+# Stage 1 keeps 24 of 32: a strict subset, so its shape differs.
+assert s["encoder.1.0.conv.weight"][1] == [24, 16, 3, 3, 3], s["encoder.1.0.conv.weight"][1]
+PY
+echo "a reallocated student keeps its budget, records its widths and starts from the teacher's channels"
