@@ -31,15 +31,10 @@ set -e
 train "${cont[@]}" --init "$a" --resume >/dev/null 2>"$work/d.log" || fail "resume: $(tail -3 "$work/d.log")"
 grep -q "continued_from: abdomen-ct-teacher@0.0.1 (weights sha256 $sha), trained 1 iterations" \
   "$work/b/abdomen-ct-teacher/0.0.2/bundle.yaml" || fail "no continued_from in the bundle's provenance"
-/usr/bin/python3 - "$a/weights.safetensors" "$work/b/abdomen-ct-teacher/0.0.2/weights.safetensors" <<'PY' || fail "the continued teacher did not start from the bundle's weights"
-import json, struct, sys
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$src/tests/cli" /usr/bin/python3 - "$a/weights.safetensors" "$work/b/abdomen-ct-teacher/0.0.2/weights.safetensors" <<'PY' || fail "the continued teacher did not start from the bundle's weights"
+import sys
 import numpy as np
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
-            for k, v in head.items() if k != "__metadata__"}
+from safetensors_read import tensors
 a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
 assert a.keys() == b.keys()
 worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)

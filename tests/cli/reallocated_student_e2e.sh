@@ -33,23 +33,18 @@ b=$work/a/brain-mr-student-w4/0.0.1
 grep -q "features_per_stage: \[16, 24, 40, 56, 64\]" "$b/bundle.yaml" || fail "the bundle's widths"
 grep -q "features_per_stage: reallocated within the 1/4 rule's parameters" "$b/bundle.yaml" || fail "no provenance"
 grep -q "params: 969348" "$b/bundle.yaml" || fail "parameter count: $(grep params: "$b/bundle.yaml")"
-/usr/bin/python3 - "$teacher/weights.safetensors" "$b/weights.safetensors" <<'PY' || fail "stage 0 is not the teacher's"
-import json, struct, sys
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$src/tests/cli" /usr/bin/python3 - "$teacher/weights.safetensors" "$b/weights.safetensors" <<'PY' || fail "stage 0 is not the teacher's"
+import sys
 import numpy as np
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    return {k: (np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32), v["shape"])
-            for k, v in head.items() if k != "__metadata__"}
+from safetensors_read import tensors
 t, s = tensors(sys.argv[1]), tensors(sys.argv[2])
 # Stage 0 keeps all 16 of the teacher's channels: its first conv is the teacher's (lr 1e-7, no EMA).
-for k in ("encoder.0.0.conv.weight", "encoder.0.1.conv.weight"):
-    assert t[k][1] == s[k][1] == [16, 1 if k.startswith("encoder.0.0") else 16, 3, 3, 3], (k, t[k][1], s[k][1])
-    worst = float(np.abs(t[k][0] - s[k][0]).max())
+for k, inputs in (("encoder.0.0.conv.weight", 1), ("encoder.0.1.conv.weight", 16)):
+    assert t[k].shape == s[k].shape == (16, inputs, 3, 3, 3), (k, t[k].shape, s[k].shape)
+    worst = float(np.abs(t[k] - s[k]).max())
     print(f"{k}: largest difference from the teacher {worst:.2e}")
     assert worst < 1e-3, worst
 # Stage 1 keeps 24 of 32: a strict subset, so its shape differs.
-assert s["encoder.1.0.conv.weight"][1] == [24, 16, 3, 3, 3], s["encoder.1.0.conv.weight"][1]
+assert s["encoder.1.0.conv.weight"].shape == (24, 16, 3, 3, 3), s["encoder.1.0.conv.weight"].shape
 PY
 echo "a reallocated student keeps its budget, records its widths and starts from the teacher's channels"
