@@ -206,22 +206,22 @@ int train(const TrainArgs& args) {
   return 0;
 }
 
-// Seconds for one volume on this machine's CPU with random weights of the candidate's width.
 // A student's own description: what it segments (the teacher's first sentence) and where it
 // comes from; the teacher's figures are the teacher's, not the student's (docs/models.md has both).
 std::string studentDescription(const engine::BundleSpec& teacher, int divisor, bool reallocated) {
   auto end = teacher.description.find(". ");
   auto task = end == std::string::npos ? teacher.description : teacher.description.substr(0, end + 1);
-  const std::string kind = reallocated ? "-parameter student (widths per stage reallocated)" : "-width student";
-  return task + " 1/" + std::to_string(divisor) + kind + " distilled from " + teacher.reference() +
-         " (provenance below; validation in docs/models.md).";
+  const std::string width = "1/" + std::to_string(divisor) + "-width";
+  const std::string kind = reallocated ? " student with the " + width + " rule's parameters, reallocated over the stages,"
+                                       : " " + width + " student";
+  return task + kind + " distilled from " + teacher.reference() + " (provenance below; validation in docs/models.md).";
 }
 
 // A student's architecture: DESIGN §6's rule (features / divisor, at least minFeatures), or, with
 // `perStage` ("16:24:40:56:64"), those widths: the same parameter budget spent differently over
 // the stages (wider near full resolution, where boundaries are drawn, narrower deep down, where
 // the parameters are). The budget holds: at most the rule's parameter count for that divisor, so
-// a reallocated w4 is still >= 93.7 % smaller than its teacher's family teacher. "rule" keeps the rule.
+// a reallocated w4 is still >= 93.7 % smaller than the family's teacher. "rule" keeps the rule.
 engine::ArchitectureSpec studentArchitecture(const engine::ArchitectureSpec& teacher, int divisor, int minFeatures,
                                              const std::string& perStage) {
   auto rule = teacher.withWidthDivisor(divisor, minFeatures);
@@ -254,6 +254,7 @@ int widthDivisorOf(const engine::BundleSpec& spec) {
   return 1;
 }
 
+// Seconds for one volume on this machine's CPU with random weights of the candidate's width.
 double measureLatency(const engine::BundleSpec& teacher, int divisor, int minFeatures, const fs::path& input,
                       const fs::path& scratch) {
   engine::BundleSpec spec = teacher;

@@ -32,6 +32,7 @@ run --features-per-stage 16:24:40:56:64 --out "$work/a" >/dev/null 2>"$work/a.lo
 b=$work/a/brain-mr-student-w4/0.0.1
 grep -q "features_per_stage: \[16, 24, 40, 56, 64\]" "$b/bundle.yaml" || fail "the bundle's widths"
 grep -q "features_per_stage: reallocated within the 1/4 rule's parameters" "$b/bundle.yaml" || fail "no provenance"
+grep -q "student with the 1/4-width rule's parameters, reallocated over the stages, distilled from brain-mr-student-w2@0.4.6" "$b/bundle.yaml" || fail "description: $(grep description: "$b/bundle.yaml")"
 grep -q "params: 969348" "$b/bundle.yaml" || fail "parameter count: $(grep params: "$b/bundle.yaml")"
 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$src/tests/cli" /usr/bin/python3 - "$teacher/weights.safetensors" "$b/weights.safetensors" <<'PY' || fail "stage 0 is not the teacher's"
 import sys
